@@ -1,0 +1,50 @@
+"""Domain exceptions raised by services and selectors, and their one mapping to HTTP.
+
+Services know nothing of HTTP or WebSockets: they raise these; the DRF exception handler below
+turns them into responses (and the realtime consumer turns them into error events).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.views import exception_handler
+
+
+class DomainError(Exception):
+    """Base of every error a service reports to its caller."""
+
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(DomainError):
+    """The object does not exist *for this user* (another user's objects are not found either)."""
+
+    code = "not_found"
+
+
+class InvalidInput(DomainError):
+    """Input broke a rule; ``errors`` maps each offending field to its messages."""
+
+    code = "validation_error"
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items()))
+        self.errors = errors
+
+    @classmethod
+    def field(cls, name: str, message: str) -> InvalidInput:
+        return cls({name: [message]})
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]):
+    if isinstance(exc, NotFound):
+        exc = drf_exceptions.NotFound(exc.message)
+    elif isinstance(exc, InvalidInput):
+        exc = drf_exceptions.ValidationError(exc.errors)
+    return exception_handler(exc, context)

@@ -1,0 +1,55 @@
+"""Liveness (/healthz) and readiness (/readyz) checks for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import connections
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+
+CHECK_TIMEOUT_SECONDS = 2
+
+
+def _check_database() -> str | None:
+    try:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:  # any failure means "not ready"; the message names it
+        return f"{type(exc).__name__}: {exc}".strip()
+    return None
+
+
+def _check_redis() -> str | None:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_connect_timeout=CHECK_TIMEOUT_SECONDS, socket_timeout=CHECK_TIMEOUT_SECONDS
+        )
+        client.ping()
+        client.close()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}".strip()
+    return None
+
+
+def readiness_checks() -> dict[str, str]:
+    """Each dependency this process needs, mapped to "ok" or the reason it failed."""
+    checks = {"database": _check_database()}
+    if settings.REDIS_URL:
+        checks["redis"] = _check_redis()
+    return {name: error or "ok" for name, error in checks.items()}
+
+
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+def readyz(request: HttpRequest) -> JsonResponse:
+    checks = readiness_checks()
+    failing = sorted(name for name, result in checks.items() if result != "ok")
+    if failing:
+        return JsonResponse({"status": "unavailable", "failing": failing, "checks": checks}, status=503)
+    return JsonResponse({"status": "ok", "checks": checks})

@@ -1,0 +1,38 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def import_settings(**env: str) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL"}}
+    full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", "import chatproject.settings"], cwd=ROOT, env=full_env, capture_output=True, text=True
+    )
+
+
+def test_refuses_to_start_without_secret_key_unless_debug():
+    result = import_settings(DEBUG="0")
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+    assert import_settings(DEBUG="1").returncode == 0
+    assert import_settings(DEBUG="0", SECRET_KEY="s" * 50).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL must be a postgres"),
+        ({"DEBUG": "maybe"}, "DEBUG must be a boolean"),
+        ({"MAX_MESSAGE_CHARS": "lots"}, "MAX_MESSAGE_CHARS must be an integer"),
+    ],
+)
+def test_bad_configuration_is_a_clear_error(env, message):
+    result = import_settings(**{"DEBUG": "1", **env})
+    assert result.returncode != 0
+    assert message in result.stderr

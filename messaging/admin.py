@@ -1,0 +1,55 @@
+from django.contrib import admin
+
+from .models import ChatAttachment, ChatMessage
+
+
+class ChatMessageInline(admin.TabularInline):
+    model = ChatMessage
+    fk_name = "thread"
+    fields = ["created_at", "role", "type", "sender", "content"]
+    readonly_fields = ["created_at", "role", "type", "sender", "content"]
+    extra = 0
+    show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        # Messages come from people and the agent, not from the admin.
+        return False
+
+
+class ChatAttachmentInline(admin.TabularInline):
+    model = ChatAttachment
+    fk_name = "message"
+    fields = ["filename", "file_type", "size", "sha256", "file", "created_at"]
+    readonly_fields = ["filename", "file_type", "size", "sha256", "file", "created_at"]
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ChatMessage)
+class ChatMessageAdmin(admin.ModelAdmin):
+    list_display = ["short_content", "thread", "role", "type", "sender", "created_at"]
+    list_filter = ["role", "type", "created_at"]
+    search_fields = ["content", "=id", "=thread__id", "sender__username"]
+    list_select_related = ["thread", "sender"]
+    raw_id_fields = ["thread", "sender", "parent"]
+    readonly_fields = ["id", "created_at"]
+    date_hierarchy = "created_at"
+    inlines = [ChatAttachmentInline]
+
+    @admin.display(description="content")
+    def short_content(self, message: ChatMessage) -> str:
+        return message.content[:80]
+
+
+@admin.register(ChatAttachment)
+class ChatAttachmentAdmin(admin.ModelAdmin):
+    list_display = ["filename", "file_type", "size", "thread", "message", "created_at"]
+    list_filter = ["file_type", "created_at"]
+    search_fields = ["filename", "sha256", "=thread__id"]
+    list_select_related = ["thread", "message"]
+    raw_id_fields = ["thread", "message"]
+    readonly_fields = ["id", "url", "size", "sha256", "created_at"]

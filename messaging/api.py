@@ -1,0 +1,90 @@
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from threads.selectors import thread_get
+
+from .selectors import attachment_get, message_list
+from .serializers import MessageCreateSerializer, MessageSerializer
+from .services import message_send
+
+MESSAGE_EXAMPLE = OpenApiExample(
+    "A user message",
+    response_only=True,
+    value={
+        "id": "8c0e7a52-51f4-4c8e-b7a4-0d3f2a9e6b21",
+        "thread": "3f1c2a5e-8d4b-4e0a-9a47-2b6d1c0e9f11",
+        "sender": 1,
+        "role": "user",
+        "type": "text",
+        "content": "What is 15% of 240?",
+        "metadata": {},
+        "parent": None,
+        "created_at": "2026-11-24T09:42:10Z",
+        "attachments": [],
+    },
+)
+
+
+@extend_schema(parameters=[OpenApiParameter("thread_id", OpenApiTypes.UUID, OpenApiParameter.PATH)])
+class MessageListApi(generics.GenericAPIView):
+    """Messages of one of your threads, oldest first (``?page=last`` for the newest page)."""
+
+    serializer_class = MessageCreateSerializer
+
+    def get_queryset(self):
+        return message_list(thread=thread_get(user=self.request.user, thread_id=self.kwargs["thread_id"]))
+
+    @extend_schema(responses=MessageSerializer(many=True), examples=[MESSAGE_EXAMPLE])
+    def get(self, request: Request, thread_id: str) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(MessageSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=MessageCreateSerializer,
+        responses={201: MessageSerializer},
+        examples=[
+            OpenApiExample("Send", request_only=True, value={"content": "What is 15% of 240?"}),
+            MESSAGE_EXAMPLE,
+            OpenApiExample(
+                "Too long",
+                status_codes=["400"],
+                response_only=True,
+                value={"content": ["Ensure this field has no more than 32000 characters (32001 given)."]},
+            ),
+        ],
+    )
+    def post(self, request: Request, thread_id: str) -> Response:
+        """Store your message; the agent's reply follows (over the WebSocket)."""
+        thread = thread_get(user=request.user, thread_id=thread_id)
+        data = MessageCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = message_send(
+            thread=thread,
+            sender=request.user,
+            content=data.validated_data["content"],
+            metadata=data.validated_data.get("metadata"),
+            parent_id=data.validated_data.get("parent"),
+        )
+        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+
+
+class AttachmentDownloadApi(APIView):
+    """The stored file of an attachment in one of your threads."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("attachment_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+    )
+    def get(self, request: Request, attachment_id: str) -> FileResponse:
+        attachment = attachment_get(user=request.user, attachment_id=attachment_id)
+        return FileResponse(
+            attachment.file.open("rb"),
+            as_attachment=True,
+            filename=attachment.filename,
+            content_type=attachment.file_type,
+        )

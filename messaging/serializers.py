@@ -1,0 +1,42 @@
+from rest_framework import serializers
+
+from .models import ChatAttachment, ChatMessage
+
+
+class AttachmentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ChatAttachment
+        fields = ["id", "filename", "url", "file_type", "size", "sha256", "metadata", "created_at"]
+        read_only_fields = fields
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    """The one JSON shape of a message, in REST responses and WebSocket events alike."""
+
+    thread = serializers.UUIDField(source="thread_id", read_only=True)
+    sender = serializers.IntegerField(source="sender_id", read_only=True, allow_null=True)
+    parent = serializers.UUIDField(source="parent_id", read_only=True, allow_null=True)
+    attachments = AttachmentSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = ChatMessage
+        fields = [
+            "id",
+            "thread",
+            "sender",
+            "role",
+            "type",
+            "content",
+            "metadata",
+            "parent",
+            "created_at",
+            "attachments",
+        ]
+        read_only_fields = fields
+
+
+class MessageCreateSerializer(serializers.Serializer):
+    # Blank and length rules live in the service, shared with the WebSocket path.
+    content = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    metadata = serializers.JSONField(required=False, help_text="A JSON object.")
+    parent = serializers.UUIDField(required=False, allow_null=True, help_text="A message of this thread it answers.")

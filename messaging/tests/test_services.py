@@ -1,0 +1,139 @@
+import hashlib
+import uuid
+
+import pytest
+from django.db import transaction
+
+from chatproject.errors import InvalidInput
+from messaging.models import ChatAttachment, ChatMessage
+from messaging.services import attachment_create, message_create, message_send
+from messaging.signals import user_message_posted
+from messaging.tests.factories import make_message
+from threads.tests.factories import make_thread
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def posted():
+    """Every user_message_posted signal sent during the test."""
+    calls = []
+
+    def receiver(sender, **kwargs):
+        calls.append(kwargs)
+
+    user_message_posted.connect(receiver)
+    yield calls
+    user_message_posted.disconnect(receiver)
+
+
+def test_message_send_stores_and_announces_after_commit(posted, django_capture_on_commit_callbacks):
+    thread = make_thread()
+    with django_capture_on_commit_callbacks(execute=True):
+        message = message_send(thread=thread, sender=thread.owner, content="Hi there")
+        assert posted == []  # nothing is announced before the row is committed
+    assert posted == [{"signal": user_message_posted, "message_id": message.pk, "thread_id": thread.pk}]
+    assert (message.role, message.type, message.sender) == ("user", "text", thread.owner)
+
+
+def test_message_send_in_a_rolled_back_transaction_announces_nothing(posted, django_capture_on_commit_callbacks):
+    thread = make_thread()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        try:
+            with transaction.atomic():
+                message_send(thread=thread, sender=thread.owner, content="Hi")
+                raise RuntimeError("boom")
+        except RuntimeError:
+            pass
+    assert callbacks == [] and posted == []
+    assert ChatMessage.objects.count() == 0
+
+
+def test_message_create_bumps_thread_activity():
+    thread = make_thread()
+    before = thread.updated_at
+    make_message(thread)
+    thread.refresh_from_db()
+    assert thread.updated_at >= before
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        ("", "may not be blank"),
+        ("   \n", "may not be blank"),
+        (None, "Must be a string"),
+        ("x" * 101, "no more than 100"),
+    ],
+)
+def test_message_send_validates_content(settings, content, error):
+    settings.MAX_MESSAGE_CHARS = 100
+    thread = make_thread()
+    with pytest.raises(InvalidInput) as raised:
+        message_send(thread=thread, sender=thread.owner, content=content)
+    assert error in raised.value.errors["content"][0]
+    assert ChatMessage.objects.count() == 0
+
+
+def test_content_at_exactly_the_limit_is_accepted(settings):
+    settings.MAX_MESSAGE_CHARS = 100
+    thread = make_thread()
+    assert len(message_send(thread=thread, sender=thread.owner, content="x" * 100).content) == 100
+
+
+def test_ai_messages_may_be_empty_and_never_have_a_sender():
+    thread = make_thread()
+    message = message_create(thread=thread, role="ai", content="", sender=thread.owner)
+    assert message.sender is None
+
+
+def test_parent_must_be_in_the_same_thread():
+    thread, elsewhere = make_thread(), make_thread()
+    first = make_message(thread)
+    reply = message_create(thread=thread, role="ai", content="Answer", parent_id=str(first.pk))
+    assert reply.parent == first
+    for bad in (make_message(elsewhere).pk, uuid.uuid4(), "garbage"):
+        with pytest.raises(InvalidInput) as raised:
+            message_send(thread=thread, sender=thread.owner, content="x", parent_id=bad)
+        assert "parent" in raised.value.errors
+
+
+@pytest.mark.parametrize(("field", "value"), [("role", "robot"), ("type", "video"), ("metadata", [1])])
+def test_message_create_rejects_unknown_values(field, value):
+    thread = make_thread()
+    kwargs = {"thread": thread, "role": "ai", "content": "x", field: value}
+    with pytest.raises(InvalidInput) as raised:
+        message_create(**kwargs)
+    assert field in raised.value.errors
+
+
+def test_attachment_create_stores_file_with_checksum():
+    message = make_message(make_thread())
+    data = b"a,b\n1,2\n"
+    attachment = attachment_create(message=message, filename="../../etc/data.csv", data=data)
+    assert attachment.filename == "data.csv"
+    assert attachment.size == len(data) and attachment.sha256 == hashlib.sha256(data).hexdigest()
+    assert attachment.file_type == "text/csv"
+    assert attachment.thread_id == message.thread_id
+    assert attachment.url == f"/api/attachments/{attachment.pk}/download/"
+    with attachment.file.open("rb") as stored:
+        assert stored.read() == data
+
+
+@pytest.mark.parametrize(
+    ("filename", "data", "field"),
+    [
+        ("a.txt", b"", "data"),
+        ("", b"x", "filename"),
+        ("..", b"x", "filename"),
+        ("???", b"x", "filename"),
+        ("big.bin", b"x" * 11, "data"),
+    ],
+)
+def test_attachment_create_refuses_bad_files(settings, filename, data, field):
+    settings.MAX_UPLOAD_BYTES = 10
+    message = make_message(make_thread())
+    with pytest.raises(InvalidInput) as raised:
+        attachment_create(message=message, filename=filename, data=data)
+    assert field in raised.value.errors
+    assert ChatAttachment.objects.count() == 0

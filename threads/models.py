@@ -1,0 +1,39 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class ChatThread(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        ARCHIVED = "archived", "Archived"
+        DELETED = "deleted", "Deleted"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # No single-column index: the composite index below starts with owner.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_threads", db_index=False
+    )
+    title = models.CharField(max_length=200, blank=True, default="")
+    summary = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Bumped by messaging.services when a message is added, so "recent threads" means recent activity.
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [
+            # Serves "my threads by status, newest first"; owner alone is its prefix.
+            models.Index(fields=["owner", "status", "-updated_at"], name="thread_owner_status_recent"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["active", "archived", "deleted"]), name="thread_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or f"Thread {str(self.id)[:8]}"

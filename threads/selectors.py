@@ -1,0 +1,45 @@
+"""Reads of threads, always scoped to the user asking."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+
+from chatproject.errors import NotFound
+
+from .models import ChatThread
+
+
+def parse_uuid(value: str | uuid.UUID) -> uuid.UUID | None:
+    """A UUID from a path segment or payload, or None when it is malformed."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def thread_list(
+    *, user: AbstractBaseUser, status: str | None = None, search: str | None = None
+) -> QuerySet[ChatThread]:
+    """The user's visible threads (never deleted ones), most recently active first."""
+    threads = ChatThread.objects.filter(owner=user).exclude(status=ChatThread.Status.DELETED)
+    if status:
+        threads = threads.filter(status=status)
+    if search:
+        threads = threads.filter(title__icontains=search)
+    return threads.order_by("-updated_at", "-id")
+
+
+def thread_get(*, user: AbstractBaseUser, thread_id: str | uuid.UUID) -> ChatThread:
+    """The user's thread, or NotFound: another user's, deleted, missing and malformed ids look alike."""
+    pk = parse_uuid(thread_id)
+    if pk is None or not user.is_authenticated:
+        raise NotFound("Thread not found.")
+    try:
+        return ChatThread.objects.exclude(status=ChatThread.Status.DELETED).get(pk=pk, owner=user)
+    except ChatThread.DoesNotExist:
+        raise NotFound("Thread not found.") from None

@@ -1,0 +1,93 @@
+"""Writes to threads. Every function validates its input and raises InvalidInput naming the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from chatproject.errors import InvalidInput
+
+from .models import ChatThread
+
+TITLE_MAX_CHARS = ChatThread._meta.get_field("title").max_length
+_UNSET: Any = object()
+
+
+def validate_metadata(metadata: Any, *, field: str = "metadata") -> dict[str, Any]:
+    """Metadata is always a JSON object; None means empty."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise InvalidInput.field(field, "Must be a JSON object.")
+    return metadata
+
+
+def _clean_title(title: Any) -> str:
+    if not isinstance(title, str):
+        raise InvalidInput.field("title", "Must be a string.")
+    title = title.strip()
+    if len(title) > TITLE_MAX_CHARS:
+        raise InvalidInput.field("title", f"Ensure this field has no more than {TITLE_MAX_CHARS} characters.")
+    return title
+
+
+def thread_create(*, owner: AbstractBaseUser, title: str = "", metadata: dict[str, Any] | None = None) -> ChatThread:
+    """Create an active thread owned by ``owner``."""
+    return ChatThread.objects.create(owner=owner, title=_clean_title(title), metadata=validate_metadata(metadata))
+
+
+def thread_update(
+    *,
+    thread: ChatThread,
+    title: str = _UNSET,
+    summary: str = _UNSET,
+    status: str = _UNSET,
+    metadata: dict[str, Any] = _UNSET,
+) -> ChatThread:
+    """Change the given fields only. Status moves between active and archived; deleting is thread_delete."""
+    changed: list[str] = []
+    if title is not _UNSET:
+        thread.title = _clean_title(title)
+        changed.append("title")
+    if summary is not _UNSET:
+        if not isinstance(summary, str):
+            raise InvalidInput.field("summary", "Must be a string.")
+        thread.summary = summary
+        changed.append("summary")
+    if status is not _UNSET:
+        if status not in (ChatThread.Status.ACTIVE, ChatThread.Status.ARCHIVED):
+            raise InvalidInput.field("status", f'"{status}" is not a valid choice: use "active" or "archived".')
+        thread.status = status
+        changed.append("status")
+    if metadata is not _UNSET:
+        thread.metadata = validate_metadata(metadata)
+        changed.append("metadata")
+    if changed:
+        thread.save(update_fields=[*changed, "updated_at"])
+    return thread
+
+
+def thread_delete(*, thread: ChatThread) -> None:
+    """Mark the thread deleted: it disappears for its owner; its rows stay until an admin purges them."""
+    thread.status = ChatThread.Status.DELETED
+    thread.save(update_fields=["status", "updated_at"])
+
+
+def thread_touch(*, thread_id: Any) -> None:
+    """Record activity on a thread (a new message) without loading it."""
+    ChatThread.objects.filter(pk=thread_id).update(updated_at=timezone.now())
+
+
+@transaction.atomic
+def demo_user_ensure(*, username: str, password: str) -> AbstractBaseUser | None:
+    """Create a demo user with a welcome thread when the site has no user at all; else None."""
+    User = get_user_model()
+    if User.objects.exists():
+        return None
+    user = User.objects.create_user(username=username, password=password)
+    thread_create(owner=user, title="Welcome")
+    return user
