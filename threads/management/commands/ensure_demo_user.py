@@ -13,6 +13,8 @@ class Command(BaseCommand):
     def handle(self, *args, username: str, password: str, **options):
         user = demo_user_ensure(username=username, password=password)
         if user is None:
-            self.stdout.write("Users exist already; no demo user created.")
+            self.stdout.write(
+                f"Users exist already; no demo user created (one made earlier logs in as {username!r} / {password!r})."
+            )
         else:
             self.stdout.write(self.style.SUCCESS(f"Demo user created: username {username!r}, password {password!r}"))
