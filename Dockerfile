@@ -15,4 +15,4 @@ USER chat
 
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz').status != 200)"
-CMD ["daphne", "--bind", "0.0.0.0", "--port", "8000", "chatproject.asgi:application"]
+CMD ["python", "manage.py", "serve", "--bind", "0.0.0.0", "--port", "8000"]

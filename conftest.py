@@ -44,3 +44,29 @@ def other_api(other_user) -> APIClient:
 @pytest.fixture
 def anon_api() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def _agent_replies_inline(settings):
+    """Replies run in the test's own thread, without pauses, so tests see them finish.
+
+    Celery runs tasks eagerly here even when REDIS_URL is set: unit tests must not leave tasks in
+    the real broker. The end-to-end tests run a real worker process on Redis.
+    """
+    from chatproject.celery import app
+
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    settings.AGENT_EAGER_IN_BACKGROUND = False
+    settings.AGENT_STANDIN_DELAY_MS = 0
+    yield
+    app.conf.task_always_eager = eager
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings):
+    """Connections opened by worker threads (WebSocket consumers) close after each use in tests,
+    so none is left holding the test database when it is dropped."""
+    from django.conf import settings
+
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 0

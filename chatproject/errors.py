@@ -42,9 +42,27 @@ class InvalidInput(DomainError):
         return cls({name: [message]})
 
 
+class TooLarge(InvalidInput):
+    """Input over a size limit (message length, file size, frame size)."""
+
+    code = "too_large"
+
+
+class RateLimited(DomainError):
+    """The user sent too much too fast; ``retry_after`` is in seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Too many messages: try again in {retry_after} s.")
+        self.retry_after = retry_after
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]):
     if isinstance(exc, NotFound):
         exc = drf_exceptions.NotFound(exc.message)
     elif isinstance(exc, InvalidInput):
         exc = drf_exceptions.ValidationError(exc.errors)
+    elif isinstance(exc, RateLimited):
+        exc = drf_exceptions.Throttled(wait=exc.retry_after, detail=exc.message)
     return exception_handler(exc, context)

@@ -61,6 +61,51 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 MAX_MESSAGE_CHARS = env_int("MAX_MESSAGE_CHARS", 32000)
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+ALLOWED_UPLOAD_TYPES = env_list(
+    "ALLOWED_UPLOAD_TYPES",
+    [
+        "text/plain",
+        "text/csv",
+        "text/markdown",
+        "application/json",
+        "application/pdf",
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+    ],
+)
+# The largest WebSocket frame: a file of MAX_UPLOAD_BYTES as base64 plus a full-length caption
+# (4 bytes a character at worst) and the JSON around them. Daphne is given the same limit.
+WEBSOCKET_MAX_FRAME_BYTES = 4 * -(-MAX_UPLOAD_BYTES // 3) + 4 * MAX_MESSAGE_CHARS + 64 * 1024
+# Daphne drops the connection (close code 1009) only past twice that, so a frame a little over
+# the limit gets a "too_large" error event and the connection stays open.
+DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = 2 * WEBSOCKET_MAX_FRAME_BYTES
+DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = 2 * WEBSOCKET_MAX_FRAME_BYTES
+
+
+# "COUNT/SECONDS": messages one user may send in a window, over REST and WebSocket together.
+def env_rate(name: str, default: str) -> tuple[int, int]:
+    value = os.environ.get(name, "").strip() or default
+    count, _, seconds = value.partition("/")
+    if not (count.isdigit() and seconds.isdigit() and int(seconds) > 0):
+        raise ImproperlyConfigured(f"{name} must look like COUNT/SECONDS (e.g. 30/60), got {value!r}")
+    return int(count), int(seconds)
+
+
+MESSAGE_RATE_LIMIT = env_rate("MESSAGE_RATE_LIMIT", "30/60")
+# A reply's worker beats every STREAM_HEARTBEAT_SECONDS; a stream silent for STREAM_STALE_SECONDS
+# is ended as "interrupted" and its partial text kept.
+STREAM_HEARTBEAT_SECONDS = env_int("STREAM_HEARTBEAT_SECONDS", 2)
+STREAM_STALE_SECONDS = env_int("STREAM_STALE_SECONDS", 10)
+
+# --- Agent ------------------------------------------------------------------------------------
+# What produces a reply: a function from a user message to ReplyEvents (see agent.services).
+AGENT_REPLY_GENERATOR = "agent.services.standin_reply"
+# Pause between the stand-in reply's words, to watch streaming (and to test a worker dying mid-reply).
+AGENT_STANDIN_DELAY_MS = env_int("AGENT_STANDIN_DELAY_MS", 30)
+# With no broker (eager Celery), replies run in a background thread so requests return at once.
+AGENT_EAGER_IN_BACKGROUND = True
 
 INSTALLED_APPS = [
     # daphne first: its runserver replaces Django's, serving HTTP and WebSockets with autoreload.
@@ -76,6 +121,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "chatproject",
     "threads",
     "messaging",
     "agent",

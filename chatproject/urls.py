@@ -1,7 +1,10 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from messaging import views as messaging_views
+from threads import views as threads_views
 
 from . import api, health, views
 
@@ -16,7 +19,14 @@ api_urlpatterns = [
 ]
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", threads_views.thread_list_page, name="home"),
+    path("threads/new/", threads_views.thread_create_page, name="thread-create-page"),
+    re_path(
+        r"^threads/(?P<thread_id>[^/]+)/(?P<action>rename|archive|unarchive|delete)/$",
+        threads_views.thread_action_page,
+        name="thread-action-page",
+    ),
+    path("t/<str:thread_id>/", messaging_views.chat_page, name="chat-page"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("api/", include(api_urlpatterns)),

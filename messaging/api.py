@@ -59,18 +59,24 @@ class MessageListApi(generics.GenericAPIView):
         ],
     )
     def post(self, request: Request, thread_id: str) -> Response:
-        """Store your message; the agent's reply follows (over the WebSocket)."""
+        """Store your message; the agent's reply follows over the WebSocket.
+
+        Sending the same ``client_id`` again answers 200 with the stored message instead of 201.
+        """
         thread = thread_get(user=request.user, thread_id=thread_id)
         data = MessageCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        message = message_send(
+        message, created = message_send(
             thread=thread,
             sender=request.user,
             content=data.validated_data["content"],
             metadata=data.validated_data.get("metadata"),
             parent_id=data.validated_data.get("parent"),
+            client_id=data.validated_data.get("client_id"),
         )
-        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+        return Response(
+            MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
 
 
 class AttachmentDownloadApi(APIView):

@@ -31,12 +31,19 @@ class ChatMessage(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     # The message this one answers or branches from; edit/regenerate branches and the tree view use it.
     parent = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children")
+    # The sender's idempotency key: the same key twice in a thread stores one message.
+    client_id = models.CharField(max_length=64, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["thread", "created_at"], name="message_thread_created")]
         constraints = [
+            models.UniqueConstraint(
+                fields=["thread", "client_id"],
+                condition=models.Q(client_id__isnull=False),
+                name="message_client_id_unique",
+            ),
             models.CheckConstraint(condition=models.Q(role__in=["user", "ai", "system"]), name="message_role_valid"),
             # AI and system messages have no human sender.
             models.CheckConstraint(
@@ -71,3 +78,41 @@ class ChatAttachment(models.Model):
 
     def __str__(self) -> str:
         return self.filename
+
+
+class ReplyStream(models.Model):
+    """An AI reply while it is being produced: what clients need to resume it, and a heartbeat.
+
+    The worker producing the reply is its only writer until it ends. When its heartbeat stops
+    (the worker died) the stream is ended as ``interrupted`` and its partial text persisted.
+    """
+
+    class Status(models.TextChoices):
+        STREAMING = "streaming", "Streaming"
+        COMPLETE = "complete", "Complete"
+        ERROR = "error", "Error"
+        INTERRUPTED = "interrupted", "Interrupted"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    thread = models.ForeignKey(ChatThread, on_delete=models.CASCADE, related_name="reply_streams")
+    reply_to = models.ForeignKey(ChatMessage, on_delete=models.CASCADE, related_name="reply_streams")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.STREAMING)
+    # Every delta sent so far, in order; the index of a delta is its ``seq``.
+    chunks = models.JSONField(default=list, blank=True)
+    # The AI message persisted when the stream ended.
+    message = models.OneToOneField(
+        ChatMessage, on_delete=models.SET_NULL, null=True, blank=True, related_name="source_stream"
+    )
+    started_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="stream_status_heartbeat")]
+        constraints = [
+            # One reply per user message: a redelivered task cannot start a second stream.
+            models.UniqueConstraint(fields=["reply_to"], name="stream_one_per_message"),
+        ]
+
+    def __str__(self) -> str:
+        return f"stream {self.id} ({self.status})"

@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from chatproject.errors import NotFound
 from threads.models import ChatThread
 from threads.selectors import parse_uuid
 
-from .models import ChatAttachment, ChatMessage
+from .models import ChatAttachment, ChatMessage, ReplyStream
 
 
 def message_list(*, thread: ChatThread) -> QuerySet[ChatMessage]:
@@ -28,3 +28,28 @@ def attachment_get(*, user: AbstractBaseUser, attachment_id: str | uuid.UUID) ->
         return ChatAttachment.objects.exclude(thread__status=ChatThread.Status.DELETED).get(pk=pk, thread__owner=user)
     except ChatAttachment.DoesNotExist:
         raise NotFound("Attachment not found.") from None
+
+
+def message_list_after(*, thread: ChatThread, after_id: str | uuid.UUID) -> QuerySet[ChatMessage]:
+    """The thread's messages after the given one, oldest first; NotFound when it is not in the thread."""
+    pk = parse_uuid(after_id)
+    anchor = ChatMessage.objects.filter(pk=pk, thread=thread).only("created_at").first() if pk else None
+    if anchor is None:
+        raise NotFound("Message not found in this thread.")
+    later = Q(created_at__gt=anchor.created_at) | Q(created_at=anchor.created_at, id__gt=anchor.pk)
+    return message_list(thread=thread).filter(later)
+
+
+def stream_list_open(*, thread_id: uuid.UUID) -> list[ReplyStream]:
+    """The thread's replies still streaming, oldest first."""
+    return list(
+        ReplyStream.objects.filter(thread_id=thread_id, status=ReplyStream.Status.STREAMING).order_by("started_at")
+    )
+
+
+def stream_get(*, thread_id: uuid.UUID, stream_id: str | uuid.UUID) -> ReplyStream | None:
+    """A reply stream of the thread, with its persisted message when it has ended."""
+    pk = parse_uuid(stream_id)
+    if pk is None:
+        return None
+    return ReplyStream.objects.select_related("message").filter(pk=pk, thread_id=thread_id).first()

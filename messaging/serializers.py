@@ -1,4 +1,7 @@
+import json
+
 from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 
 from .models import ChatAttachment, ChatMessage
 
@@ -29,6 +32,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "content",
             "metadata",
             "parent",
+            "client_id",
             "created_at",
             "attachments",
         ]
@@ -40,3 +44,11 @@ class MessageCreateSerializer(serializers.Serializer):
     content = serializers.CharField(allow_blank=True, trim_whitespace=False)
     metadata = serializers.JSONField(required=False, help_text="A JSON object.")
     parent = serializers.UUIDField(required=False, allow_null=True, help_text="A message of this thread it answers.")
+    client_id = serializers.CharField(
+        required=False, max_length=64, help_text="Idempotency key: resending it stores no second message."
+    )
+
+
+def message_payload(message: ChatMessage) -> dict:
+    """A message as plain JSON types (UUIDs and dates as strings), for channel-layer events."""
+    return json.loads(JSONRenderer().render(MessageSerializer(message).data))

@@ -1,28 +1,40 @@
-"""Writes to messages and attachments."""
+"""Writes to messages, attachments and reply streams.
+
+Every change that clients must see is broadcast to the thread's group only after the
+transaction that stored it commits, so a client never hears of a row it cannot read.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import mimetypes
+import time
 import uuid
+from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from chatproject.errors import InvalidInput
+from chatproject.errors import InvalidInput, RateLimited, TooLarge
 from threads.models import ChatThread
 from threads.selectors import parse_uuid
 from threads.services import thread_touch, validate_metadata
 
-from .models import ChatAttachment, ChatMessage
+from .models import ChatAttachment, ChatMessage, ReplyStream
+from .realtime import thread_broadcast
+from .serializers import message_payload
 from .signals import user_message_posted
+
+CLIENT_ID_MAX_CHARS = ChatMessage._meta.get_field("client_id").max_length
 
 
 def _clean_content(content: Any, *, allow_empty: bool) -> str:
@@ -31,11 +43,21 @@ def _clean_content(content: Any, *, allow_empty: bool) -> str:
     if not allow_empty and not content.strip():
         raise InvalidInput.field("content", "This field may not be blank.")
     if len(content) > settings.MAX_MESSAGE_CHARS:
-        raise InvalidInput.field(
+        raise TooLarge.field(
             "content",
             f"Ensure this field has no more than {settings.MAX_MESSAGE_CHARS} characters ({len(content)} given).",
         )
     return content
+
+
+def _clean_client_id(client_id: Any) -> str | None:
+    if client_id is None:
+        return None
+    if not isinstance(client_id, str) or not client_id.strip() or len(client_id) > CLIENT_ID_MAX_CHARS:
+        raise InvalidInput.field(
+            "client_id", f"Must be a non-empty string of at most {CLIENT_ID_MAX_CHARS} characters."
+        )
+    return client_id
 
 
 def _resolve_parent(*, thread: ChatThread, parent_id: Any) -> uuid.UUID | None:
@@ -45,6 +67,21 @@ def _resolve_parent(*, thread: ChatThread, parent_id: Any) -> uuid.UUID | None:
     if pk is None or not ChatMessage.objects.filter(pk=pk, thread=thread).exists():
         raise InvalidInput.field("parent", "No such message in this thread.")
     return pk
+
+
+def _check_rate_limit(user: AbstractBaseUser) -> None:
+    """Fixed-window counter per user in the shared cache (Redis when configured)."""
+    limit, window = settings.MESSAGE_RATE_LIMIT
+    now = time.time()
+    key = f"ratelimit:message:{user.pk}:{int(now // window)}"
+    cache.add(key, 0, timeout=window + 1)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # the key expired between add and incr
+        cache.set(key, 1, timeout=window + 1)
+        count = 1
+    if count > limit:
+        raise RateLimited(retry_after=max(1, int(window - now % window)))
 
 
 @transaction.atomic
@@ -57,6 +94,7 @@ def message_create(
     type: str = ChatMessage.Type.TEXT,
     metadata: dict[str, Any] | None = None,
     parent_id: Any = None,
+    client_id: str | None = None,
 ) -> ChatMessage:
     """Store a message of any role and bump the thread's activity time. Triggers nothing."""
     if role not in ChatMessage.Role.values:
@@ -71,12 +109,29 @@ def message_create(
         content=_clean_content(content, allow_empty=role != ChatMessage.Role.USER or type == ChatMessage.Type.FILE),
         metadata=validate_metadata(metadata),
         parent_id=_resolve_parent(thread=thread, parent_id=parent_id),
+        client_id=client_id,
     )
     thread_touch(thread_id=thread.pk)
     return message
 
 
-@transaction.atomic
+def _announce_user_message(message: ChatMessage) -> None:
+    """After commit: show the message to everyone in the thread, then let the agent reply."""
+
+    def announce() -> None:
+        thread_broadcast(message.thread_id, {"type": "chat.event", "event": {"type": "message", "message": payload}})
+        user_message_posted.send(sender=ChatMessage, message_id=message.pk, thread_id=message.thread_id)
+
+    payload = message_payload(message)
+    transaction.on_commit(announce)
+
+
+def _existing_by_client_id(thread: ChatThread, client_id: str | None) -> ChatMessage | None:
+    if client_id is None:
+        return None
+    return ChatMessage.objects.prefetch_related("attachments").filter(thread=thread, client_id=client_id).first()
+
+
 def message_send(
     *,
     thread: ChatThread,
@@ -84,20 +139,36 @@ def message_send(
     content: str,
     metadata: dict[str, Any] | None = None,
     parent_id: Any = None,
-) -> ChatMessage:
-    """Store a user's text message; once committed, send ``user_message_posted`` (the agent replies)."""
-    message = message_create(
-        thread=thread,
-        role=ChatMessage.Role.USER,
-        sender=sender,
-        content=content,
-        metadata=metadata,
-        parent_id=parent_id,
-    )
-    transaction.on_commit(
-        lambda: user_message_posted.send(sender=ChatMessage, message_id=message.pk, thread_id=thread.pk)
-    )
-    return message
+    client_id: str | None = None,
+) -> tuple[ChatMessage, bool]:
+    """Store a user's text message; returns ``(message, created)``.
+
+    The same ``client_id`` in a thread returns the stored message with ``created`` False and
+    announces nothing. A new message is broadcast to the thread after commit and sends
+    ``user_message_posted`` (the agent replies). Raises RateLimited past MESSAGE_RATE_LIMIT.
+    """
+    client_id = _clean_client_id(client_id)
+    if existing := _existing_by_client_id(thread, client_id):
+        return existing, False
+    _check_rate_limit(sender)
+    try:
+        with transaction.atomic():
+            message = message_create(
+                thread=thread,
+                role=ChatMessage.Role.USER,
+                sender=sender,
+                content=content,
+                metadata=metadata,
+                parent_id=parent_id,
+                client_id=client_id,
+            )
+            _announce_user_message(message)
+    except IntegrityError:
+        # The same client_id raced in from another connection: the first one won.
+        if existing := _existing_by_client_id(thread, client_id):
+            return existing, False
+        raise
+    return message, True
 
 
 def _safe_filename(filename: Any) -> str:
@@ -118,7 +189,7 @@ def attachment_create(
     if not data:
         raise InvalidInput.field("data", "The file is empty.")
     if len(data) > settings.MAX_UPLOAD_BYTES:
-        raise InvalidInput.field("data", f"The file is larger than {settings.MAX_UPLOAD_BYTES} bytes.")
+        raise TooLarge.field("data", f"The file is larger than {settings.MAX_UPLOAD_BYTES} bytes.")
     safe_name = _safe_filename(filename)
     file_type = content_type or mimetypes.guess_type(safe_name)[0] or "application/octet-stream"
     attachment = ChatAttachment(
@@ -139,3 +210,178 @@ def attachment_create(
         attachment.file.delete(save=False)
         raise
     return attachment
+
+
+def upload_type_check(*, filename: str, content_type: str) -> str:
+    """The file's type if uploads of it are allowed; InvalidInput naming content_type otherwise."""
+    declared = (content_type or "").split(";")[0].strip().lower()
+    guessed = mimetypes.guess_type(filename or "")[0] or ""
+    file_type = declared or guessed
+    if file_type not in settings.ALLOWED_UPLOAD_TYPES:
+        allowed = ", ".join(settings.ALLOWED_UPLOAD_TYPES)
+        raise InvalidInput.field(
+            "content_type", f'Files of type "{file_type or "unknown"}" are not accepted ({allowed}).'
+        )
+    return file_type
+
+
+def message_send_file(
+    *,
+    thread: ChatThread,
+    sender: AbstractBaseUser,
+    filename: str,
+    data: bytes,
+    content_type: str = "",
+    caption: str = "",
+    client_id: str | None = None,
+) -> tuple[ChatMessage, bool]:
+    """Store a user message of type ``file`` with its attachment; otherwise as ``message_send``.
+
+    Nothing is stored when any check fails (type, size, name, caption, rate).
+    """
+    client_id = _clean_client_id(client_id)
+    if existing := _existing_by_client_id(thread, client_id):
+        return existing, False
+    file_type = upload_type_check(filename=filename, content_type=content_type)
+    _clean_content(caption, allow_empty=True)
+    _check_rate_limit(sender)
+    try:
+        with transaction.atomic():
+            message = message_create(
+                thread=thread,
+                role=ChatMessage.Role.USER,
+                sender=sender,
+                content=caption,
+                type=ChatMessage.Type.FILE,
+                client_id=client_id,
+            )
+            attachment_create(message=message, filename=filename, data=data, content_type=file_type)
+            _announce_user_message(ChatMessage.objects.prefetch_related("attachments").get(pk=message.pk))
+    except IntegrityError:
+        if existing := _existing_by_client_id(thread, client_id):
+            return existing, False
+        raise
+    return message, True
+
+
+# --- Reply streams ------------------------------------------------------------------------------
+# The worker producing a reply is the only writer of its stream until the stream ends; every
+# write is conditional on the stream still streaming, so a worker that lost its stream to the
+# stale sweep (or a second, redelivered task) learns it must stop.
+
+
+def _stream_event(stream_id: uuid.UUID, event: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "chat.event", "event": {**event, "stream_id": str(stream_id)}}
+
+
+def stream_start(*, reply_to: ChatMessage) -> ReplyStream | None:
+    """Open the reply stream for a user message; None when it has one already (a redelivered task)."""
+    try:
+        with transaction.atomic():
+            stream = ReplyStream.objects.create(
+                thread_id=reply_to.thread_id, reply_to=reply_to, heartbeat_at=timezone.now()
+            )
+    except IntegrityError:
+        return None
+    event = _stream_event(stream.pk, {"type": "stream_start", "reply_to": str(reply_to.pk)})
+    transaction.on_commit(lambda: thread_broadcast(stream.thread_id, event))
+    return stream
+
+
+def stream_append(*, stream: ReplyStream, delta: str) -> bool:
+    """Record one delta as the next ``seq`` and broadcast it; False when the stream has ended."""
+    if not delta:
+        return True
+    seq = len(stream.chunks)
+    chunks = [*stream.chunks, delta]
+    updated = ReplyStream.objects.filter(pk=stream.pk, status=ReplyStream.Status.STREAMING).update(
+        chunks=chunks, heartbeat_at=timezone.now()
+    )
+    if not updated:
+        return False
+    stream.chunks = chunks
+    event = _stream_event(stream.pk, {"type": "stream_chunk", "seq": seq, "delta": delta})
+    transaction.on_commit(lambda: thread_broadcast(stream.thread_id, event))
+    return True
+
+
+def stream_status(*, stream: ReplyStream, status: dict[str, Any]) -> bool:
+    """Tell clients what the agent is doing (a tool call, its result); False when the stream has ended."""
+    if not stream_heartbeat(stream=stream):
+        return False
+    event = _stream_event(stream.pk, {"type": "stream_status", **status})
+    transaction.on_commit(lambda: thread_broadcast(stream.thread_id, event))
+    return True
+
+
+def stream_heartbeat(*, stream: ReplyStream) -> bool:
+    """Prove the producing worker is alive; False when the stream has ended."""
+    return bool(
+        ReplyStream.objects.filter(pk=stream.pk, status=ReplyStream.Status.STREAMING).update(
+            heartbeat_at=timezone.now()
+        )
+    )
+
+
+def stream_finish(
+    *,
+    stream: ReplyStream,
+    status: str,
+    content: str | None = None,
+    type: str = ChatMessage.Type.TEXT,
+    metadata: dict[str, Any] | None = None,
+) -> ChatMessage | None:
+    """End the stream and persist the AI message; None when the stream had already ended.
+
+    ``content`` defaults to the deltas joined in order. Clients get ``stream_end`` with the
+    message after commit (and an ``agent_error`` event when the status is ``error``).
+    """
+    if status not in (ReplyStream.Status.COMPLETE, ReplyStream.Status.ERROR, ReplyStream.Status.INTERRUPTED):
+        raise InvalidInput.field("status", f'"{status}" does not end a stream.')
+    with transaction.atomic():
+        won = ReplyStream.objects.filter(pk=stream.pk, status=ReplyStream.Status.STREAMING).update(
+            status=status, ended_at=timezone.now()
+        )
+        if not won:
+            return None
+        stream.refresh_from_db(fields=["chunks", "status", "ended_at"])
+        text = "".join(stream.chunks) if content is None else content
+        message = message_create(
+            thread=stream.thread,
+            role=ChatMessage.Role.AI,
+            content=text[: settings.MAX_MESSAGE_CHARS],
+            type=type,
+            parent_id=stream.reply_to_id,
+            metadata={**(metadata or {}), "stream_id": str(stream.pk), "stream_status": status},
+        )
+        ReplyStream.objects.filter(pk=stream.pk).update(message=message)
+        stream.message = message
+        payload = message_payload(message)
+        chunk_count = len(stream.chunks)
+
+        def announce() -> None:
+            if status == ReplyStream.Status.ERROR:
+                error_text = (metadata or {}).get("error_message") or text
+                error = {"type": "error", "code": "agent_error", "message": error_text}
+                thread_broadcast(stream.thread_id, {"type": "chat.event", "event": error})
+            end = {"type": "stream_end", "status": status, "chunk_count": chunk_count, "message": payload}
+            thread_broadcast(stream.thread_id, _stream_event(stream.pk, end))
+
+        transaction.on_commit(announce)
+    return message
+
+
+def stream_sweep_stale(*, thread_id: uuid.UUID | None = None) -> int:
+    """End every stream whose worker stopped beating as ``interrupted``, keeping its partial text.
+
+    Safe to run from many places at once (consumers, the ops command): one caller wins each stream.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.STREAM_STALE_SECONDS)
+    stale = ReplyStream.objects.filter(status=ReplyStream.Status.STREAMING, heartbeat_at__lt=cutoff)
+    if thread_id is not None:
+        stale = stale.filter(thread_id=thread_id)
+    ended = 0
+    for stream in stale.select_related("thread"):
+        if stream_finish(stream=stream, status=ReplyStream.Status.INTERRUPTED, metadata={"interrupted": True}):
+            ended += 1
+    return ended

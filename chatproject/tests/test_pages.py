@@ -15,7 +15,7 @@ def test_login_and_logout(client, user):
     response = client.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
     assert response.status_code == 302 and response["Location"] == "/"
     home = client.get("/")
-    assert b"Welcome, alice" in home.content
+    assert b"Your threads" in home.content and b"alice" in home.content
     assert client.post("/accounts/logout/").status_code == 302
     assert client.get("/").status_code == 302
 

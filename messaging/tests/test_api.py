@@ -31,8 +31,11 @@ def test_post_and_list_messages(api, user, django_capture_on_commit_callbacks):
     assert body["content"] == "What is 15% of 240?" and body["attachments"] == []
     assert announced == [uuid.UUID(body["id"])]
 
-    listing = api.get(messages_url(thread.pk)).json()
-    assert [m["id"] for m in listing["results"]] == [body["id"]]
+    # The agent's reply (run in-process in tests) answers the message.
+    listing = api.get(messages_url(thread.pk)).json()["results"]
+    assert [(m["role"], m["parent"]) for m in listing] == [("user", None), ("ai", body["id"])]
+    assert listing[0]["id"] == body["id"]
+    assert listing[1]["content"] == "You said: What is 15% of 240?"
 
 
 def test_list_is_oldest_first_with_attachments_inline(api, user):

@@ -30,7 +30,8 @@ def posted():
 def test_message_send_stores_and_announces_after_commit(posted, django_capture_on_commit_callbacks):
     thread = make_thread()
     with django_capture_on_commit_callbacks(execute=True):
-        message = message_send(thread=thread, sender=thread.owner, content="Hi there")
+        message, created = message_send(thread=thread, sender=thread.owner, content="Hi there")
+        assert created
         assert posted == []  # nothing is announced before the row is committed
     assert posted == [{"signal": user_message_posted, "message_id": message.pk, "thread_id": thread.pk}]
     assert (message.role, message.type, message.sender) == ("user", "text", thread.owner)
@@ -78,7 +79,7 @@ def test_message_send_validates_content(settings, content, error):
 def test_content_at_exactly_the_limit_is_accepted(settings):
     settings.MAX_MESSAGE_CHARS = 100
     thread = make_thread()
-    assert len(message_send(thread=thread, sender=thread.owner, content="x" * 100).content) == 100
+    assert len(message_send(thread=thread, sender=thread.owner, content="x" * 100)[0].content) == 100
 
 
 def test_ai_messages_may_be_empty_and_never_have_a_sender():

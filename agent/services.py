@@ -1,0 +1,179 @@
+"""The agent's reply to a user message, streamed to the thread while it is produced.
+
+``reply_to_message`` is the one entry point (the Celery task calls it). It asks the reply
+generator for events, coalesces text deltas so a fast model does not cause one channel-layer
+publish per token, records them on the message's ``ReplyStream`` and persists the AI message at
+the end. A background heartbeat proves the worker is alive while the model thinks; if the worker
+dies, the stale sweep ends the stream as ``interrupted`` (see ``messaging.services``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils.module_loading import import_string
+
+from messaging.models import ChatMessage, ReplyStream
+from messaging.services import stream_append, stream_finish, stream_heartbeat, stream_start, stream_status
+
+logger = logging.getLogger(__name__)
+
+# A delta is sent when this much text has gathered or this long has passed since the last send,
+# whichever comes first: about 20 updates a second still reads as "token by token".
+COALESCE_CHARS = 200
+COALESCE_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class ReplyEvent:
+    """What a reply generator yields: a piece of the answer, or a step worth showing."""
+
+    delta: str = ""
+    status: dict[str, Any] = field(default_factory=dict)
+
+
+ReplyGenerator = Callable[[ChatMessage], Iterator[ReplyEvent]]
+
+
+def standin_reply(message: ChatMessage) -> Iterator[ReplyEvent]:
+    """A trivial reply behind the agent's interface, until the real agent lands.
+
+    It echoes the message word by word, with ``AGENT_STANDIN_DELAY_MS`` between words.
+    """
+    delay = settings.AGENT_STANDIN_DELAY_MS / 1000
+    if message.type == ChatMessage.Type.FILE:
+        names = ", ".join(attachment.filename for attachment in message.attachments.all()) or "a file"
+        yield ReplyEvent(status={"step": "tool_start", "tool": "file_processor", "input": names})
+        yield ReplyEvent(status={"step": "tool_end", "tool": "file_processor", "output": f"received {names}"})
+        text = f"I received {names}."
+    else:
+        text = f"You said: {message.content}"
+    for index, word in enumerate(text.split(" ")):
+        if delay:
+            time.sleep(delay)
+        yield ReplyEvent(delta=word if index == 0 else " " + word)
+
+
+def _reply_generator() -> ReplyGenerator:
+    return import_string(settings.AGENT_REPLY_GENERATOR)
+
+
+class _Heartbeat(threading.Thread):
+    """Beats for the stream every STREAM_HEARTBEAT_SECONDS until stopped or the stream ends."""
+
+    def __init__(self, stream: ReplyStream) -> None:
+        super().__init__(name=f"heartbeat-{stream.pk}", daemon=True)
+        self.stream = stream
+        self.stopped = threading.Event()
+        self.lost = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(settings.STREAM_HEARTBEAT_SECONDS):
+                if not stream_heartbeat(stream=self.stream):
+                    self.lost.set()
+                    return
+        except Exception:
+            logger.exception("heartbeat for stream %s failed", self.stream.pk)
+        finally:
+            connection.close()
+
+
+class _Coalescer:
+    """Gathers deltas and sends them as few, larger chunks."""
+
+    def __init__(self, stream: ReplyStream) -> None:
+        self.stream = stream
+        self.pending: list[str] = []
+        self.pending_chars = 0
+        self.last_sent = time.monotonic()
+        self.sent: list[str] = []
+
+    def add(self, delta: str) -> bool:
+        self.pending.append(delta)
+        self.pending_chars += len(delta)
+        if self.pending_chars >= COALESCE_CHARS or time.monotonic() - self.last_sent >= COALESCE_SECONDS:
+            return self.flush()
+        return True
+
+    def flush(self) -> bool:
+        if not self.pending:
+            return True
+        text = "".join(self.pending)
+        self.pending, self.pending_chars, self.last_sent = [], 0, time.monotonic()
+        if not stream_append(stream=self.stream, delta=text):
+            return False
+        self.sent.append(text)
+        return True
+
+
+def reply_to_message(message_id: Any) -> ChatMessage | None:
+    """Produce, stream and persist the agent's reply to a user message.
+
+    Returns the AI message, or None when there is nothing to do (the message is gone, is not a
+    user's, already has a reply stream) or the stream was ended by someone else (the stale sweep).
+    """
+    message = ChatMessage.objects.select_related("thread").prefetch_related("attachments").filter(pk=message_id).first()
+    if message is None or message.role != ChatMessage.Role.USER:
+        return None
+    stream = stream_start(reply_to=message)
+    if stream is None:
+        return None
+    heartbeat = _Heartbeat(stream)
+    heartbeat.start()
+    coalescer = _Coalescer(stream)
+    try:
+        for event in _reply_generator()(message):
+            if heartbeat.lost.is_set():
+                return None
+            if event.delta and not coalescer.add(event.delta):
+                return None
+            if event.status:
+                if not coalescer.flush() or not stream_status(stream=stream, status=event.status):
+                    return None
+        if not coalescer.flush():
+            return None
+        return stream_finish(stream=stream, status=ReplyStream.Status.COMPLETE, content="".join(coalescer.sent))
+    except Exception as exc:
+        logger.exception("the agent failed to reply to message %s", message.pk)
+        # What was produced stays visible in the error message, followed by what went wrong.
+        try:
+            coalescer.flush()
+        except Exception:
+            logger.exception("could not send the last part of the reply to %s", message.pk)
+        partial = "".join(coalescer.sent)
+        error_text = f"The agent failed: {type(exc).__name__}: {exc}"
+        return stream_finish(
+            stream=stream,
+            status=ReplyStream.Status.ERROR,
+            content=f"{partial}\n\n{error_text}" if partial else error_text,
+            type=ChatMessage.Type.ERROR,
+            metadata={"error": type(exc).__name__, "error_message": error_text, "partial": partial},
+        )
+    finally:
+        heartbeat.stopped.set()
+        heartbeat.join(timeout=5)
+
+
+def run_reply_in_background(message_id: Any) -> threading.Thread:
+    """Run the reply in a daemon thread of this process (the embedded default has no worker)."""
+
+    def run() -> None:
+        close_old_connections()
+        try:
+            reply_to_message(message_id)
+        except Exception:
+            logger.exception("reply to %s failed", message_id)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, name=f"reply-{message_id}", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,332 @@
+"""The chat WebSocket: ``/ws/<thread_id>/<user_id>/``. The protocol is documented in README.md.
+
+The consumer is thin: frames are validated here and handed to ``messaging.services``; what the
+services broadcast to the thread's group is relayed to the client. Because channel-layer delivery
+is at-most-once, the consumer also keeps the client whole: it drops events the client already
+has (replayed messages, repeated chunks) and fills gaps in a stream from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from chatproject.errors import DomainError, InvalidInput, NotFound, RateLimited, TooLarge
+from threads.models import ChatThread
+from threads.selectors import thread_get
+
+from .models import ReplyStream
+from .realtime import register_home_loop, thread_group
+from .selectors import message_list_after, stream_get, stream_list_open
+from .serializers import message_payload
+from .services import message_send, message_send_file, stream_sweep_stale
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+
+
+def _max_base64_chars() -> int:
+    return 4 * -(-settings.MAX_UPLOAD_BYTES // 3)
+
+
+def _thread_or_none(user: Any, thread_id: str) -> ChatThread | None:
+    try:
+        return thread_get(user=user, thread_id=thread_id)
+    except NotFound:
+        return None
+
+
+def _replay(thread: ChatThread, after: str | None) -> tuple[list[dict], list[dict]]:
+    """Messages after ``after`` (all when None) and the streams still open, as plain data."""
+    messages = [message_payload(m) for m in message_list_after(thread=thread, after_id=after)] if after else []
+    streams = [
+        {"id": str(s.pk), "reply_to": str(s.reply_to_id), "chunks": s.chunks}
+        for s in stream_list_open(thread_id=thread.pk)
+    ]
+    return messages, streams
+
+
+def _stream_state(thread_id: Any, stream_id: str) -> dict[str, Any] | None:
+    """What the database knows of a stream: its chunks, and its end when it has ended."""
+    stream = stream_get(thread_id=thread_id, stream_id=stream_id)
+    if stream is None:
+        return None
+    state: dict[str, Any] = {"reply_to": str(stream.reply_to_id), "chunks": stream.chunks, "end": None}
+    if stream.status != ReplyStream.Status.STREAMING and stream.message is not None:
+        message = stream.message.__class__.objects.prefetch_related("attachments").get(pk=stream.message.pk)
+        state["end"] = {"status": stream.status, "chunk_count": len(stream.chunks), "message": message_payload(message)}
+    return state
+
+
+def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message, **extra}
+
+
+def _error_for(exc: DomainError) -> dict[str, Any]:
+    if isinstance(exc, RateLimited):
+        return _error("rate_limited", exc.message, retry_after=exc.retry_after)
+    if isinstance(exc, TooLarge):
+        return _error("too_large", exc.message, errors=exc.errors)
+    if isinstance(exc, InvalidInput):
+        return _error("validation_error", exc.message, errors=exc.errors)
+    return _error("validation_error", exc.message)
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    """One client's connection to one thread."""
+
+    async def connect(self) -> None:
+        # Accept first: a close code sent before the handshake completes never reaches the client.
+        await self.accept()
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if self.scope["url_route"]["kwargs"]["user_id"] != str(user.pk):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.thread = await database_sync_to_async(_thread_or_none)(
+            user, self.scope["url_route"]["kwargs"]["thread_id"]
+        )
+        if self.thread is None:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.user = user
+        self.sent_message_ids: set[str] = set()
+        # Per stream this client has seen start: the next seq it expects; ended streams leave.
+        self.next_seq: dict[str, int] = {}
+        self.ended_streams: set[str] = set()
+        # Live events, resyncs and the watchdog all decide what the client lacks: one at a time.
+        self.relay_lock = asyncio.Lock()
+        self.group = thread_group(self.thread.pk)
+        register_home_loop(asyncio.get_running_loop())
+        # Join before reading the database, so nothing that happens between the two is missed;
+        # what arrives twice is dropped by the dedupe below.
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
+        async with self.relay_lock:
+            await self._resync((query.get("after") or [None])[0])
+        self.watchdog = asyncio.create_task(self._watch_streams())
+
+    async def disconnect(self, code: int) -> None:
+        if watchdog := getattr(self, "watchdog", None):
+            watchdog.cancel()
+        if group := getattr(self, "group", None):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    # --- Client to server --------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is None:
+            await self._send(_error("invalid_json", "Send JSON in text frames."))
+            return
+        if len(text_data) > settings.WEBSOCKET_MAX_FRAME_BYTES:
+            await self._send(
+                _error("too_large", f"Frames are limited to {settings.WEBSOCKET_MAX_FRAME_BYTES} characters.")
+            )
+            return
+        try:
+            frame = json.loads(text_data)
+        except ValueError:
+            await self._send(_error("invalid_json", "The frame is not valid JSON."))
+            return
+        if not isinstance(frame, dict):
+            await self._send(_error("invalid_json", "The frame must be a JSON object."))
+            return
+        handler = {
+            "message": self._receive_message,
+            "file": self._receive_file,
+            "sync": self._receive_sync,
+            "ping": self._receive_ping,
+        }.get(frame.get("type"))
+        if handler is None:
+            known = "message, file, sync, ping"
+            await self._send(_error("unknown_type", f"Unknown frame type {frame.get('type')!r}; known: {known}."))
+            return
+        client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str) else None
+        try:
+            await handler(frame)
+        except DomainError as exc:
+            await self._send({**_error_for(exc), **({"client_id": client_id} if client_id else {})})
+        except Exception:
+            logger.exception("frame %r on thread %s failed", frame.get("type"), self.thread.pk)
+            await self._send(_error("server_error", "The server could not handle this frame; nothing was stored."))
+
+    async def _receive_message(self, frame: dict[str, Any]) -> None:
+        if "content" not in frame:
+            raise InvalidInput.field("content", "This field is required.")
+        message, created = await database_sync_to_async(message_send)(
+            thread=self.thread,
+            sender=self.user,
+            content=frame["content"],
+            metadata=frame.get("metadata"),
+            parent_id=frame.get("parent"),
+            client_id=frame.get("client_id"),
+        )
+        if not created:
+            # A retry of a message already stored: only the sender hears of it again.
+            await self._send_message(await database_sync_to_async(message_payload)(message), force=True)
+
+    async def _receive_file(self, frame: dict[str, Any]) -> None:
+        errors = {name: ["This field is required."] for name in ("filename", "data") if name not in frame}
+        if errors:
+            raise InvalidInput(errors)
+        data = frame["data"]
+        if not isinstance(data, str):
+            raise InvalidInput.field("data", "Must be a base64 string.")
+        if len(data) > _max_base64_chars():
+            raise TooLarge.field("data", f"The file is larger than {settings.MAX_UPLOAD_BYTES} bytes.")
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidInput.field("data", "Not valid base64.") from None
+        content_type = frame.get("content_type") or ""
+        caption = frame.get("content") or ""
+        if not isinstance(content_type, str):
+            raise InvalidInput.field("content_type", "Must be a string.")
+        message, created = await database_sync_to_async(message_send_file)(
+            thread=self.thread,
+            sender=self.user,
+            filename=frame["filename"],
+            data=raw,
+            content_type=content_type,
+            caption=caption,
+            client_id=frame.get("client_id"),
+        )
+        if not created:
+            await self._send_message(await database_sync_to_async(message_payload)(message), force=True)
+
+    async def _receive_sync(self, frame: dict[str, Any]) -> None:
+        after = frame.get("after")
+        if after is not None and not isinstance(after, str):
+            raise InvalidInput.field("after", "Must be a message id.")
+        async with self.relay_lock:
+            await self._resync(after)
+
+    async def _receive_ping(self, frame: dict[str, Any]) -> None:
+        await self._send({"type": "pong"})
+
+    # --- Server to client --------------------------------------------------------------------
+
+    async def chat_event(self, event: dict[str, Any]) -> None:
+        """An event broadcast to the thread's group (see ``messaging.realtime``)."""
+        async with self.relay_lock:
+            await self._relay(event["event"])
+
+    async def _relay(self, payload: dict[str, Any]) -> None:
+        kind = payload["type"]
+        if kind == "message":
+            await self._send_message(payload["message"])
+        elif kind == "stream_start":
+            if payload["stream_id"] not in self.next_seq and payload["stream_id"] not in self.ended_streams:
+                self.next_seq[payload["stream_id"]] = 0
+                await self._send(payload)
+        elif kind == "stream_chunk":
+            await self._relay_chunk(payload)
+        elif kind == "stream_status":
+            if payload["stream_id"] not in self.ended_streams:
+                await self._send(payload)
+        elif kind == "stream_end":
+            await self._relay_end(payload)
+        else:
+            await self._send(payload)
+
+    async def _relay_chunk(self, payload: dict[str, Any]) -> None:
+        stream_id, seq = payload["stream_id"], payload["seq"]
+        if stream_id in self.ended_streams:
+            return
+        expected = self.next_seq.get(stream_id)
+        if expected is not None and seq < expected:
+            return
+        if expected == seq:
+            self.next_seq[stream_id] = seq + 1
+            await self._send(payload)
+            return
+        # A gap (or a stream whose start this client missed): the database has every chunk.
+        await self._catch_up(stream_id)
+
+    async def _relay_end(self, payload: dict[str, Any]) -> None:
+        stream_id = payload["stream_id"]
+        if stream_id in self.ended_streams:
+            return
+        if self.next_seq.get(stream_id, 0) < payload["chunk_count"]:
+            await self._catch_up(stream_id)
+            return
+        await self._end_stream(stream_id, payload)
+
+    async def _catch_up(self, stream_id: str) -> None:
+        """Send what the client lacks of a stream (its start, chunks, end) from the database."""
+        state = await database_sync_to_async(_stream_state)(self.thread.pk, stream_id)
+        if state is None or stream_id in self.ended_streams:
+            return
+        if stream_id not in self.next_seq:
+            self.next_seq[stream_id] = 0
+            await self._send({"type": "stream_start", "stream_id": stream_id, "reply_to": state["reply_to"]})
+        for seq in range(self.next_seq[stream_id], len(state["chunks"])):
+            self.next_seq[stream_id] = seq + 1
+            await self._send(
+                {"type": "stream_chunk", "stream_id": stream_id, "seq": seq, "delta": state["chunks"][seq]}
+            )
+        if state["end"] is not None:
+            await self._end_stream(stream_id, {"type": "stream_end", "stream_id": stream_id, **state["end"]})
+
+    async def _end_stream(self, stream_id: str, payload: dict[str, Any]) -> None:
+        self.ended_streams.add(stream_id)
+        self.next_seq.pop(stream_id, None)
+        self.sent_message_ids.add(payload["message"]["id"])
+        await self._send(payload)
+
+    async def _send_message(self, message: dict[str, Any], *, force: bool = False) -> None:
+        if message["id"] in self.sent_message_ids and not force:
+            return
+        self.sent_message_ids.add(message["id"])
+        await self._send({"type": "message", "message": message})
+
+    async def _send(self, payload: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(payload))
+
+    async def _resync(self, after: str | None) -> None:
+        """Send the messages after ``after`` and every open stream's chunks so far."""
+        try:
+            messages, streams = await database_sync_to_async(_replay)(self.thread, after)
+        except NotFound:
+            await self._send(
+                _error("validation_error", "after: no such message in this thread.", errors={"after": ["Not found."]})
+            )
+            messages, streams = await database_sync_to_async(_replay)(self.thread, None)
+        for message in messages:
+            stream_id = (message.get("metadata") or {}).get("stream_id")
+            if stream_id and stream_id in self.next_seq:
+                # The client saw this reply start: end it properly rather than as a bare message.
+                await self._catch_up(stream_id)
+            else:
+                await self._send_message(message)
+        for stream in streams:
+            await self._catch_up(stream["id"])
+
+    async def _watch_streams(self) -> None:
+        """While a reply streams, end it if its worker died, and fill what the layer dropped."""
+        interval = max(0.5, settings.STREAM_HEARTBEAT_SECONDS)
+        while True:
+            await asyncio.sleep(interval)
+            if not self.next_seq:
+                continue
+            try:
+                await database_sync_to_async(stream_sweep_stale)(thread_id=self.thread.pk)
+                async with self.relay_lock:
+                    for stream_id in list(self.next_seq):
+                        await self._catch_up(stream_id)
+            except Exception:
+                logger.exception("stream watchdog for thread %s failed", self.thread.pk)

@@ -1,0 +1,308 @@
+// The chat page: send over the WebSocket, show messages and streamed replies live, reconnect with
+// back-off and resume from the last message seen. The protocol is documented in README.md.
+(function () {
+  "use strict";
+
+  const config = JSON.parse(document.getElementById("chat-config").textContent);
+  const list = document.getElementById("messages");
+  const form = document.getElementById("composer");
+  const input = document.getElementById("message-input");
+  const fileInput = document.getElementById("file-input");
+  const connStatus = document.getElementById("conn-status");
+  const notice = document.getElementById("notice");
+  const upload = document.getElementById("upload");
+  const uploadProgress = document.getElementById("upload-progress");
+  const uploadLabel = document.getElementById("upload-label");
+
+  let socket = null;
+  let retries = 0;
+  let lastMessageId = config.lastMessageId;
+  // Frames not yet confirmed by the server, by client_id: resent after a reconnect (idempotent).
+  const outbox = new Map();
+  // Streams being shown, by stream_id: { node, text, nextSeq }.
+  const streams = new Map();
+
+  document.querySelectorAll("[data-markdown]").forEach(function (node) {
+    ChatMarkdown.renderInto(node, node.textContent);
+  });
+  scrollToEnd(true);
+
+  function scrollToEnd(force) {
+    const nearEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 120;
+    if (force || nearEnd) list.scrollTop = list.scrollHeight;
+  }
+
+  function showNotice(text) {
+    notice.textContent = text;
+    notice.hidden = !text;
+    if (text) setTimeout(function () { if (notice.textContent === text) notice.hidden = true; }, 6000);
+  }
+
+  function setConn(state, label) {
+    connStatus.dataset.state = state;
+    connStatus.textContent = label;
+  }
+
+  function bubble(role, id) {
+    const li = document.createElement("li");
+    li.className = "msg msg-" + role;
+    if (id) li.dataset.id = id;
+    const body = document.createElement("div");
+    body.className = "bubble";
+    const content = document.createElement("div");
+    content.className = "content";
+    body.appendChild(content);
+    li.appendChild(body);
+    list.appendChild(li);
+    return li;
+  }
+
+  function fillMessage(li, message) {
+    li.dataset.id = message.id;
+    li.className = "msg msg-" + message.role + (message.type === "error" ? " msg-error" : "");
+    const body = li.querySelector(".bubble");
+    body.querySelectorAll(".attachment, .note, .pending-note").forEach(function (n) { n.remove(); });
+    ChatMarkdown.renderInto(body.querySelector(".content"), message.content);
+    (message.attachments || []).forEach(function (attachment) {
+      const a = document.createElement("a");
+      a.className = "attachment";
+      a.href = attachment.url;
+      a.textContent = "📎 " + attachment.filename;
+      body.appendChild(a);
+    });
+    const streamStatus = (message.metadata || {}).stream_status;
+    if (streamStatus === "interrupted") addNote(body, "Reply interrupted");
+    lastMessageId = message.id;
+  }
+
+  function addNote(body, text, className) {
+    const note = document.createElement("div");
+    note.className = className || "note";
+    note.textContent = text;
+    body.appendChild(note);
+    return note;
+  }
+
+  function showMessage(message) {
+    const streamId = (message.metadata || {}).stream_id;
+    if (streamId && streams.has(streamId)) {
+      endStream(streamId, { message: message, status: message.metadata.stream_status });
+      return;
+    }
+    let li = list.querySelector('[data-id="' + message.id + '"]');
+    if (!li && message.client_id) li = list.querySelector('[data-client-id="' + CSS.escape(message.client_id) + '"]');
+    if (!li) li = bubble(message.role, message.id);
+    li.classList.remove("pending", "failed");
+    fillMessage(li, message);
+    if (message.client_id) outbox.delete(message.client_id);
+    scrollToEnd(message.role === "user");
+  }
+
+  function startStream(streamId) {
+    // A replayed start (after a reconnect) restarts the text: the chunks follow from seq 0.
+    let state = streams.get(streamId);
+    if (!state) {
+      const li = bubble("ai");
+      li.classList.add("streaming");
+      li.dataset.streamId = streamId;
+      state = { node: li, text: "", nextSeq: 0 };
+      streams.set(streamId, state);
+    }
+    state.text = "";
+    state.nextSeq = 0;
+    state.node.querySelector(".content").textContent = "";
+    state.node.querySelectorAll(".steps").forEach(function (n) { n.remove(); });
+    scrollToEnd(false);
+  }
+
+  function appendChunk(event) {
+    const state = streams.get(event.stream_id);
+    if (!state || event.seq < state.nextSeq) return;
+    if (event.seq > state.nextSeq) {
+      // The server fills gaps itself; should one still show, ask for everything again.
+      send({ type: "sync", after: lastMessageId });
+      return;
+    }
+    state.nextSeq += 1;
+    state.text += event.delta;
+    ChatMarkdown.renderInto(state.node.querySelector(".content"), state.text);
+    scrollToEnd(false);
+  }
+
+  function showStep(event) {
+    const state = streams.get(event.stream_id);
+    if (!state) return;
+    const body = state.node.querySelector(".bubble");
+    let steps = body.querySelector(".steps");
+    if (!steps) {
+      steps = document.createElement("ul");
+      steps.className = "steps";
+      body.insertBefore(steps, body.firstChild);
+    }
+    const item = document.createElement("li");
+    item.className = "step step-" + (event.step || "info");
+    const tool = event.tool ? event.tool + ": " : "";
+    const detail = event.step === "tool_end" ? event.output : event.input;
+    item.textContent = (event.step === "tool_start" ? "⚙ " : "✓ ") + tool + (detail == null ? "" : String(detail).slice(0, 200));
+    steps.appendChild(item);
+    scrollToEnd(false);
+  }
+
+  function endStream(streamId, event) {
+    const state = streams.get(streamId);
+    let li = state ? state.node : null;
+    streams.delete(streamId);
+    if (!li) li = list.querySelector('[data-id="' + event.message.id + '"]') || bubble("ai");
+    li.classList.remove("streaming");
+    fillMessage(li, event.message);
+    if (event.status === "error") li.classList.add("msg-error");
+    scrollToEnd(false);
+  }
+
+  function onEvent(event) {
+    switch (event.type) {
+      case "message": showMessage(event.message); break;
+      case "stream_start": startStream(event.stream_id); break;
+      case "stream_chunk": appendChunk(event); break;
+      case "stream_status": showStep(event); break;
+      case "stream_end": endStream(event.stream_id, event); break;
+      case "error": onError(event); break;
+      default: break;
+    }
+  }
+
+  function onError(event) {
+    if (event.client_id && outbox.has(event.client_id)) {
+      outbox.delete(event.client_id);
+      const li = list.querySelector('[data-client-id="' + CSS.escape(event.client_id) + '"]');
+      if (li) {
+        li.classList.remove("pending");
+        li.classList.add("failed");
+        li.querySelectorAll(".pending-note").forEach(function (n) { n.remove(); });
+        addNote(li.querySelector(".bubble"), "Not sent: " + event.message, "note error");
+      }
+    }
+    showNotice(event.message);
+  }
+
+  function send(frame) {
+    if (socket && socket.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify(frame));
+      return true;
+    }
+    return false;
+  }
+
+  function newClientId() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return "c-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
+  }
+
+  function queue(frame, previewText) {
+    frame.client_id = newClientId();
+    outbox.set(frame.client_id, frame);
+    const li = bubble("user");
+    li.classList.add("pending");
+    li.dataset.clientId = frame.client_id;
+    ChatMarkdown.renderInto(li.querySelector(".content"), previewText);
+    addNote(li.querySelector(".bubble"), "Sending…", "pending-note");
+    scrollToEnd(true);
+    send(frame);
+    return frame;
+  }
+
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    const content = input.value;
+    if (!content.trim()) return;
+    if (content.length > config.maxMessageChars) {
+      showNotice("Messages are limited to " + config.maxMessageChars + " characters.");
+      return;
+    }
+    queue({ type: "message", content: content }, content);
+    input.value = "";
+    autosize();
+  });
+
+  input.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      form.requestSubmit();
+    }
+  });
+
+  function autosize() {
+    input.style.height = "auto";
+    input.style.height = Math.min(input.scrollHeight, 200) + "px";
+  }
+  input.addEventListener("input", autosize);
+
+  fileInput.addEventListener("change", function () {
+    const file = fileInput.files[0];
+    fileInput.value = "";
+    if (!file) return;
+    if (file.size > config.maxUploadBytes) {
+      showNotice(file.name + " is larger than " + Math.round(config.maxUploadBytes / 1048576) + " MB.");
+      return;
+    }
+    const reader = new FileReader();
+    reader.onload = function () {
+      const data = String(reader.result).split(",", 2)[1] || "";
+      const caption = input.value;
+      input.value = "";
+      queue(
+        { type: "file", filename: file.name, content_type: file.type, data: data, content: caption },
+        "📎 " + file.name + (caption ? "\n\n" + caption : ""),
+      );
+      watchUpload(file.name, data.length);
+    };
+    reader.onerror = function () { showNotice("Could not read " + file.name + "."); };
+    reader.readAsDataURL(file);
+  });
+
+  // The browser reports what is still queued on the socket: that is the upload's progress.
+  function watchUpload(name, total) {
+    upload.hidden = false;
+    uploadLabel.textContent = "Uploading " + name;
+    const timer = setInterval(function () {
+      const left = socket ? socket.bufferedAmount : total;
+      uploadProgress.value = Math.max(0, Math.min(100, 100 - (100 * left) / total));
+      if (!socket || left === 0) {
+        clearInterval(timer);
+        upload.hidden = true;
+      }
+    }, 100);
+  }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    const after = lastMessageId ? "?after=" + encodeURIComponent(lastMessageId) : "";
+    socket = new WebSocket(scheme + location.host + "/ws/" + config.threadId + "/" + config.userId + "/" + after);
+    setConn("connecting", retries ? "Reconnecting…" : "Connecting…");
+    socket.onopen = function () {
+      retries = 0;
+      setConn("open", "Live");
+      outbox.forEach(function (frame) { socket.send(JSON.stringify(frame)); });
+    };
+    socket.onmessage = function (e) {
+      try {
+        onEvent(JSON.parse(e.data));
+      } catch (err) {
+        console.error("bad event", err);
+      }
+    };
+    socket.onclose = function (e) {
+      socket = null;
+      if (e.code === 4401) { location.href = "/accounts/login/?next=" + encodeURIComponent(location.pathname); return; }
+      if (e.code === 4403 || e.code === 4404) { setConn("closed", "This thread is not available"); return; }
+      // Exponential back-off with jitter, at most 15 s between attempts.
+      const delay = Math.min(15000, 500 * Math.pow(2, retries)) * (0.5 + Math.random() / 2);
+      retries += 1;
+      setConn("closed", "Offline, retrying in " + Math.ceil(delay / 1000) + " s");
+      setTimeout(connect, delay);
+    };
+  }
+
+  window.addEventListener("online", function () { if (!socket) connect(); });
+  connect();
+})();
