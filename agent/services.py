@@ -135,9 +135,8 @@ def reply_to_message(message_id: Any) -> ChatMessage | None:
                 return None
             if event.delta and not coalescer.add(event.delta):
                 return None
-            if event.status:
-                if not coalescer.flush() or not stream_status(stream=stream, status=event.status):
-                    return None
+            if event.status and (not coalescer.flush() or not stream_status(stream=stream, status=event.status)):
+                return None
         if not coalescer.flush():
             return None
         return stream_finish(stream=stream, status=ReplyStream.Status.COMPLETE, content="".join(coalescer.sent))

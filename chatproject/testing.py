@@ -90,6 +90,7 @@ class Stack:
         if self.uses_redis:
             self._fresh_databases()
         self.manage("migrate", "--noinput")
+        self.manage("collectstatic", "--noinput")
         for _ in range(self.server_count):
             self.start_server()
         if self.uses_redis:
@@ -126,6 +127,18 @@ class Stack:
         self.servers.append(process)
         self._wait_healthy(port, process)
         return port
+
+    def stop_server(self, index: int) -> None:
+        """SIGKILL one server: every connection to it drops at once."""
+        os.killpg(self.servers[index].pid, signal.SIGKILL)
+        self.servers[index].wait(timeout=10)
+
+    def restart_server(self, index: int) -> None:
+        """Start a stopped server again on the same port."""
+        port = self.ports[index]
+        process = self._spawn(f"server-{port}", [sys.executable, "manage.py", "serve", "--port", str(port)])
+        self.servers[index] = process
+        self._wait_healthy(port, process)
 
     def start_worker(self) -> None:
         self.worker = self._spawn(

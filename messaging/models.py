@@ -31,8 +31,9 @@ class ChatMessage(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     # The message this one answers or branches from; edit/regenerate branches and the tree view use it.
     parent = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children")
-    # The sender's idempotency key: the same key twice in a thread stores one message.
-    client_id = models.CharField(max_length=64, null=True, blank=True)
+    # The sender's idempotency key: the same key twice in a thread stores one message. NULL, not
+    # "", for "none given": the unique constraint must not treat every key-less message as equal.
+    client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

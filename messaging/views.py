@@ -39,5 +39,5 @@ def chat_page(request: HttpRequest, thread_id: str) -> HttpResponse:
     return render(
         request,
         "messaging/chat.html",
-        {"thread": thread, "messages": messages, "hidden": total - len(messages), "config": config},
+        {"thread": thread, "chat_messages": messages, "hidden": total - len(messages), "config": config},
     )

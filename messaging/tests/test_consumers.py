@@ -6,7 +6,6 @@ is channels-redis on the real Redis.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import uuid

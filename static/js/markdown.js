@@ -1,12 +1,13 @@
 // A small Markdown renderer that builds DOM nodes and never parses HTML: message content can't
 // inject markup or script. Supports fenced code, headings, lists, quotes, paragraphs, inline code,
-// bold, italics and http(s)/mailto links. Anything else shows as the text it is.
+// bold and italics (asterisks) and http(s)/mailto links. Anything else shows as the text it is.
 (function () {
   "use strict";
 
   const SAFE_LINK = /^(https?:\/\/|mailto:)/i;
   // Order matters: code first (its content is literal), then links, bold, italics.
-  const INLINE = /(`+)([\s\S]*?[^`])\1(?!`)|\[([^\]\n]+)\]\(([^)\s]+)\)|\*\*([^*\n]+)\*\*|__([^_\n]+)__|\*([^*\n]+)\*|_([^_\n]+)_/;
+  // Underscores are left alone: snake_case names are common in chat about code.
+  const INLINE = /(`+)([\s\S]*?[^`])\1(?!`)|\[([^\]\n]+)\]\(([^)\s]+)\)|\*\*([^*\n]+)\*\*|\*([^*\n]+)\*/;
 
   function el(tag, className) {
     const node = document.createElement(tag);
@@ -38,13 +39,13 @@
         } else {
           appendText(parent, match[0]);
         }
-      } else if (match[5] || match[6]) {
+      } else if (match[5]) {
         const strong = el("strong");
-        inline(strong, match[5] || match[6]);
+        inline(strong, match[5]);
         parent.appendChild(strong);
       } else {
         const em = el("em");
-        inline(em, match[7] || match[8]);
+        inline(em, match[6]);
         parent.appendChild(em);
       }
       rest = rest.slice(match.index + match[0].length);
