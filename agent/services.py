@@ -93,7 +93,8 @@ class _Coalescer:
         self.stream = stream
         self.pending: list[str] = []
         self.pending_chars = 0
-        self.last_sent = time.monotonic()
+        # The first delta goes out at once: time to first token is what people notice.
+        self.last_sent = float("-inf")
         self.sent: list[str] = []
 
     def add(self, delta: str) -> bool:

@@ -143,7 +143,7 @@ class Stack:
     def start_worker(self) -> None:
         self.worker = self._spawn(
             f"worker-{len(self.logs)}",
-            [sys.executable, "-m", "celery", "-A", "chatproject", "worker", "--concurrency", "4", "-l", "INFO"],
+            [sys.executable, "-m", "celery", "-A", "chatproject", "worker", "--concurrency", "8", "-l", "INFO"],
         )
         self._wait_for_log(self.logs[-1], "ready", self.worker)
 

@@ -1,0 +1,34 @@
+"""One command for the benchmarks; each prints its numbers.
+
+    python3 bench/run.py                 # every benchmark
+    python3 bench/run.py realtime [...]  # one, with its own arguments (--help)
+
+Uses the embedded default unless DATABASE_URL / REDIS_URL are set; the README's numbers were
+measured with both set (PostgreSQL and Redis on this machine).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+
+from _venv import ensure, run  # noqa: E402
+
+BENCHMARKS = {"realtime": "bench/realtime_load.py"}
+
+
+def main() -> int:
+    ensure("requirements-dev.txt")
+    names = [sys.argv[1]] if len(sys.argv) > 1 and sys.argv[1] in BENCHMARKS else list(BENCHMARKS)
+    extra = sys.argv[2:] if len(sys.argv) > 1 and sys.argv[1] in BENCHMARKS else sys.argv[1:]
+    code = 0
+    for name in names:
+        code |= run("python", BENCHMARKS[name], *extra, env={**os.environ})
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
