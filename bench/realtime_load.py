@@ -86,7 +86,9 @@ async def run_client(client: Client, count: int, results: list[dict], start: asy
             loop = asyncio.get_running_loop()
             client.waiters[client_id] = loop.create_future()
             sent = time.perf_counter()
-            await ws.send(json.dumps({"type": "message", "content": f"load test message {number}", "client_id": client_id}))
+            await ws.send(
+                json.dumps({"type": "message", "content": f"load test message {number}", "client_id": client_id})
+            )
             try:
                 message_id = await asyncio.wait_for(client.waiters[client_id], timeout)
                 end = await asyncio.wait_for(client.ended.setdefault(message_id, loop.create_future()), timeout)

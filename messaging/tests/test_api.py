@@ -147,3 +147,26 @@ def test_browsable_api_renders_messages(client, user):
     response = client.get(messages_url(thread.pk), HTTP_ACCEPT="text/html")
     assert response.status_code == 200
     assert b"shown in html" in response.content
+
+
+def test_resending_a_client_id_returns_the_stored_message(api, user):
+    thread = make_thread(user)
+    first = api.post(messages_url(thread.pk), {"content": "once", "client_id": "k1"}, format="json")
+    again = api.post(messages_url(thread.pk), {"content": "once", "client_id": "k1"}, format="json")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+    assert thread.messages.filter(role="user").count() == 1
+
+
+def test_rate_limit_answers_429_with_retry_after(api, user, settings):
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.MESSAGE_RATE_LIMIT = (2, 60)
+    thread = make_thread(user)
+    for number in range(2):
+        assert api.post(messages_url(thread.pk), {"content": f"m{number}"}, format="json").status_code == 201
+    refused = api.post(messages_url(thread.pk), {"content": "too many"}, format="json")
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert "Too many messages" in refused.json()["detail"]
+    assert thread.messages.filter(role="user").count() == 2

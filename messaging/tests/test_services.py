@@ -1,12 +1,24 @@
 import hashlib
 import uuid
+from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.db import transaction
+from django.utils import timezone
 
 from chatproject.errors import InvalidInput
-from messaging.models import ChatAttachment, ChatMessage
-from messaging.services import attachment_create, message_create, message_send
+from messaging.models import ChatAttachment, ChatMessage, ReplyStream
+from messaging.services import (
+    attachment_create,
+    message_create,
+    message_send,
+    stream_append,
+    stream_finish,
+    stream_heartbeat,
+    stream_start,
+    stream_sweep_stale,
+)
 from messaging.signals import user_message_posted
 from messaging.tests.factories import make_message
 from threads.tests.factories import make_thread
@@ -138,3 +150,33 @@ def test_attachment_create_refuses_bad_files(settings, filename, data, field):
         attachment_create(message=message, filename=filename, data=data)
     assert field in raised.value.errors
     assert ChatAttachment.objects.count() == 0
+
+
+def test_a_message_gets_one_stream_and_an_ended_stream_takes_nothing_more():
+    question = make_message(make_thread(), "q")
+    stream = stream_start(reply_to=question)
+    assert stream_start(reply_to=question) is None
+    assert stream_append(stream=stream, delta="partial")
+    assert stream_finish(stream=stream, status="complete").content == "partial"
+    assert stream_finish(stream=stream, status="interrupted") is None  # only one end wins
+    assert not stream_append(stream=stream, delta="late")
+    assert not stream_heartbeat(stream=stream)
+
+
+def test_stale_sweep_ends_only_silent_streams(settings):
+    settings.STREAM_STALE_SECONDS = 10
+    thread = make_thread()
+    silent = stream_start(reply_to=make_message(thread, "a"))
+    stream_append(stream=silent, delta="half")
+    alive = stream_start(reply_to=make_message(thread, "b"))
+    ReplyStream.objects.filter(pk=silent.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=11))
+    assert stream_sweep_stale() == 1
+    silent.refresh_from_db()
+    alive.refresh_from_db()
+    assert (silent.status, alive.status) == ("interrupted", "streaming")
+    assert silent.message.content == "half" and silent.message.metadata["interrupted"] is True
+
+
+def test_sweep_streams_command(capsys):
+    call_command("sweep_streams")
+    assert "0 stale stream(s) ended" in capsys.readouterr().out

@@ -1,0 +1,92 @@
+import threading
+
+import pytest
+
+from agent.services import COALESCE_CHARS, ReplyEvent, reply_to_message, run_reply_in_background
+from messaging.models import ChatMessage, ReplyStream
+from messaging.services import stream_finish
+from messaging.tests.factories import make_message
+from threads.tests.factories import make_thread
+
+pytestmark = pytest.mark.django_db
+
+
+def many_tiny_deltas(message):
+    for _ in range(1000):
+        yield ReplyEvent(delta="a")
+
+
+def test_reply_is_streamed_and_persisted_as_an_answer():
+    question = make_message(make_thread(), "hello agent")
+    answer = reply_to_message(question.pk)
+    assert (answer.role, answer.type, answer.parent_id, answer.sender) == ("ai", "text", question.pk, None)
+    assert answer.content == "You said: hello agent"
+    stream = ReplyStream.objects.get(reply_to=question)
+    assert stream.status == "complete" and "".join(stream.chunks) == answer.content
+    assert answer.metadata == {"stream_id": str(stream.pk), "stream_status": "complete"}
+
+
+def test_fast_tokens_are_coalesced_into_few_chunks(settings):
+    settings.AGENT_REPLY_GENERATOR = "agent.tests.test_services.many_tiny_deltas"
+    question = make_message(make_thread(), "go")
+    answer = reply_to_message(question.pk)
+    chunks = ReplyStream.objects.get(reply_to=question).chunks
+    assert answer.content == "a" * 1000 == "".join(chunks)
+    # One publish per token would be 1000; the first goes alone, the rest in batches.
+    assert len(chunks) <= 1 + 1000 // COALESCE_CHARS + 1
+
+
+def test_a_redelivered_task_does_not_answer_twice():
+    question = make_message(make_thread(), "once")
+    assert reply_to_message(question.pk) is not None
+    assert reply_to_message(question.pk) is None
+    assert ChatMessage.objects.filter(parent=question, role="ai").count() == 1
+
+
+@pytest.mark.parametrize("role", ["ai", "system"])
+def test_only_user_messages_are_answered(role):
+    message = make_message(make_thread(), "not a question", role=role)
+    assert reply_to_message(message.pk) is None
+    assert not ReplyStream.objects.exists()
+
+
+def test_a_missing_message_is_ignored():
+    assert reply_to_message("00000000-0000-0000-0000-000000000000") is None
+
+
+def ended_by_someone_else(message):
+    yield ReplyEvent(delta="first part")
+    stream = ReplyStream.objects.get(reply_to=message)
+    stream_finish(stream=stream, status="interrupted")  # as the stale sweep would
+    yield ReplyEvent(delta=" more that nobody will see")
+
+
+def test_the_worker_stops_when_its_stream_was_ended_elsewhere(settings):
+    settings.AGENT_REPLY_GENERATOR = "agent.tests.test_services.ended_by_someone_else"
+    question = make_message(make_thread(), "hi")
+    assert reply_to_message(question.pk) is None
+    [answer] = ChatMessage.objects.filter(parent=question)
+    assert answer.content == "first part" and answer.metadata["stream_status"] == "interrupted"
+
+
+def failing(message):
+    yield ReplyEvent(status={"step": "tool_start", "tool": "calculator", "input": "1/0"})
+    raise ZeroDivisionError("division by zero")
+
+
+def test_an_agent_error_is_persisted_as_an_error_message(settings):
+    settings.AGENT_REPLY_GENERATOR = "agent.tests.test_services.failing"
+    question = make_message(make_thread(), "divide")
+    answer = reply_to_message(question.pk)
+    assert answer.type == "error" and "ZeroDivisionError: division by zero" in answer.content
+    assert answer.metadata["error"] == "ZeroDivisionError"
+    assert ReplyStream.objects.get(reply_to=question).status == "error"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_background_reply_runs_in_its_own_thread():
+    question = make_message(make_thread(), "in the background")
+    worker = run_reply_in_background(question.pk)
+    assert isinstance(worker, threading.Thread)
+    worker.join(timeout=10)
+    assert ChatMessage.objects.get(parent=question).content == "You said: in the background"
