@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chatproject.testing import Stack  # noqa: E402
+from chatproject.testing import Stack
 
 
 class Client:
@@ -92,7 +92,7 @@ async def run_client(client: Client, count: int, results: list[dict], start: asy
             try:
                 message_id = await asyncio.wait_for(client.waiters[client_id], timeout)
                 end = await asyncio.wait_for(client.ended.setdefault(message_id, loop.create_future()), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 results.append({"timeout": True})
                 continue
             results.append(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
-from _venv import ensure, run  # noqa: E402
+from _venv import ensure, run
 
 BENCHMARKS = {"realtime": "bench/realtime_load.py"}
 
