@@ -70,7 +70,15 @@ class Client:
             self.errors.append(event)
 
 
-async def run_client(client: Client, count: int, results: list[dict], start: asyncio.Event, timeout: float) -> None:
+async def run_client(
+    client: Client,
+    count: int,
+    results: list[dict],
+    start: asyncio.Event,
+    timeout: float,
+    finished: list[Client],
+    all_done: asyncio.Event,
+) -> None:
     import websockets
 
     async with websockets.connect(client.url, max_size=None) as ws:
@@ -98,34 +106,38 @@ async def run_client(client: Client, count: int, results: list[dict], start: asy
             results.append(
                 {"first_chunk": client.first_chunk.get(message_id, end) - sent, "end": end - sent, "timeout": False}
             )
-        # Let the other clients' last events arrive before checking completeness.
+        # Keep listening until every client has its last reply (the thread's other clients'
+        # events are due to this one too), then a moment for stragglers.
+        finished.append(client)
+        await all_done.wait()
         await asyncio.sleep(2)
         reading.cancel()
 
 
-def audit(clients: list[Client]) -> tuple[int, int]:
+def audit(clients: list[Client]) -> tuple[Counter[str], int]:
     """(lost, duplicated) events across every client, against what each thread produced."""
     by_thread: dict[str, set[str]] = defaultdict(set)
     streams_by_thread: dict[str, set[str]] = defaultdict(set)
     for client in clients:
         by_thread[client.thread] |= set(client.messages)
         streams_by_thread[client.thread] |= set(client.ends) | set(client.chunks)
-    lost = duplicated = 0
+    lost: Counter[str] = Counter()
+    duplicated = 0
     for client in clients:
         for message_id in by_thread[client.thread]:
             seen = client.messages.get(message_id, 0)
-            lost += seen == 0
+            lost["message"] += seen == 0
             duplicated += max(0, seen - 1)
         for stream_id in streams_by_thread[client.thread]:
             seqs = client.chunks.get(stream_id, [])
             ends = client.ends.get(stream_id, 0)
-            lost += ends == 0
+            lost["stream_end"] += ends == 0
             duplicated += max(0, ends - 1)
             duplicated += len(seqs) - len(set(seqs))
             if seqs and sorted(set(seqs)) != list(range(max(seqs) + 1)):
-                lost += max(seqs) + 1 - len(set(seqs))
+                lost["stream_chunk"] += max(seqs) + 1 - len(set(seqs))
             if ends and client.text.get(stream_id, "") != client.final.get(stream_id):
-                lost += 1  # the chunks do not add up to the final message
+                lost["stream_text"] += 1  # the chunks do not add up to the final message
     return lost, duplicated
 
 
@@ -144,12 +156,20 @@ async def drive(stack: Stack, args: argparse.Namespace) -> dict:
         clients.append(Client(stack.ws_url(number % len(stack.ports), owner, owner["threads"][0]), owner["threads"][0]))
     results: list[dict] = []
     start = asyncio.Event()
-    tasks = [asyncio.create_task(run_client(c, args.messages, results, start, args.timeout)) for c in clients]
+    finished: list[Client] = []
+    all_done = asyncio.Event()
+    tasks = [
+        asyncio.create_task(run_client(c, args.messages, results, start, args.timeout, finished, all_done))
+        for c in clients
+    ]
     await asyncio.sleep(1)  # every client connected
     began = time.perf_counter()
     start.set()
+    while len(finished) < len(clients) and not any(t.done() and t.exception() for t in tasks):
+        await asyncio.sleep(0.05)
+    elapsed = time.perf_counter() - began
+    all_done.set()
     await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - began - 2  # the final settle pause
     done = [r for r in results if not r["timeout"]]
     lost, duplicated = audit(clients)
     return {
@@ -162,7 +182,8 @@ async def drive(stack: Stack, args: argparse.Namespace) -> dict:
         "messages_per_s": len(done) / elapsed,
         "first_chunk_ms": [percentile([r["first_chunk"] * 1000 for r in done], p) for p in (50, 95, 99)],
         "end_ms": [percentile([r["end"] * 1000 for r in done], p) for p in (50, 95, 99)],
-        "lost": lost,
+        "lost": sum(lost.values()),
+        "lost_by_kind": dict(+lost),
         "duplicated": duplicated,
         "errors": sum(len(c.errors) for c in clients),
         "mean_chunks_per_reply": statistics.mean([len(s) for c in clients for s in c.chunks.values()] or [0]),
@@ -177,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--servers", type=int, default=2, help="Daphne processes (1 on the embedded default)")
     parser.add_argument("--delay-ms", type=int, default=10, help="the stand-in agent's pause between words")
     parser.add_argument("--timeout", type=float, default=60)
+    parser.add_argument("--keep", metavar="DIR", help="keep the servers' and worker's logs in DIR")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as workdir:
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = args.keep or tmp
         stack = Stack(
             Path(workdir),
             # The in-memory layer cannot reach across processes: one server on the embedded default.
@@ -186,14 +209,19 @@ def main(argv: list[str] | None = None) -> int:
             env={"AGENT_STANDIN_DELAY_MS": str(args.delay_ms), "MESSAGE_RATE_LIMIT": "1000000/60"},
         )
         with stack:
-            report = asyncio.run(drive(stack, args))
+            try:
+                report = asyncio.run(drive(stack, args))
+            except BaseException:
+                print(stack.logs_text(), file=sys.stderr)
+                raise
     print(f"realtime load: {report['clients']} clients, {report['threads']} threads, {report['servers']} server(s)")
     print(f"  stack: {report['stack']}")
     print(f"  messages: {report['messages']} ({report['timeouts']} timed out), {report['messages_per_s']:.1f} msg/s")
     print("  time to first chunk  p50/p95/p99: {:.0f} / {:.0f} / {:.0f} ms".format(*report["first_chunk_ms"]))
     print("  time to stream end   p50/p95/p99: {:.0f} / {:.0f} / {:.0f} ms".format(*report["end_ms"]))
     print(f"  chunks per reply (mean): {report['mean_chunks_per_reply']:.1f}")
-    print(f"  lost events: {report['lost']}, duplicated events: {report['duplicated']}, errors: {report['errors']}")
+    print(f"  lost events: {report['lost']} {report['lost_by_kind'] or ''}, duplicated events: {report['duplicated']}")
+    print(f"  error events: {report['errors']}")
     return 1 if report["lost"] or report["duplicated"] or report["timeouts"] else 0
 
 

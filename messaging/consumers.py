@@ -26,7 +26,7 @@ from threads.selectors import thread_get
 
 from .models import ReplyStream
 from .realtime import register_home_loop, thread_group
-from .selectors import message_list_after, stream_get, stream_list_open
+from .selectors import message_list_after, message_list_in_thread, stream_get, stream_list_open
 from .serializers import message_payload
 from .services import message_send, message_send_file, stream_sweep_stale
 
@@ -68,6 +68,11 @@ def _stream_state(thread_id: Any, stream_id: str) -> dict[str, Any] | None:
         message = stream.message.__class__.objects.prefetch_related("attachments").get(pk=stream.message.pk)
         state["end"] = {"status": stream.status, "chunk_count": len(stream.chunks), "message": message_payload(message)}
     return state
+
+
+def _message_or_none(thread_id: Any, message_id: str) -> dict[str, Any] | None:
+    message = message_list_in_thread(thread_id=thread_id).filter(pk=message_id).first()
+    return message_payload(message) if message else None
 
 
 def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -231,6 +236,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_message(payload["message"])
         elif kind == "stream_start":
             if payload["stream_id"] not in self.next_seq and payload["stream_id"] not in self.ended_streams:
+                await self._ensure_message(payload["reply_to"])
                 self.next_seq[payload["stream_id"]] = 0
                 await self._send(payload)
         elif kind == "stream_chunk":
@@ -272,6 +278,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if state is None or stream_id in self.ended_streams:
             return
         if stream_id not in self.next_seq:
+            await self._ensure_message(state["reply_to"])
             self.next_seq[stream_id] = 0
             await self._send({"type": "stream_start", "stream_id": stream_id, "reply_to": state["reply_to"]})
         for seq in range(self.next_seq[stream_id], len(state["chunks"])):
@@ -287,6 +294,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.next_seq.pop(stream_id, None)
         self.sent_message_ids.add(payload["message"]["id"])
         await self._send(payload)
+
+    async def _ensure_message(self, message_id: str) -> None:
+        """Send the message a reply answers when the client has not had it: its broadcast was lost."""
+        if message_id in self.sent_message_ids:
+            return
+        if message := await database_sync_to_async(_message_or_none)(self.thread.pk, message_id):
+            await self._send_message(message)
 
     async def _send_message(self, message: dict[str, Any], *, force: bool = False) -> None:
         if message["id"] in self.sent_message_ids and not force:
@@ -306,6 +320,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 _error("validation_error", "after: no such message in this thread.", errors={"after": ["Not found."]})
             )
             messages, streams = await database_sync_to_async(_replay)(self.thread, None)
+        # The client has what came before ``after`` (or, without it, the history it loaded): the
+        # questions of open streams it does not get replayed are among them.
+        replayed = {message["id"] for message in messages}
+        self.sent_message_ids.update(s["reply_to"] for s in streams if s["reply_to"] not in replayed)
         for message in messages:
             stream_id = (message.get("metadata") or {}).get("stream_id")
             if stream_id and stream_id in self.next_seq:

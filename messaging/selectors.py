@@ -30,6 +30,11 @@ def attachment_get(*, user: AbstractBaseUser, attachment_id: str | uuid.UUID) ->
         raise NotFound("Attachment not found.") from None
 
 
+def message_list_in_thread(*, thread_id: uuid.UUID) -> QuerySet[ChatMessage]:
+    """A thread's messages by its id, for callers that already checked access (the consumer)."""
+    return ChatMessage.objects.filter(thread_id=thread_id).prefetch_related("attachments")
+
+
 def message_list_after(*, thread: ChatThread, after_id: str | uuid.UUID) -> QuerySet[ChatMessage]:
     """The thread's messages after the given one, oldest first; NotFound when it is not in the thread."""
     pk = parse_uuid(after_id)

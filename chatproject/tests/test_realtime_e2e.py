@@ -54,6 +54,13 @@ def events_until(ws, kind: str, *, timeout: float = 20) -> list[dict]:
             return events
 
 
+def ready(*sockets) -> None:
+    """Wait until each server has finished connecting the client (joined the thread's group)."""
+    for ws in sockets:
+        ws.send(json.dumps({"type": "ping"}))
+        assert events_until(ws, "pong")[-1] == {"type": "pong"}
+
+
 def chunk_text(events: list[dict]) -> str:
     chunks = [e for e in events if e["type"] == "stream_chunk"]
     assert [c["seq"] for c in chunks] == list(range(len(chunks))), "gaps or repeats in seq"
@@ -64,6 +71,7 @@ def test_message_on_one_server_streams_to_a_client_on_the_other(stack, people):
     alice = people[0]
     thread = alice["threads"][0]
     with connect(stack.ws_url(0, alice, thread)) as sender, connect(stack.ws_url(1, alice, thread)) as watcher:
+        ready(sender, watcher)
         sender.send(json.dumps({"type": "message", "content": "across two servers", "client_id": "e2e-1"}))
         for ws in (sender, watcher):
             events = events_until(ws, "stream_end")
@@ -81,6 +89,7 @@ def test_rest_message_streams_to_websocket_clients(stack, people):
     bob = people[1]
     thread = bob["threads"][0]
     with connect(stack.ws_url(1, bob, thread)) as watcher:
+        ready(watcher)
         request = urllib.request.Request(
             stack.http_url(0, f"/api/threads/{thread}/messages/"),
             data=json.dumps({"content": "from curl"}).encode(),

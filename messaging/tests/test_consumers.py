@@ -68,6 +68,13 @@ async def connect(user, thread, *, query: str = "", token: str | None = None, he
     return communicator
 
 
+async def ready(*communicators) -> None:
+    """Wait until each consumer has finished connecting (joined the group, replayed)."""
+    for communicator in communicators:
+        await communicator.send_json_to({"type": "ping"})
+        assert await communicator.receive_json_from() == {"type": "pong"}
+
+
 async def receive_until(communicator, kind: str, *, timeout: float = 5) -> list[dict]:
     """Every event up to and including the first of ``kind``."""
     events = []
@@ -97,6 +104,7 @@ async def message_count(thread) -> int:
 async def test_message_is_broadcast_and_the_reply_streams(alice, thread):
     sender = await connect(alice, thread)
     watcher = await connect(alice, thread)
+    await ready(sender, watcher)
     await sender.send_json_to({"type": "message", "content": "hello there", "client_id": "c1"})
 
     for client in (sender, watcher):
@@ -248,6 +256,7 @@ async def test_rate_limit(alice, thread, settings):
 async def test_same_client_id_twice_stores_one_message(alice, thread):
     sender = await connect(alice, thread)
     watcher = await connect(alice, thread)
+    await ready(sender, watcher)
     frame = {"type": "message", "content": "only once", "client_id": "retry-me"}
     await sender.send_json_to(frame)
     first = await receive_until(sender, "stream_end")
@@ -386,4 +395,21 @@ async def test_a_stream_whose_worker_died_ends_interrupted_with_its_partial_text
     assert events[-1]["message"]["metadata"]["stream_status"] == "interrupted"
     status = await sync_to_async(lambda: ReplyStream.objects.get(pk=stream.pk).status)()
     assert status == "interrupted"
+    await communicator.disconnect()
+
+
+async def test_a_lost_message_event_is_sent_before_its_reply_starts(alice, thread):
+    communicator = await connect(alice, thread)
+    await ready(communicator)
+
+    def question_whose_broadcast_is_lost():
+        # Stored without an announcement, as if the layer dropped its event; then its reply starts.
+        question = make_message(thread, "did you get this?")
+        stream_start(reply_to=question)
+        return question
+
+    question = await sync_to_async(question_whose_broadcast_is_lost)()
+    first, second = await communicator.receive_json_from(), await communicator.receive_json_from()
+    assert (first["type"], first["message"]["id"]) == ("message", str(question.pk))
+    assert second["type"] == "stream_start"
     await communicator.disconnect()
