@@ -10,6 +10,7 @@ import hashlib
 import mimetypes
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import Any
@@ -132,6 +133,37 @@ def _existing_by_client_id(thread: ChatThread, client_id: str | None) -> ChatMes
     return ChatMessage.objects.prefetch_related("attachments").filter(thread=thread, client_id=client_id).first()
 
 
+def _send_once(
+    *,
+    thread: ChatThread,
+    sender: AbstractBaseUser,
+    client_id: Any,
+    validate: Callable[[], Any],
+    store: Callable[[str | None], ChatMessage],
+) -> tuple[ChatMessage, bool]:
+    """Store a user message once per ``client_id`` and announce it; ``(message, created)``.
+
+    The order matters: a retry of a stored message is answered before any check; a message that
+    fails validation does not count against the rate limit; nothing is stored or announced when
+    ``store`` raises.
+    """
+    client_id = _clean_client_id(client_id)
+    if existing := _existing_by_client_id(thread, client_id):
+        return existing, False
+    validate()
+    _check_rate_limit(sender)
+    try:
+        with transaction.atomic():
+            message = store(client_id)
+            _announce_user_message(message)
+    except IntegrityError:
+        # The same client_id raced in from another connection: the first one won.
+        if existing := _existing_by_client_id(thread, client_id):
+            return existing, False
+        raise
+    return message, True
+
+
 def message_send(
     *,
     thread: ChatThread,
@@ -147,28 +179,25 @@ def message_send(
     announces nothing. A new message is broadcast to the thread after commit and sends
     ``user_message_posted`` (the agent replies). Raises RateLimited past MESSAGE_RATE_LIMIT.
     """
-    client_id = _clean_client_id(client_id)
-    if existing := _existing_by_client_id(thread, client_id):
-        return existing, False
-    _check_rate_limit(sender)
-    try:
-        with transaction.atomic():
-            message = message_create(
-                thread=thread,
-                role=ChatMessage.Role.USER,
-                sender=sender,
-                content=content,
-                metadata=metadata,
-                parent_id=parent_id,
-                client_id=client_id,
-            )
-            _announce_user_message(message)
-    except IntegrityError:
-        # The same client_id raced in from another connection: the first one won.
-        if existing := _existing_by_client_id(thread, client_id):
-            return existing, False
-        raise
-    return message, True
+
+    def store(client_id: str | None) -> ChatMessage:
+        return message_create(
+            thread=thread,
+            role=ChatMessage.Role.USER,
+            sender=sender,
+            content=content,
+            metadata=metadata,
+            parent_id=parent_id,
+            client_id=client_id,
+        )
+
+    return _send_once(
+        thread=thread,
+        sender=sender,
+        client_id=client_id,
+        validate=lambda: _clean_content(content, allow_empty=False),
+        store=store,
+    )
 
 
 def _safe_filename(filename: Any) -> str:
@@ -239,29 +268,25 @@ def message_send_file(
 
     Nothing is stored when any check fails (type, size, name, caption, rate).
     """
-    client_id = _clean_client_id(client_id)
-    if existing := _existing_by_client_id(thread, client_id):
-        return existing, False
-    file_type = upload_type_check(filename=filename, content_type=content_type)
-    _clean_content(caption, allow_empty=True)
-    _check_rate_limit(sender)
-    try:
-        with transaction.atomic():
-            message = message_create(
-                thread=thread,
-                role=ChatMessage.Role.USER,
-                sender=sender,
-                content=caption,
-                type=ChatMessage.Type.FILE,
-                client_id=client_id,
-            )
-            attachment_create(message=message, filename=filename, data=data, content_type=file_type)
-            _announce_user_message(ChatMessage.objects.prefetch_related("attachments").get(pk=message.pk))
-    except IntegrityError:
-        if existing := _existing_by_client_id(thread, client_id):
-            return existing, False
-        raise
-    return message, True
+
+    def validate() -> None:
+        upload_type_check(filename=filename, content_type=content_type)
+        _clean_content(caption, allow_empty=True)
+
+    def store(client_id: str | None) -> ChatMessage:
+        message = message_create(
+            thread=thread,
+            role=ChatMessage.Role.USER,
+            sender=sender,
+            content=caption,
+            type=ChatMessage.Type.FILE,
+            client_id=client_id,
+        )
+        file_type = upload_type_check(filename=filename, content_type=content_type)
+        attachment_create(message=message, filename=filename, data=data, content_type=file_type)
+        return ChatMessage.objects.prefetch_related("attachments").get(pk=message.pk)
+
+    return _send_once(thread=thread, sender=sender, client_id=client_id, validate=validate, store=store)
 
 
 # --- Reply streams ------------------------------------------------------------------------------
