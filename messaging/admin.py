@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import ChatAttachment, ChatMessage
+from .models import ChatAttachment, ChatMessage, ReplyStream
 
 
 class ChatMessageInline(admin.TabularInline):
@@ -53,3 +53,34 @@ class ChatAttachmentAdmin(admin.ModelAdmin):
     list_select_related = ["thread", "message"]
     raw_id_fields = ["thread", "message"]
     readonly_fields = ["id", "url", "size", "sha256", "created_at"]
+
+
+@admin.register(ReplyStream)
+class ReplyStreamAdmin(admin.ModelAdmin):
+    """Replies as they stream: for support, to see a stuck or interrupted one. Read-only."""
+
+    list_display = ["id", "thread", "status", "chunk_count", "started_at", "heartbeat_at", "ended_at"]
+    list_filter = ["status", "started_at"]
+    search_fields = ["=id", "=thread__id", "=reply_to__id"]
+    list_select_related = ["thread"]
+    readonly_fields = [
+        "id",
+        "thread",
+        "reply_to",
+        "status",
+        "chunks",
+        "message",
+        "started_at",
+        "heartbeat_at",
+        "ended_at",
+    ]
+
+    @admin.display(description="chunks")
+    def chunk_count(self, stream: ReplyStream) -> int:
+        return len(stream.chunks)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
