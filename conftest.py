@@ -58,7 +58,7 @@ def _agent_replies_inline(settings):
     eager = app.conf.task_always_eager
     app.conf.task_always_eager = True
     settings.AGENT_EAGER_IN_BACKGROUND = False
-    settings.AGENT_STANDIN_DELAY_MS = 0
+    settings.AGENT_OFFLINE_WORD_DELAY_MS = 0
     yield
     app.conf.task_always_eager = eager
 

@@ -33,32 +33,55 @@ COALESCE_SECONDS = 0.05
 
 @dataclass(frozen=True)
 class ReplyEvent:
-    """What a reply generator yields: a piece of the answer, or a step worth showing."""
+    """What a reply generator yields: a piece of the answer, a step worth showing, or metadata."""
 
     delta: str = ""
     status: dict[str, Any] = field(default_factory=dict)
+    # Kept in the AI message's metadata (the last one given wins per key).
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 ReplyGenerator = Callable[[ChatMessage], Iterator[ReplyEvent]]
 
 
-def standin_reply(message: ChatMessage) -> Iterator[ReplyEvent]:
-    """A trivial reply behind the agent's interface, until the real agent lands.
+def generate_reply(message: ChatMessage) -> Iterator[ReplyEvent]:
+    """The agent's reply: the DSPy ReAct program over the gathered context, streamed.
 
-    It echoes the message word by word, with ``AGENT_STANDIN_DELAY_MS`` between words.
+    Yields tool steps and answer text as they are produced, then one event whose ``metadata``
+    (the final answer and the trajectory) goes into the AI message. Raises AgentError when the
+    model fails.
     """
-    delay = settings.AGENT_STANDIN_DELAY_MS / 1000
-    if message.type == ChatMessage.Type.FILE:
-        names = ", ".join(attachment.filename for attachment in message.attachments.all()) or "a file"
-        yield ReplyEvent(status={"step": "tool_start", "tool": "file_processor", "input": names})
-        yield ReplyEvent(status={"step": "tool_end", "tool": "file_processor", "output": f"received {names}"})
-        text = f"I received {names}."
-    else:
-        text = f"You said: {message.content}"
-    for index, word in enumerate(text.split(" ")):
-        if delay:
-            time.sleep(delay)
-        yield ReplyEvent(delta=word if index == 0 else " " + word)
+    from .context import gather, update_thread_after_reply
+    from .program import run_program
+    from .tools import build_tools
+
+    context = gather(message)
+    streamed: list[str] = []
+    prediction = None
+    for kind, value in run_program(
+        tools=build_tools(context.tools), history=context.history, memories=context.memories, message=context.message
+    ):
+        if kind == "delta":
+            streamed.append(value)
+            yield ReplyEvent(delta=value)
+        elif kind == "status":
+            yield ReplyEvent(status=value)
+        else:
+            prediction = value
+    answer = str(getattr(prediction, "answer", "") or "")
+    sent = "".join(streamed)
+    if answer.startswith(sent) and len(answer) > len(sent):
+        # The model did not stream (or not all of it): send the rest as it is.
+        yield ReplyEvent(delta=answer[len(sent) :])
+    trajectory = dict(getattr(prediction, "trajectory", {}) or {})
+    update_thread_after_reply(message)
+    yield ReplyEvent(metadata={"model": settings.AGENT_LM, "trajectory": _json_safe(trajectory)})
+
+
+def _json_safe(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value, default=str))
 
 
 def _reply_generator() -> ReplyGenerator:
@@ -130,6 +153,7 @@ def reply_to_message(message_id: Any) -> ChatMessage | None:
     heartbeat = _Heartbeat(stream)
     heartbeat.start()
     coalescer = _Coalescer(stream)
+    metadata: dict[str, Any] = {}
     try:
         for event in _reply_generator()(message):
             if heartbeat.lost.is_set():
@@ -138,9 +162,12 @@ def reply_to_message(message_id: Any) -> ChatMessage | None:
                 return None
             if event.status and (not coalescer.flush() or not stream_status(stream=stream, status=event.status)):
                 return None
+            metadata.update(event.metadata)
         if not coalescer.flush():
             return None
-        return stream_finish(stream=stream, status=ReplyStream.Status.COMPLETE, content="".join(coalescer.sent))
+        return stream_finish(
+            stream=stream, status=ReplyStream.Status.COMPLETE, content="".join(coalescer.sent), metadata=metadata
+        )
     except Exception as exc:
         logger.exception("the agent failed to reply to message %s", message.pk)
         # What was produced stays visible in the error message, followed by what went wrong.
@@ -155,7 +182,7 @@ def reply_to_message(message_id: Any) -> ChatMessage | None:
             status=ReplyStream.Status.ERROR,
             content=f"{partial}\n\n{error_text}" if partial else error_text,
             type=ChatMessage.Type.ERROR,
-            metadata={"error": type(exc).__name__, "error_message": error_text, "partial": partial},
+            metadata={**metadata, "error": type(exc).__name__, "error_message": error_text, "partial": partial},
         )
     finally:
         heartbeat.stopped.set()

@@ -95,7 +95,7 @@ async def run_client(
             client.waiters[client_id] = loop.create_future()
             sent = time.perf_counter()
             await ws.send(
-                json.dumps({"type": "message", "content": f"load test message {number}", "client_id": client_id})
+                json.dumps({"type": "message", "content": f"what is {number} plus 1?", "client_id": client_id})
             )
             try:
                 message_id = await asyncio.wait_for(client.waiters[client_id], timeout)
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=10)
     parser.add_argument("--messages", type=int, default=5, help="messages each client sends")
     parser.add_argument("--servers", type=int, default=2, help="Daphne processes (1 on the embedded default)")
-    parser.add_argument("--delay-ms", type=int, default=10, help="the stand-in agent's pause between words")
+    parser.add_argument("--delay-ms", type=int, default=10, help="the offline model's pause between answer words")
     parser.add_argument("--timeout", type=float, default=60)
     parser.add_argument("--keep", metavar="DIR", help="keep the servers' and worker's logs in DIR")
     args = parser.parse_args(argv)
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(workdir),
             # The in-memory layer cannot reach across processes: one server on the embedded default.
             servers=args.servers if os.environ.get("REDIS_URL") else 1,
-            env={"AGENT_STANDIN_DELAY_MS": str(args.delay_ms), "MESSAGE_RATE_LIMIT": "1000000/60"},
+            env={"AGENT_OFFLINE_WORD_DELAY_MS": str(args.delay_ms), "MESSAGE_RATE_LIMIT": "1000000/60"},
         )
         with stack:
             try:

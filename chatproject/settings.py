@@ -101,11 +101,36 @@ STREAM_STALE_SECONDS = env_int("STREAM_STALE_SECONDS", 10)
 
 # --- Agent ------------------------------------------------------------------------------------
 # What produces a reply: a function from a user message to ReplyEvents (see agent.services).
-AGENT_REPLY_GENERATOR = "agent.services.standin_reply"
-# Pause between the stand-in reply's words, to watch streaming (and to test a worker dying mid-reply).
-AGENT_STANDIN_DELAY_MS = env_int("AGENT_STANDIN_DELAY_MS", 30)
+AGENT_REPLY_GENERATOR = "agent.services.generate_reply"
+# The offline model's pause between streamed words: its answers arrive at once otherwise.
+AGENT_OFFLINE_WORD_DELAY_MS = env_int("AGENT_OFFLINE_WORD_DELAY_MS", 15)
 # With no broker (eager Celery), replies run in a background thread so requests return at once.
 AGENT_EAGER_IN_BACKGROUND = True
+# The model: "offline" (built in, no network) or a LiteLLM model string such as openai/gpt-4o-mini.
+AGENT_LM = os.environ.get("AGENT_LM", "").strip() or "offline"
+AGENT_API_BASE = os.environ.get("AGENT_API_BASE", "").strip()
+OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "").strip()
+ANTHROPIC_API_KEY = os.environ.get("ANTHROPIC_API_KEY", "").strip()
+AGENT_TIMEOUT_SECONDS = env_int("AGENT_TIMEOUT_SECONDS", 60)
+AGENT_MAX_RETRIES = env_int("AGENT_MAX_RETRIES", 2)
+AGENT_MAX_ITERS = env_int("AGENT_MAX_ITERS", 6)
+# Context given to the model: recent turns up to this many characters, and this many memory hits.
+AGENT_HISTORY_CHARS = env_int("AGENT_HISTORY_CHARS", 6000)
+AGENT_MEMORY_HITS = env_int("AGENT_MEMORY_HITS", 5)
+
+# --- Tools ------------------------------------------------------------------------------------
+# Web search is off unless configured: the server makes no request its operator did not ask for.
+WEB_SEARCH_PROVIDER = os.environ.get("WEB_SEARCH_PROVIDER", "").strip().lower() or "off"
+SERPAPI_API_KEY = os.environ.get("SERPAPI_API_KEY", "").strip()
+DUCKDUCKGO_URL = os.environ.get("DUCKDUCKGO_URL", "").strip() or "https://api.duckduckgo.com/"
+SERPAPI_URL = os.environ.get("SERPAPI_URL", "").strip() or "https://serpapi.com/search.json"
+OPENWEATHER_API_KEY = os.environ.get("OPENWEATHER_API_KEY", "").strip()
+OPENWEATHER_URL = os.environ.get("OPENWEATHER_URL", "").strip() or "https://api.openweathermap.org/data/2.5/weather"
+WEB_TIMEOUT_SECONDS = env_int("WEB_TIMEOUT_SECONDS", 5)
+CODE_CPU_SECONDS = env_int("CODE_CPU_SECONDS", 5)
+CODE_WALL_SECONDS = env_int("CODE_WALL_SECONDS", 10)
+CODE_MEMORY_BYTES = env_int("CODE_MEMORY_BYTES", 256 * 1024 * 1024)
+CODE_OUTPUT_CHARS = env_int("CODE_OUTPUT_CHARS", 10_000)
 
 INSTALLED_APPS = [
     # daphne first: its runserver replaces Django's, serving HTTP and WebSockets with autoreload.

@@ -17,13 +17,16 @@ def many_tiny_deltas(message):
 
 
 def test_reply_is_streamed_and_persisted_as_an_answer():
-    question = make_message(make_thread(), "hello agent")
+    question = make_message(make_thread(), "what is 6 times 7?")
     answer = reply_to_message(question.pk)
     assert (answer.role, answer.type, answer.parent_id, answer.sender) == ("ai", "text", question.pk, None)
-    assert answer.content == "You said: hello agent"
+    assert answer.content == "6 times 7 = **42**"
     stream = ReplyStream.objects.get(reply_to=question)
     assert stream.status == "complete" and "".join(stream.chunks) == answer.content
-    assert answer.metadata == {"stream_id": str(stream.pk), "stream_status": "complete"}
+    assert answer.metadata["stream_id"] == str(stream.pk) and answer.metadata["stream_status"] == "complete"
+    assert answer.metadata["model"] == "offline"
+    trajectory = answer.metadata["trajectory"]
+    assert trajectory["tool_name_0"] == "calculator" and trajectory["observation_0"] == "6 times 7 = 42"
 
 
 def test_fast_tokens_are_coalesced_into_few_chunks(settings):
@@ -85,8 +88,8 @@ def test_an_agent_error_is_persisted_as_an_error_message(settings):
 
 @pytest.mark.django_db(transaction=True)
 def test_background_reply_runs_in_its_own_thread():
-    question = make_message(make_thread(), "in the background")
+    question = make_message(make_thread(), "what is 1 plus 1")
     worker = run_reply_in_background(question.pk)
     assert isinstance(worker, threading.Thread)
     worker.join(timeout=10)
-    assert ChatMessage.objects.get(parent=question).content == "You said: in the background"
+    assert ChatMessage.objects.get(parent=question).content == "1 plus 1 = **2**"

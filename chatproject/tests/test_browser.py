@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's ch
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    with Stack(tmp_path_factory.mktemp("browser"), env={"AGENT_STANDIN_DELAY_MS": "60"}) as stack:
+    with Stack(tmp_path_factory.mktemp("browser"), env={"AGENT_OFFLINE_WORD_DELAY_MS": "120"}) as stack:
         yield stack
 
 
@@ -62,15 +62,21 @@ def test_log_in_send_and_watch_the_reply_stream(stack, person, page):
     hostile = 'Hello **there** <img src=x onerror="window.__xss=1"> [link](javascript:window.__xss=2)'
     page.fill("#message-input", hostile)
     page.keyboard.press("Enter")
-
     user_bubble = page.locator(".msg-user").last
     expect(user_bubble).not_to_have_class(re.compile(r"\bpending\b"))
+    expect(user_bubble.locator("strong")).to_have_text("there")
+    expect(page.locator(".msg-ai")).to_have_count(1)
+    expect(page.locator(".msg-ai").last).not_to_have_class(re.compile(r"\bstreaming\b"), timeout=15000)
+
+    page.fill("#message-input", "what is 2 plus 2?")
+    page.keyboard.press("Enter")
     streaming = page.locator(".msg-ai.streaming")
     expect(streaming).to_have_count(1)  # the reply shows while it streams...
+    expect(streaming.locator(".step").first).to_contain_text("calculator")  # ...with its tool step...
     reply = page.locator(".msg-ai").last
     expect(reply).not_to_have_class(re.compile(r"\bstreaming\b"), timeout=15000)  # ...and ends
-    expect(reply.locator(".content")).to_contain_text("You said: Hello there")
-    expect(reply.locator("strong")).to_have_text("there")
+    expect(reply.locator(".content")).to_have_text("2 plus 2 = 4")
+    expect(reply.locator("strong")).to_have_text("4")
     page.screenshot(path=str(ARTIFACTS / "chat-desktop.png"), full_page=True)
 
     assert page.locator(".messages img").count() == 0
@@ -79,8 +85,9 @@ def test_log_in_send_and_watch_the_reply_stream(stack, person, page):
 
     # The history is rendered by the server after a reload, still safely.
     page.reload()
-    expect(page.locator(".msg")).to_have_count(2)
-    expect(page.locator(".msg-ai strong")).to_have_text("there")
+    expect(page.locator(".msg")).to_have_count(4)
+    expect(page.locator(".msg-user strong")).to_have_text("there")
+    expect(page.locator(".msg-ai strong")).to_have_text("4")
     assert page.evaluate("window.__xss") is None
 
     assert page.locator(".flash").count() == 0
@@ -102,11 +109,11 @@ def test_reconnects_and_resumes_after_the_connection_drops(stack, person, page):
     # The server goes away: the page says so, keeps what is typed, and resumes when it is back.
     stack.stop_server(0)
     expect(page.locator("#conn-status")).to_have_attribute("data-state", "closed")
-    page.fill("#message-input", "sent while the server was down")
+    page.fill("#message-input", "what is 3 times 5")
     page.keyboard.press("Enter")
     expect(page.locator(".msg-user.pending")).to_have_count(1)
     stack.restart_server(0)
     reply = page.locator(".msg-ai").last
-    expect(reply.locator(".content")).to_have_text("You said: sent while the server was down", timeout=30000)
+    expect(reply.locator(".content")).to_have_text("3 times 5 = 15", timeout=30000)
     expect(page.locator(".msg-user")).to_have_count(1)
     expect(page.locator(".msg-user.pending")).to_have_count(0)

@@ -28,7 +28,7 @@ def stack(tmp_path_factory):
         tmp_path_factory.mktemp("stack"),
         servers=2,
         env={
-            "AGENT_STANDIN_DELAY_MS": "40",
+            "AGENT_OFFLINE_WORD_DELAY_MS": "40",
             "STREAM_HEARTBEAT_SECONDS": "1",
             "STREAM_STALE_SECONDS": str(STALE_SECONDS),
         },
@@ -72,15 +72,16 @@ def test_message_on_one_server_streams_to_a_client_on_the_other(stack, people):
     thread = alice["threads"][0]
     with connect(stack.ws_url(0, alice, thread)) as sender, connect(stack.ws_url(1, alice, thread)) as watcher:
         ready(sender, watcher)
-        sender.send(json.dumps({"type": "message", "content": "across two servers", "client_id": "e2e-1"}))
+        sender.send(json.dumps({"type": "message", "content": "what is 12 times 12?", "client_id": "e2e-1"}))
         for ws in (sender, watcher):
             events = events_until(ws, "stream_end")
             kinds = [e["type"] for e in events]
             assert kinds[:2] == ["message", "stream_start"] and kinds.count("message") == 1
-            assert events[0]["message"]["content"] == "across two servers"
+            assert events[0]["message"]["content"] == "what is 12 times 12?"
+            assert [e["tool"] for e in events if e["type"] == "stream_status"] == ["calculator", "calculator"]
             end = events[-1]
             assert end["status"] == "complete"
-            assert end["message"]["content"] == chunk_text(events) == "You said: across two servers"
+            assert end["message"]["content"] == chunk_text(events) == "12 times 12 = **144**"
 
 
 def test_rest_message_streams_to_websocket_clients(stack, people):
@@ -92,14 +93,14 @@ def test_rest_message_streams_to_websocket_clients(stack, people):
         ready(watcher)
         request = urllib.request.Request(
             stack.http_url(0, f"/api/threads/{thread}/messages/"),
-            data=json.dumps({"content": "from curl"}).encode(),
+            data=json.dumps({"content": "what is 2^10"}).encode(),
             headers={"Authorization": f"Token {bob['token']}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 201
         events = events_until(watcher, "stream_end")
-        assert events[0]["message"]["content"] == "from curl"
-        assert events[-1]["message"]["content"] == "You said: from curl"
+        assert events[0]["message"]["content"] == "what is 2^10"
+        assert events[-1]["message"]["content"] == "2^10 = **1024**"
 
 
 def test_a_client_that_reconnects_mid_stream_misses_nothing_and_gets_nothing_twice(stack, people):
@@ -107,7 +108,7 @@ def test_a_client_that_reconnects_mid_stream_misses_nothing_and_gets_nothing_twi
     thread = carol["threads"][0]
     words = " ".join(f"word{n}" for n in range(60))
     with connect(stack.ws_url(0, carol, thread)) as ws:
-        ws.send(json.dumps({"type": "message", "content": words}))
+        ws.send(json.dumps({"type": "message", "content": f"uppercase: {words}"}))
         first = events_until(ws, "stream_chunk")
         user_message_id = first[0]["message"]["id"]
     time.sleep(0.5)  # chunks go on streaming while nobody on this connection listens
@@ -116,7 +117,7 @@ def test_a_client_that_reconnects_mid_stream_misses_nothing_and_gets_nothing_twi
     assert resumed[0]["type"] == "stream_start"
     assert resumed[0]["stream_id"] == first[1]["stream_id"]
     text = chunk_text(resumed)  # replayed from seq 0, then live: no gap, no repeat
-    assert text == resumed[-1]["message"]["content"] == f"You said: {words}"
+    assert text == resumed[-1]["message"]["content"] == words.upper()
     assert [e["type"] for e in resumed].count("message") == 0
 
 
@@ -126,7 +127,7 @@ def test_a_killed_worker_ends_the_stream_interrupted_with_its_partial_text(stack
     words = " ".join(f"slow{n}" for n in range(200))
     try:
         with connect(stack.ws_url(0, alice, thread)) as ws:
-            ws.send(json.dumps({"type": "message", "content": words}))
+            ws.send(json.dumps({"type": "message", "content": f"uppercase: {words}"}))
             events = events_until(ws, "stream_chunk")
             stack.kill_worker()
             killed_at = time.monotonic()
@@ -136,7 +137,7 @@ def test_a_killed_worker_ends_the_stream_interrupted_with_its_partial_text(stack
         assert end["status"] == "interrupted", end
         partial = chunk_text(events)
         assert partial and end["message"]["content"] == partial
-        assert f"You said: {words}".startswith(partial) and len(partial) < len(f"You said: {words}")
+        assert words.upper().startswith(partial) and len(partial) < len(words)
         assert waited < STALE_SECONDS + 5
     finally:
         if stack.worker is None:

@@ -35,7 +35,7 @@ def test_post_and_list_messages(api, user, django_capture_on_commit_callbacks):
     listing = api.get(messages_url(thread.pk)).json()["results"]
     assert [(m["role"], m["parent"]) for m in listing] == [("user", None), ("ai", body["id"])]
     assert listing[0]["id"] == body["id"]
-    assert listing[1]["content"] == "You said: What is 15% of 240?"
+    assert listing[1]["content"] == "15% of 240 = **36**"
 
 
 def test_list_is_oldest_first_with_attachments_inline(api, user):

@@ -105,21 +105,21 @@ async def test_message_is_broadcast_and_the_reply_streams(alice, thread):
     sender = await connect(alice, thread)
     watcher = await connect(alice, thread)
     await ready(sender, watcher)
-    await sender.send_json_to({"type": "message", "content": "hello there", "client_id": "c1"})
+    await sender.send_json_to({"type": "message", "content": "what is 2 plus 2?", "client_id": "c1"})
 
     for client in (sender, watcher):
         events = await receive_until(client, "stream_end")
         assert [e["type"] for e in events[:2]] == ["message", "stream_start"]
         user_message = events[0]["message"]
         assert (user_message["content"], user_message["role"], user_message["client_id"]) == (
-            "hello there",
+            "what is 2 plus 2?",
             "user",
             "c1",
         )
         assert events[1]["reply_to"] == user_message["id"]
         end = events[-1]
         assert end["status"] == "complete" and end["stream_id"] == events[1]["stream_id"]
-        assert end["message"]["content"] == stream_text(events) == "You said: hello there"
+        assert end["message"]["content"] == stream_text(events) == "2 plus 2 = **4**"
         assert end["message"]["parent"] == user_message["id"] and end["message"]["role"] == "ai"
     assert await message_count(thread) == 2
     await sender.disconnect()

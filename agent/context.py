@@ -1,0 +1,112 @@
+"""What the agent gets to see: recent turns within a budget, memory hits, the thread's files.
+
+Everything is read here, before the agent runs, because DSPy runs the program and its tools on
+other threads (see ``agent.tools``). Also keeps the thread's title and summary current.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from messaging.models import ChatMessage
+from threads.models import ChatThread
+from threads.services import thread_update
+
+from . import text as textlib
+from .memory import memory_add, memory_searcher
+from .tools import AttachmentInfo, ToolContext
+
+TITLE_WORDS = 8
+TITLE_CHARS = 60
+
+
+@dataclass
+class AgentContext:
+    history: str
+    memories: str
+    message: str
+    tools: ToolContext
+
+
+def describe_message(message: ChatMessage) -> str:
+    """A message as the model reads it: file messages name their attachments."""
+    if message.type != ChatMessage.Type.FILE:
+        return message.content
+    files = ", ".join(f"{a.filename} ({a.file_type}, {a.size} bytes)" for a in message.attachments.all())
+    return f"[Attached file: {files}] {message.content}".strip()
+
+
+def _history(message: ChatMessage) -> str:
+    """The turns before this message, newest kept first when the budget runs out, oldest first."""
+    earlier = (
+        ChatMessage.objects.filter(thread_id=message.thread_id, created_at__lte=message.created_at)
+        .exclude(pk=message.pk)
+        .prefetch_related("attachments")
+        .order_by("-created_at", "-id")[:50]
+    )
+    lines: list[str] = []
+    used = 0
+    for turn in earlier:
+        speaker = {"user": "User", "ai": "Assistant"}.get(turn.role, "System")
+        line = f"{speaker}: {describe_message(turn)}"
+        if used + len(line) > settings.AGENT_HISTORY_CHARS:
+            break
+        lines.append(line)
+        used += len(line)
+    return "\n".join(reversed(lines))
+
+
+def gather(message: ChatMessage) -> AgentContext:
+    memory_add(message)
+    search = memory_searcher(user_id=message.sender_id, exclude_message_id=str(message.pk))
+    hits = [h for h in search(message.content, settings.AGENT_MEMORY_HITS) if h["thread_id"] != str(message.thread_id)]
+    memories = "\n".join(f"- ({h['date']}, “{h['thread_title']}”) {h['snippet']}" for h in hits)
+    attachments = [
+        AttachmentInfo(
+            filename=a.filename,
+            file_type=a.file_type,
+            size=a.size,
+            path=a.file.path,
+            created_at=a.created_at.isoformat(),
+        )
+        for m in ChatMessage.objects.filter(thread_id=message.thread_id, type=ChatMessage.Type.FILE)
+        .prefetch_related("attachments")
+        .order_by("created_at", "id")
+        for a in m.attachments.all()
+    ]
+    return AgentContext(
+        history=_history(message),
+        memories=memories or "(none)",
+        message=describe_message(message),
+        tools=ToolContext(
+            user_id=message.sender_id,
+            thread_id=str(message.thread_id),
+            message_id=str(message.pk),
+            attachments=attachments,
+            memory_search=search,
+        ),
+    )
+
+
+def title_for(text: str) -> str:
+    words = text.split()
+    title = " ".join(words[:TITLE_WORDS])
+    if len(title) > TITLE_CHARS:
+        title = title[: TITLE_CHARS - 1].rsplit(" ", 1)[0]
+    return (title + ("…" if len(words) > TITLE_WORDS or len(title) < len(" ".join(words)) else "")).strip()
+
+
+def update_thread_after_reply(message: ChatMessage) -> None:
+    """Title an untitled thread after its first exchange; keep the summary current."""
+    thread = ChatThread.objects.get(pk=message.thread_id)
+    user_turns = list(
+        ChatMessage.objects.filter(thread_id=thread.pk, role=ChatMessage.Role.USER)
+        .order_by("-created_at")
+        .values_list("content", flat=True)[:20]
+    )
+    fields = {"summary": textlib.summarize("\n".join(reversed(user_turns)), max_sentences=2)[:1000]}
+    if not thread.title.strip() and message.content.strip():
+        fields["title"] = title_for(message.content)
+    thread_update(thread=thread, **fields)

@@ -1,0 +1,212 @@
+"""Conversation memory: BM25 search over a user's own past messages, in all their threads.
+
+``BM25Index`` scores exactly as rank-bm25's ``BM25Okapi`` (k1 1.5, b 0.75, epsilon 0.25: the
+same idf, including its replacement of negative idfs by ``epsilon * mean idf``), but keeps an
+inverted index: adding a message updates counts instead of rebuilding, and a query only visits
+the messages that contain its terms. Tokens are stored in ``MemoryEntry`` rows, so an index is
+rebuilt from the database without tokenizing again. Each process keeps one index per user and
+brings it up to date (new rows only) before each use.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.core.cache import cache
+from django.db import transaction
+
+from messaging.models import ChatMessage
+from threads.models import ChatThread
+
+from .models import MemoryEntry
+from .text import index_tokens
+
+GENERATION_KEY = "agent:memory:generation"
+SNIPPET_CHARS = 300
+
+
+@dataclass(frozen=True)
+class MemoryDoc:
+    message_id: str
+    thread_id: str
+    created_at: datetime
+    snippet: str
+
+
+class BM25Index:
+    """Incremental BM25Okapi: same scores, no rebuild on add, sparse queries."""
+
+    def __init__(self, k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25) -> None:
+        self.k1, self.b, self.epsilon = k1, b, epsilon
+        self.docs: list[Any] = []
+        self.doc_len: list[int] = []
+        self.total_len = 0
+        self.postings: dict[str, dict[int, int]] = {}
+        self._idf: dict[str, float] | None = None
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    def add(self, doc: Any, tokens: list[str]) -> None:
+        index = len(self.docs)
+        self.docs.append(doc)
+        self.doc_len.append(len(tokens))
+        self.total_len += len(tokens)
+        for term, count in Counter(tokens).items():
+            self.postings.setdefault(term, {})[index] = count
+        self._idf = None
+
+    def idf(self) -> dict[str, float]:
+        """Per term, as BM25Okapi._calc_idf computes it (recomputed only after adds)."""
+        if self._idf is None:
+            n = len(self.docs)
+            idf = {term: math.log(n - len(p) + 0.5) - math.log(len(p) + 0.5) for term, p in self.postings.items()}
+            floor = self.epsilon * (sum(idf.values()) / len(idf)) if idf else 0.0
+            self._idf = {term: (value if value >= 0 else floor) for term, value in idf.items()}
+        return self._idf
+
+    def scores(self, query: list[str]) -> dict[int, float]:
+        """Non-zero scores by document index; every other document scores 0 (as in BM25Okapi)."""
+        if not self.docs:
+            return {}
+        idf = self.idf()
+        avgdl = self.total_len / len(self.docs)
+        k1, b = self.k1, self.b
+        scores: dict[int, float] = {}
+        for term in query:
+            weight = idf.get(term) or 0
+            if not weight:
+                continue
+            for index, tf in self.postings[term].items():
+                norm = k1 * (1 - b + b * self.doc_len[index] / avgdl) if avgdl else k1 * (1 - b)
+                scores[index] = scores.get(index, 0.0) + weight * (tf * (k1 + 1) / (tf + norm))
+        return scores
+
+    def top(self, query: list[str], k: int, keep=lambda doc: True) -> list[tuple[Any, float]]:
+        """The k best documents with a positive score, best first (ties: earlier first)."""
+        ranked = heapq.nsmallest(
+            k, ((-score, index) for index, score in self.scores(query).items() if score > 0 and keep(self.docs[index]))
+        )
+        return [(self.docs[index], -negative) for negative, index in ranked]
+
+
+class UserMemory:
+    """One user's index in this process, kept in step with their MemoryEntry rows."""
+
+    def __init__(self, user_id: int, generation: int) -> None:
+        self.user_id = user_id
+        self.generation = generation
+        self.index = BM25Index()
+        self.last_entry_id = 0
+        self.lock = threading.Lock()
+
+    def refresh(self) -> None:
+        with self.lock:
+            rows = (
+                MemoryEntry.objects.filter(user_id=self.user_id, id__gt=self.last_entry_id)
+                .order_by("id")
+                .values_list("id", "message_id", "thread_id", "message_created_at", "snippet", "tokens")
+            )
+            for entry_id, message_id, thread_id, created_at, snippet, tokens in rows.iterator(chunk_size=2000):
+                self.index.add(MemoryDoc(str(message_id), str(thread_id), created_at, snippet), tokens)
+                self.last_entry_id = entry_id
+
+
+_memories: dict[int, UserMemory] = {}
+_memories_lock = threading.Lock()
+
+
+def _generation() -> int:
+    return cache.get_or_set(GENERATION_KEY, 1, timeout=None)
+
+
+def user_memory(user_id: int) -> UserMemory:
+    """The user's up-to-date index (new rows added; rebuilt after ``memory_rebuild``)."""
+    generation = _generation()
+    with _memories_lock:
+        memory = _memories.get(user_id)
+        if memory is None or memory.generation != generation:
+            memory = _memories[user_id] = UserMemory(user_id, generation)
+    memory.refresh()
+    return memory
+
+
+def memory_add(message: ChatMessage) -> MemoryEntry | None:
+    """Remember a user message (idempotent); other roles are not remembered."""
+    if message.role != ChatMessage.Role.USER or message.sender_id is None:
+        return None
+    entry, _ = MemoryEntry.objects.get_or_create(
+        message=message,
+        defaults={
+            "user_id": message.sender_id,
+            "thread_id": message.thread_id,
+            "tokens": index_tokens(message.content),
+            "snippet": message.content[:SNIPPET_CHARS],
+            "message_created_at": message.created_at,
+        },
+    )
+    return entry
+
+
+@transaction.atomic
+def memory_rebuild(*, batch_size: int = 2000) -> int:
+    """Recompute every user's entries from their messages; every process rebuilds its indexes."""
+    MemoryEntry.objects.all().delete()
+    created = 0
+    messages = ChatMessage.objects.filter(role=ChatMessage.Role.USER, sender__isnull=False).order_by("created_at", "id")
+    batch: list[MemoryEntry] = []
+    for message in messages.iterator(chunk_size=batch_size):
+        batch.append(
+            MemoryEntry(
+                user_id=message.sender_id,
+                message_id=message.pk,
+                thread_id=message.thread_id,
+                tokens=index_tokens(message.content),
+                snippet=message.content[:SNIPPET_CHARS],
+                message_created_at=message.created_at,
+            )
+        )
+        if len(batch) >= batch_size:
+            created += len(MemoryEntry.objects.bulk_create(batch))
+            batch = []
+    created += len(MemoryEntry.objects.bulk_create(batch))
+    transaction.on_commit(lambda: cache.set(GENERATION_KEY, _generation() + 1, timeout=None))
+    return created
+
+
+def memory_searcher(*, user_id: int, exclude_message_id: str | None = None):
+    """A search function over the user's memory for tools: no database access when called.
+
+    Hits in deleted threads are left out; each hit names its thread and date.
+    """
+    memory = user_memory(user_id)
+    titles = dict(
+        ChatThread.objects.filter(owner_id=user_id).exclude(status=ChatThread.Status.DELETED).values_list("id", "title")
+    )
+    visible = {str(pk): title for pk, title in titles.items()}
+
+    def search(query: str, limit: int = 5) -> list[dict[str, Any]]:
+        hits = memory.index.top(
+            index_tokens(query),
+            limit,
+            keep=lambda doc: doc.thread_id in visible and doc.message_id != exclude_message_id,
+        )
+        return [
+            {
+                "message_id": doc.message_id,
+                "thread_id": doc.thread_id,
+                "thread_title": visible[doc.thread_id] or "Untitled",
+                "date": doc.created_at.date().isoformat(),
+                "snippet": doc.snippet,
+                "score": round(score, 4),
+            }
+            for doc, score in hits
+        ]
+
+    return search

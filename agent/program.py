@@ -1,0 +1,134 @@
+"""The DSPy program: a ReAct agent over the conversation, its memories and the new message.
+
+``dspy`` is imported here only, on first use (it takes about 0.4 s), never at Django start-up.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+
+
+class AgentError(Exception):
+    """The model failed (provider error, timeout, unreadable output); the message says how."""
+
+
+@cache
+def _signature() -> Any:
+    import dspy
+
+    class ChatReply(dspy.Signature):
+        """You are a helpful assistant in a chat application. Use the tools when they help (arithmetic,
+        the user's earlier messages, their attached files, running Python, text work, the web, the
+        weather), then answer the user's message in Markdown, briefly and accurately."""
+
+        history: str = dspy.InputField(desc="recent turns of this conversation, oldest first")
+        memories: str = dspy.InputField(desc="possibly relevant things the user said in other conversations")
+        message: str = dspy.InputField(desc="the user's new message")
+        answer: str = dspy.OutputField(desc="the reply to the user, in Markdown")
+
+    return ChatReply
+
+
+def build_lm() -> Any:
+    """The configured model: the offline one, or a LiteLLM model string through ``dspy.LM``."""
+    import dspy
+
+    if settings.AGENT_LM == "offline":
+        from .offline import OfflineEngine
+
+        return dspy.LM("offline/offline", engine=OfflineEngine(), cache=False, num_retries=0)
+    kwargs: dict[str, Any] = {
+        "cache": False,
+        "num_retries": settings.AGENT_MAX_RETRIES,
+        "timeout": settings.AGENT_TIMEOUT_SECONDS,
+    }
+    if settings.AGENT_API_BASE:
+        kwargs["api_base"] = settings.AGENT_API_BASE
+    provider = settings.AGENT_LM.split("/", 1)[0]
+    key = {"openai": settings.OPENAI_API_KEY, "anthropic": settings.ANTHROPIC_API_KEY}.get(provider)
+    if key:
+        kwargs["api_key"] = key
+    return dspy.LM(settings.AGENT_LM, **kwargs)
+
+
+class _StatusProvider:
+    """Tool steps as JSON status messages, so the runner can forward them as ``stream_status``."""
+
+    def __init__(self) -> None:
+        self.tool: str | None = None
+
+    def make(self) -> Any:
+        import dspy
+
+        outer = self
+
+        class Provider(dspy.streaming.StatusMessageProvider):
+            def tool_start_status_message(self, instance: Any, inputs: dict[str, Any]) -> str:
+                outer.tool = instance.name
+                arguments = inputs.get("kwargs", inputs)
+                return json.dumps({"step": "tool_start", "tool": instance.name, "input": _short(arguments)})
+
+            def tool_end_status_message(self, outputs: Any) -> str:
+                return json.dumps({"step": "tool_end", "tool": outer.tool, "output": _short(outputs)})
+
+            def lm_start_status_message(self, instance: Any, inputs: dict[str, Any]) -> None:
+                return None
+
+            def lm_end_status_message(self, outputs: Any) -> None:
+                return None
+
+            def module_start_status_message(self, instance: Any, inputs: dict[str, Any]) -> None:
+                return None
+
+            def module_end_status_message(self, outputs: Any) -> None:
+                return None
+
+        return Provider()
+
+
+def _short(value: Any, limit: int = 500) -> Any:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def run_program(
+    *, tools: dict[str, Callable[..., str]], history: str, memories: str, message: str
+) -> Iterator[tuple[str, Any]]:
+    """Run the agent; yields ("delta", text), ("status", dict) and finally ("result", prediction)."""
+    import dspy
+
+    lm = build_lm()
+    react = dspy.ReAct(
+        _signature(),
+        tools=[dspy.Tool(function, name=name) for name, function in tools.items()],
+        max_iters=settings.AGENT_MAX_ITERS,
+    )
+    status = _StatusProvider()
+    streaming = dspy.streamify(
+        react,
+        status_message_provider=status.make(),
+        stream_listeners=[dspy.streaming.StreamListener(signature_field_name="answer")],
+        async_streaming=False,
+    )
+    try:
+        with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
+            for item in streaming(history=history, memories=memories, message=message):
+                if isinstance(item, dspy.streaming.StreamResponse):
+                    if item.chunk:
+                        yield "delta", item.chunk
+                elif isinstance(item, dspy.streaming.StatusMessage):
+                    try:
+                        yield "status", json.loads(item.message)
+                    except ValueError:
+                        yield "status", {"step": "info", "message": item.message}
+                elif isinstance(item, dspy.Prediction):
+                    yield "result", item
+    except AgentError:
+        raise
+    except Exception as exc:
+        raise AgentError(f"The model failed: {type(exc).__name__}: {exc}") from exc
