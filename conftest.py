@@ -70,3 +70,12 @@ def django_db_modify_db_settings(django_db_modify_db_settings):
     from django.conf import settings
 
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+
+@pytest.fixture(autouse=True)
+def _fresh_memory_indexes():
+    """Each test starts with no cached memory index: rolled-back rows (and, on SQLite, their
+    ids) must not survive in this process's indexes from one test to the next."""
+    from agent import memory
+
+    memory._memories.clear()

@@ -72,7 +72,12 @@ class BM25Index:
         return self._idf
 
     def scores(self, query: list[str]) -> dict[int, float]:
-        """Non-zero scores by document index; every other document scores 0 (as in BM25Okapi)."""
+        """BM25Okapi's score of every document that contains a query term, by document index.
+
+        Every other document scores 0, as in BM25Okapi. A matching document's score can be 0 or
+        negative too: in a small memory most terms occur in half the documents or more, which
+        gives them an idf at or below 0 (BM25Okapi's rule, kept as it is).
+        """
         if not self.docs:
             return {}
         idf = self.idf()
@@ -80,18 +85,23 @@ class BM25Index:
         k1, b = self.k1, self.b
         scores: dict[int, float] = {}
         for term in query:
-            weight = idf.get(term) or 0
-            if not weight:
+            postings = self.postings.get(term)
+            if not postings:
                 continue
-            for index, tf in self.postings[term].items():
+            weight = idf[term]
+            for index, tf in postings.items():
                 norm = k1 * (1 - b + b * self.doc_len[index] / avgdl) if avgdl else k1 * (1 - b)
                 scores[index] = scores.get(index, 0.0) + weight * (tf * (k1 + 1) / (tf + norm))
         return scores
 
     def top(self, query: list[str], k: int, keep=lambda doc: True) -> list[tuple[Any, float]]:
-        """The k best documents with a positive score, best first (ties: earlier first)."""
+        """The k best documents containing a query term, by BM25Okapi score (ties: earlier first).
+
+        Documents without any query term are never results, even when every match scores below
+        0: what a user is looking for is a message that mentions it.
+        """
         ranked = heapq.nsmallest(
-            k, ((-score, index) for index, score in self.scores(query).items() if score > 0 and keep(self.docs[index]))
+            k, ((-score, index) for index, score in self.scores(query).items() if keep(self.docs[index]))
         )
         return [(self.docs[index], -negative) for negative, index in ranked]
 
@@ -124,6 +134,19 @@ _memories_lock = threading.Lock()
 
 def _generation() -> int:
     return cache.get_or_set(GENERATION_KEY, 1, timeout=None)
+
+
+def memory_invalidate() -> None:
+    """Make every process rebuild its indexes from the database on their next use.
+
+    An index only ever adds rows newer than the last it has seen (ids are never reused: Django
+    creates them AUTOINCREMENT on SQLite, from a sequence on PostgreSQL), so a rebuild, which
+    replaces rows, must tell every process.
+    """
+    try:
+        cache.incr(GENERATION_KEY)
+    except ValueError:
+        cache.set(GENERATION_KEY, 2, timeout=None)
 
 
 def user_memory(user_id: int) -> UserMemory:
@@ -176,7 +199,7 @@ def memory_rebuild(*, batch_size: int = 2000) -> int:
             created += len(MemoryEntry.objects.bulk_create(batch))
             batch = []
     created += len(MemoryEntry.objects.bulk_create(batch))
-    transaction.on_commit(lambda: cache.set(GENERATION_KEY, _generation() + 1, timeout=None))
+    transaction.on_commit(memory_invalidate)
     return created
 
 

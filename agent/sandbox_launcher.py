@@ -54,6 +54,7 @@ PRELOAD = [
     "array",
     "struct",
     "zlib",
+    "encodings.idna",
 ]
 
 

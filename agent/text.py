@@ -19,6 +19,8 @@ WORDS_PER_MINUTE = 230
 
 _word_tokenizer = RegexpTokenizer(r"[^\W_]+(?:'[^\W_]+)?")
 _sentence_end = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+_paragraph_break = re.compile(r"\n\s*\n")
+_markdown_mark = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s?)")
 
 
 @cache
@@ -46,7 +48,12 @@ def index_tokens(text: str) -> list[str]:
 
 
 def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _sentence_end.split(text.strip()) if s.strip()]
+    """Sentences, also ended by a blank line; Markdown heading, list and quote marks dropped."""
+    found = []
+    for paragraph in _paragraph_break.split(text.strip()):
+        paragraph = " ".join(_markdown_mark.sub("", line) for line in paragraph.splitlines())
+        found += [s.strip() for s in _sentence_end.split(paragraph.strip()) if s.strip()]
+    return found
 
 
 def keywords(text: str, limit: int = 8) -> list[str]:
@@ -79,6 +86,6 @@ def stats(text: str) -> dict[str, int | float]:
         "characters": len(text),
         "characters_without_spaces": len(re.sub(r"\s", "", text)),
         "sentences": len(sentences(text)),
-        "paragraphs": len([p for p in re.split(r"\n\s*\n", text) if p.strip()]),
+        "paragraphs": len([p for p in _paragraph_break.split(text) if p.strip()]),
         "reading_minutes": round(word_count / WORDS_PER_MINUTE, 1),
     }

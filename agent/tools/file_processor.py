@@ -33,7 +33,10 @@ def describe_csv(data: str) -> str:
         dialect = csv.Sniffer().sniff(data[:4096], delimiters=",;\t|")
     except csv.Error:
         dialect = csv.excel
-    rows = list(csv.reader(io.StringIO(data), dialect))
+    try:
+        rows = list(csv.reader(io.StringIO(data), dialect))
+    except csv.Error as exc:
+        return f"The file could not be read as CSV ({exc})."
     if not rows:
         return "The CSV file is empty."
     header, body = rows[0], [r for r in rows[1:] if any(cell.strip() for cell in r)]
@@ -86,7 +89,8 @@ def describe_text(data: str) -> str:
 def describe(attachment: AttachmentInfo) -> str:
     path = Path(attachment.path)
     try:
-        raw = path.open("rb").read(MAX_READ_BYTES + 1)
+        with path.open("rb") as stored:
+            raw = stored.read(MAX_READ_BYTES + 1)
     except OSError:
         return f"{attachment.filename}: the stored file could not be read."
     truncated = len(raw) > MAX_READ_BYTES
