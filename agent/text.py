@@ -79,6 +79,11 @@ def summarize(text: str, max_sentences: int = 3) -> str:
     return " ".join(all_sentences[i] for i in sorted(best))
 
 
+def counted(number: int, noun: str) -> str:
+    """``counted(1, "word")`` is "1 word"; ``counted(2, "word")`` is "2 words"."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def stats(text: str) -> dict[str, int | float]:
     word_count = len(words(text))
     return {

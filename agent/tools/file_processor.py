@@ -80,7 +80,8 @@ def describe_json(data: str) -> str:
 def describe_text(data: str) -> str:
     stats = textlib.stats(data)
     return (
-        f"{stats['words']} words, {stats['sentences']} sentences, {stats['paragraphs']} paragraphs "
+        f"{textlib.counted(stats['words'], 'word')}, {textlib.counted(stats['sentences'], 'sentence')}, "
+        f"{textlib.counted(stats['paragraphs'], 'paragraph')} "
         f"(about {stats['reading_minutes']} min to read). Keywords: {', '.join(textlib.keywords(data, 6)) or 'none'}.\n"
         f"Summary: {textlib.summarize(data)}"
     )

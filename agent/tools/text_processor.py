@@ -20,10 +20,11 @@ def process(operation: str, text: str, find: str = "", replace: str = "") -> str
         return f"Text processor error: texts are limited to {MAX_TEXT_CHARS} characters."
     if operation in ("stats", "count", "counts"):
         stats = textlib.stats(text)
+        counted = textlib.counted
         return (
-            f"{stats['words']} words, {stats['characters']} characters "
-            f"({stats['characters_without_spaces']} without spaces), {stats['sentences']} sentences, "
-            f"{stats['paragraphs']} paragraphs; about {stats['reading_minutes']} min to read."
+            f"{counted(stats['words'], 'word')}, {counted(stats['characters'], 'character')} "
+            f"({stats['characters_without_spaces']} without spaces), {counted(stats['sentences'], 'sentence')}, "
+            f"{counted(stats['paragraphs'], 'paragraph')}; about {stats['reading_minutes']} min to read."
         )
     if operation == "keywords":
         return "Keywords: " + (", ".join(textlib.keywords(text)) or "none found")

@@ -1,0 +1,152 @@
+"""The offline model through the whole DSPy ReAct loop: each tool is routed to and answered right."""
+
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from agent.memory import memory_add
+from agent.offline import route
+from agent.services import generate_reply, reply_to_message
+from messaging.models import ChatMessage
+from messaging.tests.factories import make_attachment, make_message
+from threads.tests.factories import make_thread
+
+from .local_http import LocalServer, Reply
+from .test_weather import LISBON
+from .test_web_search import DUCKDUCKGO_ANSWER
+
+pytestmark = pytest.mark.django_db
+
+
+def ask(thread, question: str) -> ChatMessage:
+    return reply_to_message(make_message(thread, question).pk)
+
+
+def tools_used(answer: ChatMessage) -> list[str]:
+    trajectory = answer.metadata["trajectory"]
+    return [trajectory[f"tool_name_{n}"] for n in range(10) if f"tool_name_{n}" in trajectory]
+
+
+def test_arithmetic(user):
+    answer = ask(make_thread(user), "what is 15% of 240?")
+    assert answer.content == "15% of 240 = **36**"
+    assert tools_used(answer) == ["calculator", "finish"]
+    assert answer.metadata["trajectory"]["tool_args_0"] == {"expression": "what is 15% of 240?"}
+
+
+def test_what_did_i_say_about_my_trip(user):
+    earlier = make_message(make_thread(user, "Holidays"), "My trip to Lisbon is booked: three nights in Alfama.")
+    ChatMessage.objects.filter(pk=earlier.pk).update(created_at=timezone.now() - datetime.timedelta(days=6))
+    memory_add(ChatMessage.objects.get(pk=earlier.pk))
+    make_message(make_thread(user, "Work"), "The budget review moved to Thursday.")
+    answer = ask(make_thread(user), "what did I say about my trip last week?")
+    assert tools_used(answer) == ["memory_search", "finish"]
+    assert answer.metadata["trajectory"]["tool_args_0"] == {"query": "my trip"}
+    week_ago = (timezone.now() - datetime.timedelta(days=6)).date().isoformat()
+    assert answer.content == (
+        "Here is what you said before (1 found):\n"
+        f"- In “Holidays” on {week_ago}: My trip to Lisbon is booked: three nights in Alfama."
+    )
+
+
+def test_memory_is_the_askers_own(user, other_user):
+    memory_add(make_message(make_thread(other_user), "My trip to Lisbon is a secret."))
+    answer = ask(make_thread(user), "what did I say about my trip?")
+    assert "Lisbon" not in answer.content
+    assert answer.content.startswith("I couldn't find that in your earlier messages.")
+
+
+def test_summarize_this_file(user):
+    thread = make_thread(user)
+    upload = make_message(thread, "", type=ChatMessage.Type.FILE)
+    make_attachment(upload, "trips.csv", b"city,nights\nLisbon,3\nPorto,2\n")
+    answer = ask(thread, "summarize this file")
+    assert tools_used(answer) == ["file_processor", "finish"]
+    assert answer.content == (
+        "trips.csv:\nCSV with 2 rows and 2 columns: city, nights.\n"
+        "- city: text, 2 distinct values (Lisbon, Porto)\n"
+        "- nights: numeric, min 2, max 3, mean 2.5, sum 5"
+    )
+
+
+def test_run_this_python(user):
+    answer = ask(make_thread(user), "run this Python: print(sum(range(10)))")
+    assert tools_used(answer) == ["run_python", "finish"]
+    assert answer.content == "The code ran successfully.\nOutput:\n\n```\n45\n```"
+
+
+def test_text_work(user):
+    answer = ask(make_thread(user), "count the words in: the quick brown fox jumps.")
+    assert tools_used(answer) == ["text_processor", "finish"]
+    assert answer.content == (
+        "5 words, 26 characters (22 without spaces), 1 sentence, 1 paragraph; about 0.0 min to read."
+    )
+
+
+def test_web_search(user, settings):
+    with LocalServer(lambda request: Reply.json(DUCKDUCKGO_ANSWER)) as server:
+        settings.WEB_SEARCH_PROVIDER, settings.DUCKDUCKGO_URL = "duckduckgo", server.url
+        answer = ask(make_thread(user), "search the web for Lisbon")
+    assert tools_used(answer) == ["web_search", "finish"]
+    assert server.requests[0].query["q"] == "Lisbon"
+    assert answer.content.startswith("Web results for 'Lisbon' (duckduckgo):\n1. Lisbon: Lisbon is the capital")
+
+
+def test_web_search_without_network(user, settings):
+    settings.WEB_SEARCH_PROVIDER, settings.DUCKDUCKGO_URL = "off", ""
+    answer = ask(make_thread(user), "search the web for Lisbon")
+    assert answer.type == "text" and answer.content.startswith("Web search is unavailable")
+
+
+def test_weather(user, settings):
+    with LocalServer(lambda request: Reply.json(LISBON)) as server:
+        settings.OPENWEATHER_API_KEY, settings.OPENWEATHER_URL = "k", server.url
+        answer = ask(make_thread(user), "What's the weather in Lisbon?")
+    assert tools_used(answer) == ["weather", "finish"]
+    assert server.requests[0].query["q"] == "Lisbon"
+    assert answer.content.startswith("Weather in Lisbon, PT: light rain, 18.0 °C")
+
+
+def test_no_tool_fits_gets_help(user):
+    answer = ask(make_thread(user), "hello there")
+    assert tools_used(answer) == ["finish"]
+    assert answer.content.startswith("Hello! I'm running on the built-in offline model")
+
+
+def test_steps_and_answer_are_streamed_as_they_happen(user):
+    message = make_message(make_thread(user), "what is 2^10?")
+    events = list(generate_reply(message))
+    statuses = [e.status for e in events if e.status]
+    assert [(s["step"], s["tool"]) for s in statuses][:2] == [("tool_start", "calculator"), ("tool_end", "calculator")]
+    assert statuses[1]["output"] == "2^10 = 1024"
+    deltas = [e.delta for e in events if e.delta]
+    assert len(deltas) > 1 and "".join(deltas) == "2^10 = **1024**"
+    assert events[-1].metadata["model"] == "offline"
+
+
+@pytest.mark.parametrize(
+    ("message", "tool"),
+    [
+        ("```python\nprint(1)\n```", "run_python"),
+        ("please summarise the attached file", "file_processor"),
+        ("do you remember my dentist appointment?", "memory_search"),
+        ("temperature in Oslo tomorrow", "weather"),
+        ("look up the latest news about Django", "web_search"),
+        ("average of 3, 5 and 10", "calculator"),
+        ("uppercase: shout this", "text_processor"),
+        ("tell me a story", None),
+    ],
+)
+def test_routing(message, tool):
+    all_tools = [
+        "calculator",
+        "text_processor",
+        "file_processor",
+        "memory_search",
+        "run_python",
+        "web_search",
+        "weather",
+    ]
+    routed = route(message, all_tools)
+    assert (routed[0] if routed else None) == tool
