@@ -6,11 +6,16 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any
 
 from django.conf import settings
+
+# DSPy (like LiteLLM) fetches a model price list from GitHub on first use unless told to use the
+# copy it ships: the server makes no request its operator did not configure.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 class AgentError(Exception):
