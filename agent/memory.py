@@ -2,10 +2,10 @@
 
 ``BM25Index`` scores exactly as rank-bm25's ``BM25Okapi`` (k1 1.5, b 0.75, epsilon 0.25: the
 same idf, including its replacement of negative idfs by ``epsilon * mean idf``), but keeps an
-inverted index: adding a message updates counts instead of rebuilding, and a query only visits
-the messages that contain its terms. Tokens are stored in ``MemoryEntry`` rows, so an index is
-rebuilt from the database without tokenizing again. Each process keeps one index per user and
-brings it up to date (new rows only) before each use.
+inverted index: adding a message updates counts instead of rebuilding, a query only visits the
+messages that contain its terms, and idfs are computed for the query's terms only. Tokens are
+stored in ``MemoryEntry`` rows, so an index is rebuilt from the database without tokenizing again.
+Each process keeps one index per user and brings it up to date (new rows only) before each use.
 """
 
 from __future__ import annotations
@@ -48,7 +48,11 @@ class BM25Index:
         self.doc_len: list[int] = []
         self.total_len = 0
         self.postings: dict[str, dict[int, int]] = {}
-        self._idf: dict[str, float] | None = None
+        # How many terms occur in exactly d documents, by d: the mean idf (for BM25Okapi's floor
+        # on negative idfs) is a sum over these few counts, not over the whole vocabulary. Made
+        # on first need (a bulk load does not pay for it), then kept up to date by add().
+        self.df_counts: Counter[int] | None = None
+        self._floor: float | None = None
 
     def __len__(self) -> int:
         return len(self.docs)
@@ -58,18 +62,39 @@ class BM25Index:
         self.docs.append(doc)
         self.doc_len.append(len(tokens))
         self.total_len += len(tokens)
-        for term, count in Counter(tokens).items():
-            self.postings.setdefault(term, {})[index] = count
-        self._idf = None
+        counts: dict[str, int] = {}
+        for term in tokens:
+            counts[term] = counts.get(term, 0) + 1
+        all_postings, df_counts = self.postings, self.df_counts
+        for term, count in counts.items():
+            postings = all_postings.get(term)
+            if postings is None:
+                postings = all_postings[term] = {}
+            elif df_counts is not None:
+                df_counts[len(postings)] -= 1
+            postings[index] = count
+            if df_counts is not None:
+                df_counts[len(postings)] += 1
+        self._floor = None
 
-    def idf(self) -> dict[str, float]:
-        """Per term, as BM25Okapi._calc_idf computes it (recomputed only after adds)."""
-        if self._idf is None:
-            n = len(self.docs)
-            idf = {term: math.log(n - len(p) + 0.5) - math.log(len(p) + 0.5) for term, p in self.postings.items()}
-            floor = self.epsilon * (sum(idf.values()) / len(idf)) if idf else 0.0
-            self._idf = {term: (value if value >= 0 else floor) for term, value in idf.items()}
-        return self._idf
+    def _raw_idf(self, df: int) -> float:
+        n = len(self.docs)
+        return math.log(n - df + 0.5) - math.log(df + 0.5)
+
+    def idf(self, term: str) -> float:
+        """The term's idf as BM25Okapi._calc_idf computes it: negative ones become epsilon * mean."""
+        postings = self.postings.get(term)
+        if not postings:
+            return 0.0
+        value = self._raw_idf(len(postings))
+        if value >= 0:
+            return value
+        if self._floor is None:
+            if self.df_counts is None:
+                self.df_counts = Counter(len(postings) for postings in self.postings.values())
+            total = sum(terms * self._raw_idf(df) for df, terms in self.df_counts.items() if terms)
+            self._floor = self.epsilon * total / len(self.postings)
+        return self._floor
 
     def scores(self, query: list[str]) -> dict[int, float]:
         """BM25Okapi's score of every document that contains a query term, by document index.
@@ -80,7 +105,6 @@ class BM25Index:
         """
         if not self.docs:
             return {}
-        idf = self.idf()
         avgdl = self.total_len / len(self.docs)
         k1, b = self.k1, self.b
         scores: dict[int, float] = {}
@@ -88,7 +112,7 @@ class BM25Index:
             postings = self.postings.get(term)
             if not postings:
                 continue
-            weight = idf[term]
+            weight = self.idf(term)
             for index, tf in postings.items():
                 norm = k1 * (1 - b + b * self.doc_len[index] / avgdl) if avgdl else k1 * (1 - b)
                 scores[index] = scores.get(index, 0.0) + weight * (tf * (k1 + 1) / (tf + norm))

@@ -16,7 +16,7 @@ from .local_http import LocalServer, Reply
 from .test_weather import LISBON
 from .test_web_search import DUCKDUCKGO_ANSWER
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_outside_network")]
 
 
 def ask(thread, question: str) -> ChatMessage:
