@@ -190,11 +190,18 @@ class OfflineEngine:
         from dspy._vendor.lm15.types import StreamDeltaEvent, StreamEndEvent, StreamStartEvent, TextDelta
 
         text = self._text(request)
-        # Only the answer is paced, as people watch it arrive; the agent's own steps are not.
-        delay = settings.AGENT_OFFLINE_WORD_DELAY_MS / 1000 if "[[ ## answer ## ]]" in text else 0
+        # Only the answer's words are paced, as people watch them arrive; the fields before it
+        # and the agent's own steps go at once.
+        marker = "[[ ## answer ## ]]"
+        head, paced = text.split(marker, 1) if marker in text else (text, "")
+        delay = settings.AGENT_OFFLINE_WORD_DELAY_MS / 1000
         yield StreamStartEvent(id=None, model=self.model)
-        for piece in re.findall(r"\s*\S+|\s+", text):
-            if delay:
+        for piece in re.findall(r"\s*\S+|\s+", head):
+            yield StreamDeltaEvent(delta=TextDelta(text=piece, part_index=0))
+        if marker in text:
+            yield StreamDeltaEvent(delta=TextDelta(text=marker, part_index=0))
+        for piece in re.findall(r"\s*\S+|\s+", paced):
+            if delay and piece.strip() and not piece.strip().startswith("[[ ##"):
                 time.sleep(delay)
             yield StreamDeltaEvent(delta=TextDelta(text=piece, part_index=0))
         yield StreamEndEvent(finish_reason="stop", usage=Usage(input_tokens=0, output_tokens=0, total_tokens=0))

@@ -39,6 +39,17 @@ def _signature() -> Any:
     return ChatReply
 
 
+def warm_up() -> None:
+    """Import DSPy and run the offline model once, so a process's first reply is not slow."""
+    from .tools import ToolContext, build_tools
+
+    if settings.AGENT_LM == "offline":
+        for _ in run_program(tools=build_tools(ToolContext()), history="", memories="", message="2 plus 2"):
+            pass
+    else:
+        _signature()
+
+
 def build_lm() -> Any:
     """The configured model: the offline one, or a LiteLLM model string through ``dspy.LM``."""
     import dspy
@@ -76,7 +87,8 @@ class _StatusProvider:
             def tool_start_status_message(self, instance: Any, inputs: dict[str, Any]) -> str:
                 outer.tool = instance.name
                 arguments = inputs.get("kwargs", inputs)
-                return json.dumps({"step": "tool_start", "tool": instance.name, "input": _short(arguments)})
+                shown = {key: _short(value) for key, value in dict(arguments or {}).items()}
+                return json.dumps({"step": "tool_start", "tool": instance.name, "input": shown}, default=str)
 
             def tool_end_status_message(self, outputs: Any) -> str:
                 return json.dumps({"step": "tool_end", "tool": outer.tool, "output": _short(outputs)})

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,8 +190,18 @@ def reply_to_message(message_id: Any) -> ChatMessage | None:
         heartbeat.join(timeout=5)
 
 
-def run_reply_in_background(message_id: Any) -> threading.Thread:
-    """Run the reply in a daemon thread of this process (the embedded default has no worker)."""
+# Replies the embedded default runs at once in its own threads; more wait their turn, as tasks
+# wait for a free Celery worker. It must stay below DSPy's async_max_workers (8): DSPy's streaming
+# shares one anyio CapacityLimiter between the event loops of concurrent replies, and a reply
+# that has to wait on it from another loop is never woken (measured: 40 at once hung).
+EMBEDDED_REPLY_WORKERS = 4
+_embedded_pool: ThreadPoolExecutor | None = None
+_embedded_pool_lock = threading.Lock()
+
+
+def run_reply_in_background(message_id: Any) -> Future:
+    """Run the reply on this process's small reply pool (the embedded default has no worker)."""
+    global _embedded_pool
 
     def run() -> None:
         close_old_connections()
@@ -201,6 +212,7 @@ def run_reply_in_background(message_id: Any) -> threading.Thread:
         finally:
             connection.close()
 
-    thread = threading.Thread(target=run, name=f"reply-{message_id}", daemon=True)
-    thread.start()
-    return thread
+    with _embedded_pool_lock:
+        if _embedded_pool is None:
+            _embedded_pool = ThreadPoolExecutor(max_workers=EMBEDDED_REPLY_WORKERS, thread_name_prefix="reply")
+        return _embedded_pool.submit(run)

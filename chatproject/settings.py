@@ -203,6 +203,9 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
             },
+            # Tests use a file too: an in-memory database shares its cache between threads and
+            # fails concurrent writers at once ("table is locked") instead of queueing them.
+            "TEST": {"NAME": str(VAR_DIR / "test-db.sqlite3")},
         }
     }
 

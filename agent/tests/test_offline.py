@@ -119,6 +119,7 @@ def test_steps_and_answer_are_streamed_as_they_happen(user):
     events = list(generate_reply(message))
     statuses = [e.status for e in events if e.status]
     assert [(s["step"], s["tool"]) for s in statuses][:2] == [("tool_start", "calculator"), ("tool_end", "calculator")]
+    assert statuses[0]["input"] == {"expression": "what is 2^10?"}
     assert statuses[1]["output"] == "2^10 = 1024"
     deltas = [e.delta for e in events if e.delta]
     assert len(deltas) > 1 and "".join(deltas) == "2^10 = **1024**"

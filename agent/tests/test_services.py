@@ -2,7 +2,13 @@ import threading
 
 import pytest
 
-from agent.services import COALESCE_CHARS, ReplyEvent, reply_to_message, run_reply_in_background
+from agent.services import (
+    COALESCE_CHARS,
+    EMBEDDED_REPLY_WORKERS,
+    ReplyEvent,
+    reply_to_message,
+    run_reply_in_background,
+)
 from messaging.models import ChatMessage, ReplyStream
 from messaging.services import stream_finish
 from messaging.tests.factories import make_message
@@ -87,9 +93,13 @@ def test_an_agent_error_is_persisted_as_an_error_message(settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_background_reply_runs_in_its_own_thread():
-    question = make_message(make_thread(), "what is 1 plus 1")
-    worker = run_reply_in_background(question.pk)
-    assert isinstance(worker, threading.Thread)
-    worker.join(timeout=10)
-    assert ChatMessage.objects.get(parent=question).content == "1 plus 1 = **2**"
+def test_background_replies_run_on_a_small_pool_and_all_finish():
+    thread = make_thread()
+    questions = [make_message(thread, f"what is {n} plus 1") for n in range(3 * EMBEDDED_REPLY_WORKERS)]
+    callers = {threading.get_ident()}
+    futures = [run_reply_in_background(question.pk) for question in questions]
+    for future in futures:
+        future.result(timeout=30)
+    for n, question in enumerate(questions):
+        assert ChatMessage.objects.get(parent=question).content == f"{n} plus 1 = **{n + 1}**"
+    assert callers == {threading.get_ident()}

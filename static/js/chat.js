@@ -142,7 +142,8 @@
     const item = document.createElement("li");
     item.className = "step step-" + (event.step || "info");
     const tool = event.tool ? event.tool + ": " : "";
-    const detail = event.step === "tool_end" ? event.output : event.input;
+    let detail = event.step === "tool_end" ? event.output : event.input;
+    if (detail != null && typeof detail === "object") detail = JSON.stringify(detail);
     item.textContent = (event.step === "tool_start" ? "⚙ " : "✓ ") + tool + (detail == null ? "" : String(detail).slice(0, 200));
     steps.appendChild(item);
     scrollToEnd(false);
