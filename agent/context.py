@@ -106,7 +106,8 @@ def update_thread_after_reply(message: ChatMessage) -> None:
         .order_by("-created_at")
         .values_list("content", flat=True)[:20]
     )
-    fields = {"summary": textlib.summarize("\n".join(reversed(user_turns)), max_sentences=2)[:1000]}
+    # Each turn a paragraph of its own: chat messages often end without a full stop.
+    fields = {"summary": textlib.summarize("\n\n".join(reversed(user_turns)), max_sentences=2)[:1000]}
     if not thread.title.strip() and message.content.strip():
         fields["title"] = title_for(message.content)
     thread_update(thread=thread, **fields)

@@ -51,7 +51,7 @@ def test_the_first_exchange_titles_an_untitled_thread_and_keeps_a_summary(user):
     thread.refresh_from_db()
     assert thread.title == "Plan my weekend trip to the mountains near…"
     assert thread.summary == "Plan my weekend trip to the mountains near Grenoble please"
-    reply_to_message(make_message(thread, "Also book a hut. What is 2 plus 2?").pk)
+    reply_to_message(make_message(thread, "Also book a hut, what is 2 plus 2?").pk)
     thread.refresh_from_db()
     assert thread.title == "Plan my weekend trip to the mountains near…"  # kept once set
     assert "book a hut" in thread.summary
