@@ -119,7 +119,10 @@ def run_program(
     """Run the agent; yields ("delta", text), ("status", dict) and finally ("result", prediction)."""
     import dspy
 
-    lm = build_lm()
+    try:
+        lm = build_lm()
+    except Exception as exc:
+        raise AgentError(f"The model {settings.AGENT_LM!r} cannot be used: {type(exc).__name__}: {exc}") from exc
     react = dspy.ReAct(
         _signature(),
         tools=[dspy.Tool(function, name=name) for name, function in tools.items()],

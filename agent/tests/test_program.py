@@ -131,3 +131,11 @@ def test_unreadable_model_output_is_an_agent_error(user, hosted_model):
         hosted_model(model)
         answer = reply_to_message(question.pk)
     assert answer.type == "error" and answer.content.startswith("The agent failed: AgentError: The model failed:")
+
+
+def test_a_model_string_litellm_does_not_know_is_an_agent_error(user, settings):
+    settings.AGENT_LM = "no-such-provider/model"
+    question = make_message(make_thread(user), "hi")
+    answer = reply_to_message(question.pk)
+    assert answer.type == "error"
+    assert answer.content.startswith("The agent failed: AgentError: The model"), answer.content
