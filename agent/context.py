@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from messaging.models import ChatMessage
+from messaging.selectors import attachment_list_in_thread, message_list_in_thread
 from threads.models import ChatThread
 from threads.services import thread_update
 
@@ -41,9 +42,9 @@ def describe_message(message: ChatMessage) -> str:
 def _history(message: ChatMessage) -> str:
     """The turns before this message, newest kept first when the budget runs out, oldest first."""
     earlier = (
-        ChatMessage.objects.filter(thread_id=message.thread_id, created_at__lte=message.created_at)
+        message_list_in_thread(thread_id=message.thread_id)
+        .filter(created_at__lte=message.created_at)
         .exclude(pk=message.pk)
-        .prefetch_related("attachments")
         .order_by("-created_at", "-id")[:50]
     )
     lines: list[str] = []
@@ -64,17 +65,8 @@ def gather(message: ChatMessage) -> AgentContext:
     hits = [h for h in search(message.content, settings.AGENT_MEMORY_HITS) if h["thread_id"] != str(message.thread_id)]
     memories = "\n".join(f"- ({h['date']}, “{h['thread_title']}”) {h['snippet']}" for h in hits)
     attachments = [
-        AttachmentInfo(
-            filename=a.filename,
-            file_type=a.file_type,
-            size=a.size,
-            path=a.file.path,
-            created_at=a.created_at.isoformat(),
-        )
-        for m in ChatMessage.objects.filter(thread_id=message.thread_id, type=ChatMessage.Type.FILE)
-        .prefetch_related("attachments")
-        .order_by("created_at", "id")
-        for a in m.attachments.all()
+        AttachmentInfo(filename=a.filename, file_type=a.file_type, size=a.size, path=a.file.path)
+        for a in attachment_list_in_thread(thread_id=message.thread_id)
     ]
     return AgentContext(
         history=_history(message),
@@ -102,7 +94,8 @@ def update_thread_after_reply(message: ChatMessage) -> None:
     """Title an untitled thread after its first exchange; keep the summary current."""
     thread = ChatThread.objects.get(pk=message.thread_id)
     user_turns = list(
-        ChatMessage.objects.filter(thread_id=thread.pk, role=ChatMessage.Role.USER)
+        message_list_in_thread(thread_id=thread.pk)
+        .filter(role=ChatMessage.Role.USER)
         .order_by("-created_at")
         .values_list("content", flat=True)[:20]
     )

@@ -188,17 +188,18 @@ def memory_add(message: ChatMessage) -> MemoryEntry | None:
     """Remember a user message (idempotent); other roles are not remembered."""
     if message.role != ChatMessage.Role.USER or message.sender_id is None:
         return None
-    entry, _ = MemoryEntry.objects.get_or_create(
-        message=message,
-        defaults={
-            "user_id": message.sender_id,
-            "thread_id": message.thread_id,
-            "tokens": index_tokens(message.content),
-            "snippet": message.content[:SNIPPET_CHARS],
-            "message_created_at": message.created_at,
-        },
-    )
+    entry, _ = MemoryEntry.objects.get_or_create(message=message, defaults=_entry_fields(message))
     return entry
+
+
+def _entry_fields(message: ChatMessage) -> dict[str, Any]:
+    return {
+        "user_id": message.sender_id,
+        "thread_id": message.thread_id,
+        "tokens": index_tokens(message.content),
+        "snippet": message.content[:SNIPPET_CHARS],
+        "message_created_at": message.created_at,
+    }
 
 
 @transaction.atomic
@@ -209,16 +210,7 @@ def memory_rebuild(*, batch_size: int = 2000) -> int:
     messages = ChatMessage.objects.filter(role=ChatMessage.Role.USER, sender__isnull=False).order_by("created_at", "id")
     batch: list[MemoryEntry] = []
     for message in messages.iterator(chunk_size=batch_size):
-        batch.append(
-            MemoryEntry(
-                user_id=message.sender_id,
-                message_id=message.pk,
-                thread_id=message.thread_id,
-                tokens=index_tokens(message.content),
-                snippet=message.content[:SNIPPET_CHARS],
-                message_created_at=message.created_at,
-            )
-        )
+        batch.append(MemoryEntry(message_id=message.pk, **_entry_fields(message)))
         if len(batch) >= batch_size:
             created += len(MemoryEntry.objects.bulk_create(batch))
             batch = []

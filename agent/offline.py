@@ -36,10 +36,14 @@ _CODE = re.compile(r"```|\b(run|execute|exec)\b[^.?!]*\b(python|code|script)\b|^
 _FILE = re.compile(
     r"\b(this|the|my|attached|uploaded)\s+(file|csv|json|document|attachment|upload)\b|\[attached file", re.I
 )
-_MEMORY = re.compile(
-    r"\b(what did i (say|tell|mention|write|ask)|did i (say|mention|tell|talk)|do you remember|remind me|"
-    r"i (said|told you|mentioned)|recall)\b",
-    re.I,
+# "What did I say about X": the question's own words, which the memory query leaves out.
+_MEMORY_ASK = (
+    r"what did i (say|tell( you)?|mention|write|ask)|did i (say|mention|tell( you)?|talk)|do you remember|"
+    r"remind me|i (said|told you|mentioned)|recall"
+)
+_MEMORY = re.compile(rf"\b({_MEMORY_ASK})\b", re.I)
+_MEMORY_PHRASING = re.compile(
+    rf"\b({_MEMORY_ASK}|about|regarding|last (week|month|time|year)|yesterday|earlier|before|ago)\b|[?.!]", re.I
 )
 _WEATHER = re.compile(r"\b(weather|temperature|forecast)\b", re.I)
 _WEB = re.compile(r"\b(search( the web| online)?( for)?|look up|google|latest news|news about)\b", re.I)
@@ -51,12 +55,6 @@ _MATH = re.compile(
 _TEXT = re.compile(
     r"\b(count|how many (words|characters|sentences)|word count|keywords?|summari[sz]e|upper ?case|lower ?case|"
     r"title ?case|replace)\b",
-    re.I,
-)
-_MEMORY_PHRASING = re.compile(
-    r"\b(what did i (say|tell you|mention|write|ask)|did i (say|mention|tell you|talk)|do you remember|"
-    r"remind me|i (said|told you|mentioned)|recall|about|regarding|last (week|month|time|year)|yesterday|"
-    r"earlier|before|ago)\b|[?.!]",
     re.I,
 )
 
@@ -138,8 +136,6 @@ def _compose(message: str, steps: dict[str, str]) -> str:
         return observation.replace("From your earlier messages", "Here is what you said before", 1)
     if tool == "run_python":
         return observation.replace("Output:\n", "Output:\n\n```\n", 1) + ("\n```" if "Output:" in observation else "")
-    if tool == "file_processor":
-        return observation
     return observation
 
 

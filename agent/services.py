@@ -9,6 +9,7 @@ dies, the stale sweep ends the stream as ``interrupted`` (see ``messaging.servic
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -80,8 +81,6 @@ def generate_reply(message: ChatMessage) -> Iterator[ReplyEvent]:
 
 
 def _json_safe(value: Any) -> Any:
-    import json
-
     return json.loads(json.dumps(value, default=str))
 
 

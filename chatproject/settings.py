@@ -29,14 +29,25 @@ def env_bool(name: str, default: bool = False) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {value!r}")
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int, *, minimum: int = 1) -> int:
     value = os.environ.get(name, "").strip()
     if not value:
         return default
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
+    # A zero or negative limit would mean "none" to setrlimit and to timeouts: never by accident.
+    if number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, "").strip().lower() or default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -103,7 +114,7 @@ STREAM_STALE_SECONDS = env_int("STREAM_STALE_SECONDS", 10)
 # What produces a reply: a function from a user message to ReplyEvents (see agent.services).
 AGENT_REPLY_GENERATOR = "agent.services.generate_reply"
 # The offline model's pause between streamed words: its answers arrive at once otherwise.
-AGENT_OFFLINE_WORD_DELAY_MS = env_int("AGENT_OFFLINE_WORD_DELAY_MS", 15)
+AGENT_OFFLINE_WORD_DELAY_MS = env_int("AGENT_OFFLINE_WORD_DELAY_MS", 15, minimum=0)
 # With no broker (eager Celery), replies run in a background thread so requests return at once.
 AGENT_EAGER_IN_BACKGROUND = True
 # The model: "offline" (built in, no network) or a LiteLLM model string such as openai/gpt-4o-mini.
@@ -112,16 +123,18 @@ AGENT_API_BASE = os.environ.get("AGENT_API_BASE", "").strip()
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "").strip()
 ANTHROPIC_API_KEY = os.environ.get("ANTHROPIC_API_KEY", "").strip()
 AGENT_TIMEOUT_SECONDS = env_int("AGENT_TIMEOUT_SECONDS", 60)
-AGENT_MAX_RETRIES = env_int("AGENT_MAX_RETRIES", 2)
+AGENT_MAX_RETRIES = env_int("AGENT_MAX_RETRIES", 2, minimum=0)
 AGENT_MAX_ITERS = env_int("AGENT_MAX_ITERS", 6)
 # Context given to the model: recent turns up to this many characters, and this many memory hits.
 AGENT_HISTORY_CHARS = env_int("AGENT_HISTORY_CHARS", 6000)
-AGENT_MEMORY_HITS = env_int("AGENT_MEMORY_HITS", 5)
+AGENT_MEMORY_HITS = env_int("AGENT_MEMORY_HITS", 5, minimum=0)
 
 # --- Tools ------------------------------------------------------------------------------------
 # Web search is off unless configured: the server makes no request its operator did not ask for.
-WEB_SEARCH_PROVIDER = os.environ.get("WEB_SEARCH_PROVIDER", "").strip().lower() or "off"
+WEB_SEARCH_PROVIDER = env_choice("WEB_SEARCH_PROVIDER", "off", ("off", "duckduckgo", "serpapi"))
 SERPAPI_API_KEY = os.environ.get("SERPAPI_API_KEY", "").strip()
+if WEB_SEARCH_PROVIDER == "serpapi" and not SERPAPI_API_KEY:
+    raise ImproperlyConfigured("WEB_SEARCH_PROVIDER=serpapi needs SERPAPI_API_KEY")
 DUCKDUCKGO_URL = os.environ.get("DUCKDUCKGO_URL", "").strip() or "https://api.duckduckgo.com/"
 SERPAPI_URL = os.environ.get("SERPAPI_URL", "").strip() or "https://serpapi.com/search.json"
 OPENWEATHER_API_KEY = os.environ.get("OPENWEATHER_API_KEY", "").strip()

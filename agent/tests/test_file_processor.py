@@ -9,7 +9,7 @@ def attach(tmp_path):
     def attach(filename: str, data: bytes, file_type: str) -> AttachmentInfo:
         path = tmp_path / filename
         path.write_bytes(data)
-        return AttachmentInfo(filename, file_type, len(data), str(path), "2026-11-20T10:00:00+00:00")
+        return AttachmentInfo(filename, file_type, len(data), str(path))
 
     return attach
 

@@ -21,7 +21,6 @@ class AttachmentInfo:
     file_type: str
     size: int
     path: str
-    created_at: str
 
 
 @dataclass
@@ -41,7 +40,7 @@ class ToolSpec:
 
     name: str
     make: Callable[[ToolContext], Callable[..., str]]
-    # Offline routing hints: words in a message that suggest this tool.
+    # Where the tool stands in the list the model reads (lower first).
     order: int = 100
 
 
@@ -49,7 +48,7 @@ _registry: dict[str, ToolSpec] = {}
 
 
 def register(name: str, *, order: int = 100) -> Callable:
-    """Class decorator-free registration: ``@register("calculator")`` on a factory ``make(context)``."""
+    """``@register("calculator")`` on a factory ``make(context) -> tool function`` adds the tool."""
 
     def decorator(make: Callable[[ToolContext], Callable[..., str]]) -> Callable:
         _registry[name] = ToolSpec(name=name, make=make, order=order)

@@ -47,7 +47,7 @@ _BINARY = {
     ast.Div: operator.truediv,
     ast.FloorDiv: operator.floordiv,
     ast.Mod: operator.mod,
-    ast.Pow: None,  # checked in _power
+    ast.Pow: operator.pow,  # size checked first, in _binary
 }
 _LIST_FUNCTIONS = {
     "average": statistics.fmean,
@@ -103,10 +103,31 @@ def _numbers(text: str) -> list[float]:
     return [float(n) for n in re.findall(_NUMBER, text)]
 
 
-def _power(base: float | int, exponent: float | int) -> float | int:
-    if base not in (0, 1, -1) and abs(exponent) * math.log10(max(abs(base), 1e-300)) > MAX_RESULT_DIGITS:
+def _digits_of_product(*magnitudes: float) -> float:
+    """log10 of the product's size: the number of digits the result would have."""
+    return sum(math.log10(abs(m)) if m else -math.inf for m in magnitudes)
+
+
+def _check_size(digits: float) -> None:
+    if digits > MAX_RESULT_DIGITS:
         raise CalculationError(f"The result would have more than {MAX_RESULT_DIGITS} digits; not computed.")
-    return base**exponent
+
+
+def _binary(op: ast.operator, left: float | int, right: float | int) -> float | int:
+    """One arithmetic step, refused before it is computed when the result would be huge."""
+    if isinstance(op, ast.Pow) and left not in (0, 1, -1):
+        _check_size(right * _digits_of_product(left))
+    if isinstance(op, ast.Mult) and left and right:
+        _check_size(_digits_of_product(left, right))
+    try:
+        result = _BINARY[type(op)](left, right)
+    except ZeroDivisionError:
+        raise CalculationError("Division by zero.") from None
+    except OverflowError:
+        raise CalculationError("The result is too large to compute.") from None
+    if isinstance(result, complex):
+        raise CalculationError("The result is not a real number.")
+    return result
 
 
 def _call(name: str, args: list[float | int]) -> float | int:
@@ -131,20 +152,7 @@ def _evaluate(node: ast.AST) -> float | int:
         value = _evaluate(node.operand)
         return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        left, right = _evaluate(node.left), _evaluate(node.right)
-        if isinstance(node.op, ast.Pow):
-            return _power(left, right)
-        if (
-            isinstance(node.op, ast.Mult)
-            and abs(left) > 1
-            and abs(right) > 1
-            and math.log10(abs(left)) + math.log10(abs(right)) > MAX_RESULT_DIGITS
-        ):
-            raise CalculationError(f"The result would have more than {MAX_RESULT_DIGITS} digits; not computed.")
-        try:
-            return _BINARY[type(node.op)](left, right)
-        except ZeroDivisionError:
-            raise CalculationError("Division by zero.") from None
+        return _binary(node.op, _evaluate(node.left), _evaluate(node.right))
     if (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)

@@ -30,6 +30,11 @@ def test_refuses_to_start_without_secret_key_unless_debug():
         ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL must be a postgres"),
         ({"DEBUG": "maybe"}, "DEBUG must be a boolean"),
         ({"MAX_MESSAGE_CHARS": "lots"}, "MAX_MESSAGE_CHARS must be an integer"),
+        ({"CODE_MEMORY_BYTES": "-1"}, "CODE_MEMORY_BYTES must be at least 1, got -1"),
+        ({"CODE_CPU_SECONDS": "0"}, "CODE_CPU_SECONDS must be at least 1, got 0"),
+        ({"AGENT_MAX_RETRIES": "-2"}, "AGENT_MAX_RETRIES must be at least 0, got -2"),
+        ({"WEB_SEARCH_PROVIDER": "serpapi"}, "WEB_SEARCH_PROVIDER=serpapi needs SERPAPI_API_KEY"),
+        ({"WEB_SEARCH_PROVIDER": "bing"}, "WEB_SEARCH_PROVIDER must be one of off, duckduckgo, serpapi, got 'bing'"),
     ],
 )
 def test_bad_configuration_is_a_clear_error(env, message):
