@@ -9,7 +9,7 @@ class MessagingConfig(AppConfig):
         from django.conf import settings
         from django.contrib.auth.signals import user_logged_out
         from django.db.models.signals import post_delete, post_save
-        from rest_framework.authtoken.models import Token, TokenProxy
+        from rest_framework.authtoken.models import Token
 
         from threads.signals import thread_deleted
 
@@ -27,9 +27,5 @@ class MessagingConfig(AppConfig):
             sender=settings.AUTH_USER_MODEL,
             dispatch_uid="messaging.close_deleted_user",
         )
-        for token_model in (Token, TokenProxy):
-            post_delete.connect(
-                receivers.close_token_connections,
-                sender=token_model,
-                dispatch_uid=f"messaging.close_token.{token_model.__name__}",
-            )
+        # The admin deletes TokenProxy rows; DRF deletes them through the concrete Token.
+        post_delete.connect(receivers.close_token_connections, sender=Token, dispatch_uid="messaging.close_token")

@@ -45,6 +45,6 @@ def close_connections_of_deleted_user(sender: Any, *, instance: Any, **kwargs: A
 
 
 def close_token_connections(sender: Any, *, instance: Any, **kwargs: Any) -> None:
-    """``post_delete`` of an API token (DRF's Token, or the TokenProxy its admin deletes)."""
+    """``post_delete`` of an API token (also when the admin deletes it, through its TokenProxy)."""
     group, digest = user_group(instance.user_id), credential_digest(instance.key)
     transaction.on_commit(lambda: connections_close(group, "signed_out", token=digest))
