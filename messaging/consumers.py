@@ -127,6 +127,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.token_digest: str | None = self.scope.get("auth_token_digest")
         session_key = None if self.token_digest else getattr(self.scope.get("session"), "session_key", None)
         self.session_digest = credential_digest(session_key) if session_key else None
+        register_home_loop(asyncio.get_running_loop())
         # Join before reading the thread: a deletion or sign-out committed after the check still
         # reaches this socket (its event waits until connect() returns).
         self.groups_joined = [thread_group(thread_id), user_group(user.pk)]
@@ -146,7 +147,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.ended_streams: set[str] = set()
         # Live events, resyncs and the watchdog all decide what the client lacks: one at a time.
         self.relay_lock = asyncio.Lock()
-        register_home_loop(asyncio.get_running_loop())
         # The group was joined before reading the database, so nothing that happens between the
         # two is missed; what arrives twice is dropped by the dedupe below.
         query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
