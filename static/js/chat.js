@@ -240,7 +240,7 @@
     return false;
   }
 
-  // The server will not have this page's socket again (thread deleted): say so, stop for good.
+  // The server will not take this page's socket again (thread deleted, or not this user's): say so, stop.
   function closeForGood(label) {
     setConn("closed", label);
     showNotice(label + ".");
