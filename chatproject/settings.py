@@ -86,9 +86,12 @@ ALLOWED_UPLOAD_TYPES = env_list(
         "image/webp",
     ],
 )
-# The largest WebSocket frame: a file of MAX_UPLOAD_BYTES as base64 plus a full-length caption
-# (4 bytes a character at worst) and the JSON around them. Daphne is given the same limit.
-WEBSOCKET_MAX_FRAME_BYTES = 4 * -(-MAX_UPLOAD_BYTES // 3) + 4 * MAX_MESSAGE_CHARS + 64 * 1024
+# The largest WebSocket frame that is not a file: a message of MAX_MESSAGE_CHARS as a client's JSON
+# encoder may escape it (12 characters a code point at worst: "\ud83d\ude00") plus 64 KiB for the
+# other fields. A larger frame is never parsed whole: only a file frame's base64 data can be larger.
+WEBSOCKET_MAX_TEXT_FRAME_CHARS = 12 * MAX_MESSAGE_CHARS + 64 * 1024
+# The largest WebSocket frame: a file of MAX_UPLOAD_BYTES as base64 plus all the rest of a text frame.
+WEBSOCKET_MAX_FRAME_BYTES = 4 * -(-MAX_UPLOAD_BYTES // 3) + WEBSOCKET_MAX_TEXT_FRAME_CHARS
 # Daphne drops the connection (close code 1009) only past twice that, so a frame a little over
 # the limit gets a "too_large" error event and the connection stays open.
 DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = 2 * WEBSOCKET_MAX_FRAME_BYTES
@@ -105,6 +108,20 @@ def env_rate(name: str, default: str) -> tuple[int, int]:
 
 
 MESSAGE_RATE_LIMIT = env_rate("MESSAGE_RATE_LIMIT", "30/60")
+# Per WebSocket connection, checked on every frame before it is parsed: frames of any type, and
+# characters received ("COUNT/SECONDS", token buckets: a burst of COUNT, then COUNT per SECONDS).
+WEBSOCKET_FRAME_RATE_LIMIT = env_rate("WEBSOCKET_FRAME_RATE_LIMIT", "60/10")
+if WEBSOCKET_FRAME_RATE_LIMIT[0] < 1:
+    raise ImproperlyConfigured("WEBSOCKET_FRAME_RATE_LIMIT must allow at least 1 frame")
+# The default lets a connection send four of the largest files a minute.
+WEBSOCKET_BYTE_RATE_LIMIT = env_rate("WEBSOCKET_BYTE_RATE_LIMIT", f"{4 * WEBSOCKET_MAX_FRAME_BYTES}/60")
+if WEBSOCKET_BYTE_RATE_LIMIT[0] < WEBSOCKET_MAX_FRAME_BYTES:
+    raise ImproperlyConfigured(
+        f"WEBSOCKET_BYTE_RATE_LIMIT must allow at least one frame of WEBSOCKET_MAX_FRAME_BYTES "
+        f"({WEBSOCKET_MAX_FRAME_BYTES} characters, from MAX_UPLOAD_BYTES), got {WEBSOCKET_BYTE_RATE_LIMIT[0]}"
+    )
+# Frames a connection may have waiting while one is processed; Daphne would buffer them unbounded.
+WEBSOCKET_MAX_PENDING_FRAMES = env_int("WEBSOCKET_MAX_PENDING_FRAMES", 16)
 # A reply's worker beats every STREAM_HEARTBEAT_SECONDS; a stream silent for STREAM_STALE_SECONDS
 # is ended as "interrupted" and its partial text kept.
 STREAM_HEARTBEAT_SECONDS = env_int("STREAM_HEARTBEAT_SECONDS", 2)

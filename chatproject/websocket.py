@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
-from channels.security.websocket import OriginValidator
+from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest
+from django.utils.http import is_same_domain
+
+
+def credential_digest(key: str) -> str:
+    """What stands for a session key or API token in channel-layer events (they may cross Redis)."""
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _user_for_token(key: str) -> Any:
@@ -30,30 +39,79 @@ class TokenAuthMiddleware:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         query = parse_qs(scope.get("query_string", b"").decode("latin1"))
         if "token" in query:
-            scope = {**scope, "user": await database_sync_to_async(_user_for_token)(query["token"][0])}
+            key = query["token"][0]
+            # The digest lets the consumer close this socket when the token is deleted.
+            scope = {
+                **scope,
+                "user": await database_sync_to_async(_user_for_token)(key),
+                "auth_token_digest": credential_digest(key),
+            }
         return await self.app(scope, receive, send)
 
 
-class SameSiteOriginValidator(OriginValidator):
-    """Refuse browsers on other sites (cross-site WebSocket hijacking rides on their cookies).
+class _Handshake(HttpRequest):
+    """A WebSocket handshake as Django sees a request, for its ``get_host()`` and ``is_secure()``.
 
-    A browser always sends ``Origin``; it must name one of ALLOWED_HOSTS or CSRF_TRUSTED_ORIGINS.
-    Clients that send none are not browsers, carry no victim's cookies, and sign in with a token.
+    Those apply ALLOWED_HOSTS (with DEBUG's localhost default), USE_X_FORWARDED_HOST and
+    SECURE_PROXY_SSL_HEADER exactly as they do for pages.
     """
 
-    def __init__(self, application: Any) -> None:
-        super().__init__(application, allowed_origins=[])
+    def __init__(self, scope: dict[str, Any]) -> None:
+        super().__init__()
+        self._handshake_scheme = "https" if scope.get("scheme") == "wss" else "http"
+        server = scope.get("server") or ("unknown", "0")
+        self.META = {"SERVER_NAME": str(server[0]), "SERVER_PORT": str(server[1])}
+        for name, value in scope.get("headers", []):
+            key = "HTTP_" + name.decode("latin1").upper().replace("-", "_")
+            # Repeated headers are joined as Django's ASGI handler does; two Origins then match nothing.
+            text = value.decode("latin1")
+            self.META[key] = f"{self.META[key]},{text}" if key in self.META else text
 
-    def valid_origin(self, parsed_origin: Any) -> bool:
-        if parsed_origin is None:
+    def _get_scheme(self) -> str:
+        return self._handshake_scheme
+
+
+def origin_allowed(scope: dict[str, Any]) -> bool:
+    """Django's CSRF origin check, for a WebSocket handshake.
+
+    A browser always sends ``Origin``: it must be this request's own scheme and host (ws -> http,
+    wss -> https; the host one of ALLOWED_HOSTS, where ``*`` admits any host but still not another
+    site's origin) or one of CSRF_TRUSTED_ORIGINS (``https://*.example.com`` for subdomains).
+    Clients that send none are not browsers: they carry no victim's cookies and sign in with a token.
+    """
+    request = _Handshake(scope)
+    origin = request.META.get("HTTP_ORIGIN")
+    if origin is None:
+        return True
+    try:
+        if origin == f"{'https' if request.is_secure() else 'http'}://{request.get_host()}":
             return True
-        hosts = list(settings.ALLOWED_HOSTS)
-        if settings.DEBUG and not hosts:
-            hosts = ["localhost", "127.0.0.1", "[::1]"]
-        return any(
-            pattern == "*" or self.match_allowed_origin(parsed_origin, pattern)
-            for pattern in [*hosts, *settings.CSRF_TRUSTED_ORIGINS]
-        )
+    except DisallowedHost:
+        pass
+    trusted = settings.CSRF_TRUSTED_ORIGINS
+    if origin in [o for o in trusted if "*" not in o]:
+        return True
+    try:
+        parsed = urlsplit(origin)
+    except ValueError:
+        return False
+    return any(
+        is_same_domain(parsed.netloc, urlsplit(o).netloc.lstrip("*"))
+        for o in trusted
+        if "*" in o and urlsplit(o).scheme == parsed.scheme
+    )
+
+
+class SameSiteOriginValidator:
+    """Refuse browsers on other sites (cross-site WebSocket hijacking rides on their cookies): 403."""
+
+    def __init__(self, application: Any) -> None:
+        self.application = application
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if scope["type"] == "websocket" and not origin_allowed(scope):
+            return await WebsocketDenier()(scope, receive, send)
+        return await self.application(scope, receive, send)
 
 
 def websocket_stack(app: Any) -> Any:

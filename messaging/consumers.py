@@ -4,6 +4,11 @@ The consumer is thin: frames are validated here and handed to ``messaging.servic
 services broadcast to the thread's group is relayed to the client. Because channel-layer delivery
 is at-most-once, the consumer also keeps the client whole: it drops events the client already
 has (replayed messages, repeated chunks) and fills gaps in a stream from the database.
+
+Frames are taken off the socket at once, checked against the connection's limits
+(``messaging.frames``) before anything parses them, and queued (boundedly) for one task that
+handles them in order: Channels handles one message at a time and Daphne would otherwise buffer
+everything a client sends behind a slow frame, without limit.
 """
 
 from __future__ import annotations
@@ -11,30 +16,38 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import logging
 from typing import Any
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chatproject.errors import DomainError, InvalidInput, NotFound, RateLimited, TooLarge
+from chatproject.errors import DomainError, InvalidInput, NotFound, TooLarge
+from chatproject.websocket import credential_digest
 from threads.models import ChatThread
-from threads.selectors import thread_get
+from threads.selectors import parse_uuid, thread_get
 
+from .frames import BadFrame, FrameGate, parse_frame, too_large
 from .models import ReplyStream
-from .realtime import register_home_loop, thread_group
+from .realtime import register_home_loop, thread_group, user_group
 from .selectors import message_list_after, message_list_in_thread, stream_get, stream_list_open
 from .serializers import message_payload
 from .services import message_send, message_send_file, stream_sweep_stale
 
 logger = logging.getLogger(__name__)
 
-CLOSE_UNAUTHENTICATED = 4401
+CLOSE_UNAUTHENTICATED = 4401  # also: signed out, deactivated, or the token deleted while connected
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+CLOSE_THREAD_DELETED = 4410
+CLOSE_TOO_MANY = 4429  # kept sending while refused (rate limited, or its queue full)
+# ``messaging.realtime.connections_close`` reasons.
+CLOSE_CODES = {"thread_deleted": CLOSE_THREAD_DELETED, "signed_out": CLOSE_UNAUTHENTICATED}
 
 
 def _max_base64_chars() -> int:
@@ -80,17 +93,21 @@ def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def _error_for(exc: DomainError) -> dict[str, Any]:
-    if isinstance(exc, RateLimited):
-        return _error("rate_limited", exc.message, retry_after=exc.retry_after)
-    if isinstance(exc, TooLarge):
-        return _error("too_large", exc.message, errors=exc.errors)
-    if isinstance(exc, InvalidInput):
-        return _error("validation_error", exc.message, errors=exc.errors)
-    return _error("validation_error", exc.message)
+    """The error event of any domain error: its ``code``, with its ``errors`` and ``retry_after`` when it has them."""
+    extra: dict[str, Any] = {}
+    if (errors := getattr(exc, "errors", None)) is not None:
+        extra["errors"] = errors
+    if (retry_after := getattr(exc, "retry_after", None)) is not None:
+        extra["retry_after"] = retry_after
+    return _error(exc.code, exc.message, **extra)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
     """One client's connection to one thread."""
+
+    # Set once connect() has admitted the client: events of the groups it joined before are ignored till then.
+    admitted = False
+    closing = False
 
     async def connect(self) -> None:
         # Accept first: a close code sent before the handshake completes never reaches the client.
@@ -102,60 +119,151 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.scope["url_route"]["kwargs"]["user_id"] != str(user.pk):
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        self.thread = await database_sync_to_async(_thread_or_none)(
-            user, self.scope["url_route"]["kwargs"]["thread_id"]
-        )
+        thread_id = parse_uuid(self.scope["url_route"]["kwargs"]["thread_id"])
+        if thread_id is None:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        # Which credential signed this socket in: signing out with it, or deleting it, closes it.
+        self.token_digest: str | None = self.scope.get("auth_token_digest")
+        session_key = None if self.token_digest else getattr(self.scope.get("session"), "session_key", None)
+        self.session_digest = credential_digest(session_key) if session_key else None
+        register_home_loop(asyncio.get_running_loop())
+        # Join before reading the thread: a deletion or sign-out committed after the check still
+        # reaches this socket (its event waits until connect() returns).
+        self.groups_joined = [thread_group(thread_id), user_group(user.pk)]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        self.thread = await database_sync_to_async(_thread_or_none)(user, thread_id)
         if self.thread is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
         self.user = user
+        self.gate = FrameGate(frames=settings.WEBSOCKET_FRAME_RATE_LIMIT, chars=settings.WEBSOCKET_BYTE_RATE_LIMIT)
+        # Frame texts (or the refusal to answer in their place) waiting for the frame task.
+        self.inbox: asyncio.Queue[str | BadFrame | None] = asyncio.Queue(settings.WEBSOCKET_MAX_PENDING_FRAMES)
         self.sent_message_ids: set[str] = set()
         # Per stream this client has seen start: the next seq it expects; ended streams leave.
         self.next_seq: dict[str, int] = {}
         self.ended_streams: set[str] = set()
         # Live events, resyncs and the watchdog all decide what the client lacks: one at a time.
         self.relay_lock = asyncio.Lock()
-        self.group = thread_group(self.thread.pk)
-        register_home_loop(asyncio.get_running_loop())
-        # Join before reading the database, so nothing that happens between the two is missed;
-        # what arrives twice is dropped by the dedupe below.
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        # The group was joined before reading the database, so nothing that happens between the
+        # two is missed; what arrives twice is dropped by the dedupe below.
         query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
         async with self.relay_lock:
             await self._resync((query.get("after") or [None])[0])
+        self.admitted = True
         self.watchdog = asyncio.create_task(self._watch_streams())
+        self.frame_task = asyncio.create_task(self._handle_frames())
 
     async def disconnect(self, code: int) -> None:
+        self._drop_pending()
         if watchdog := getattr(self, "watchdog", None):
             watchdog.cancel()
-        if group := getattr(self, "group", None):
+        if frame_task := getattr(self, "frame_task", None):
+            # Let the frame in hand finish (as before the queue, a frame is not cut off midway);
+            # Daphne cancels an application that outlives its close timeout.
+            self.inbox.put_nowait(None)
+            with contextlib.suppress(asyncio.CancelledError):
+                await frame_task
+        for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
+
+    def _drop_pending(self) -> None:
+        """Forget queued frames: a closing connection (thread deleted, signed out) stores nothing more."""
+        self.closing = True
+        inbox = getattr(self, "inbox", None)
+        while inbox is not None and not inbox.empty():
+            inbox.get_nowait()
+
+    async def _close(self, code: int) -> None:
+        if not self.closing:
+            self._drop_pending()
+            await self.close(code=code)
+
+    async def connection_close(self, event: dict[str, Any]) -> None:
+        """A thread deleted, a user deactivated or signed out, a token deleted (``realtime.connections_close``).
+
+        The event closes every connection of its group, or only those signed in with the session
+        or token whose digest it names.
+        """
+        if not self.admitted:
+            return
+        for credential, mine in (("session", self.session_digest), ("token", self.token_digest)):
+            if credential in event and event[credential] != mine:
+                return
+        await self._close(CLOSE_CODES[event["reason"]])
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without its ``close_old_connections`` before every handler.
+
+        Channels runs that in the one thread every consumer of the process shares for database
+        work, so taking a frame off the socket would wait for any connection's database call, and
+        Daphne would buffer meanwhile. No handler here touches the database outside
+        ``database_sync_to_async``, which closes stale connections around each call itself.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     # --- Client to server --------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if text_data is None:
-            await self._send(_error("invalid_json", "Send JSON in text frames."))
+        """Take a frame off the socket: count it, refuse it or queue it, without parsing it."""
+        if self.closing or not self.admitted:
             return
-        if len(text_data) > settings.WEBSOCKET_MAX_FRAME_BYTES:
-            await self._send(
-                _error("too_large", f"Frames are limited to {settings.WEBSOCKET_MAX_FRAME_BYTES} characters.")
+        size = len(text_data) if text_data is not None else len(bytes_data or b"")
+        if refusal := self.gate.admit(size):
+            await self._refuse(refusal)
+            return
+        item: str | BadFrame = text_data
+        if size > settings.WEBSOCKET_MAX_FRAME_BYTES:
+            item = too_large()  # answered in its turn; the text itself is not kept
+        elif text_data is None:
+            item = BadFrame("invalid_json", "Send JSON in text frames.")
+        try:
+            self.inbox.put_nowait(item)
+        except asyncio.QueueFull:
+            await self._refuse(
+                BadFrame("overloaded", "Too many frames waiting: send again in a moment.", retry_after=1)
             )
             return
+        self.gate.taken()
+
+    async def _refuse(self, refusal: BadFrame) -> None:
+        """Answer a refused frame at once (it is not queued, so it carries no client_id)."""
+        await self._send(_error_for(refusal))
+        if self.gate.refused():
+            await self._close(CLOSE_TOO_MANY)
+
+    async def _handle_frames(self) -> None:
+        """The one task that handles this connection's frames, in the order they came."""
+        while (item := await self.inbox.get()) is not None:
+            if self.closing:
+                continue
+            try:
+                if isinstance(item, BadFrame):
+                    await self._send(_error_for(item))
+                else:
+                    await self._handle_frame(item)
+            except Exception:
+                # This task must outlive any one frame, or every later frame would wait forever.
+                logger.exception("frame on thread %s failed", self.thread.pk)
+
+    async def _handle_frame(self, text: str) -> None:
         try:
-            frame = json.loads(text_data)
-        except ValueError:
-            await self._send(_error("invalid_json", "The frame is not valid JSON."))
+            frame = parse_frame(text)
+        except BadFrame as exc:
+            await self._send(_error_for(exc))
             return
-        if not isinstance(frame, dict):
-            await self._send(_error("invalid_json", "The frame must be a JSON object."))
-            return
+        kind = frame.get("type")
         handler = {
             "message": self._receive_message,
             "file": self._receive_file,
             "sync": self._receive_sync,
             "ping": self._receive_ping,
-        }.get(frame.get("type"))
+        }.get(kind if isinstance(kind, str) else "")
         if handler is None:
             known = "message, file, sync, ping"
             await self._send(_error("unknown_type", f"Unknown frame type {frame.get('type')!r}; known: {known}."))
@@ -227,6 +335,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def chat_event(self, event: dict[str, Any]) -> None:
         """An event broadcast to the thread's group (see ``messaging.realtime``)."""
+        if not self.admitted:
+            return
         async with self.relay_lock:
             await self._relay(event["event"])
 

@@ -29,6 +29,11 @@ def thread_group(thread_id: uuid.UUID | str) -> str:
     return f"thread.{thread_id}"
 
 
+def user_group(user_id: Any) -> str:
+    """Every connection of one user, whatever the thread: for closing them when they sign out."""
+    return f"user.{user_id}"
+
+
 def register_home_loop(loop: asyncio.AbstractEventLoop) -> None:
     global _home_loop
     with _home_loop_lock:
@@ -59,8 +64,21 @@ def thread_broadcast(thread_id: uuid.UUID | str, event: dict[str, Any]) -> None:
 
     Never raises: a failed broadcast is logged, the persisted rows stay the source of truth.
     """
+    group_broadcast(thread_group(thread_id), event)
+
+
+def connections_close(group: str, reason: str, **match: str) -> None:
+    """Close the connections in ``group`` (those whose credential digests equal ``match``, if given).
+
+    ``reason`` (``thread_deleted``, ``signed_out``) picks the close code in the consumer. Call it
+    after the change commits: a client told to go away must find the change when it looks.
+    """
+    group_broadcast(group, {"type": "connection.close", "reason": reason, **match})
+
+
+def group_broadcast(group: str, event: dict[str, Any]) -> None:
+    """Send ``event`` to a group from sync code; never raises (a failure is logged)."""
     layer = get_channel_layer()
-    group = thread_group(thread_id)
     try:
         try:
             running = asyncio.get_running_loop()

@@ -12,6 +12,7 @@ from django.utils import timezone
 from chatproject.errors import InvalidInput
 
 from .models import ChatThread
+from .signals import thread_deleted
 
 TITLE_MAX_CHARS = ChatThread._meta.get_field("title").max_length
 _UNSET: Any = object()
@@ -72,9 +73,13 @@ def thread_update(
 
 
 def thread_delete(*, thread: ChatThread) -> None:
-    """Mark the thread deleted: it disappears for its owner; its rows stay until an admin purges them."""
+    """Mark the thread deleted: it disappears for its owner; its rows stay until an admin purges them.
+
+    Sends ``threads.signals.thread_deleted`` after commit (its open WebSockets are closed).
+    """
     thread.status = ChatThread.Status.DELETED
     thread.save(update_fields=["status", "updated_at"])
+    transaction.on_commit(lambda: thread_deleted.send(sender=ChatThread, thread_id=thread.pk))
 
 
 def thread_touch(*, thread_id: Any) -> None:

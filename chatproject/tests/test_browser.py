@@ -1,13 +1,16 @@
 """A person in a real browser: Debian's Chromium driven by Playwright against a real server.
 
 Logs in, starts a thread, sends a message and watches the reply stream in; checks that message
-content cannot inject markup. Screenshots (desktop and phone width) are kept in
-``test-artifacts/``. Skipped when /usr/bin/chromium is missing (CI installs it).
+content cannot inject markup; reconnects; follows the server's close codes and rate limits.
+Screenshots (desktop and phone width) are kept in ``test-artifacts/``. Skipped when
+/usr/bin/chromium is missing (CI installs it).
 """
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -22,7 +25,9 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's ch
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    with Stack(tmp_path_factory.mktemp("browser"), env={"AGENT_OFFLINE_WORD_DELAY_MS": "120"}) as stack:
+    # MESSAGE_RATE_LIMIT: low enough for one test to hit it; the others send at most 3 messages.
+    env = {"AGENT_OFFLINE_WORD_DELAY_MS": "120", "MESSAGE_RATE_LIMIT": "3/6"}
+    with Stack(tmp_path_factory.mktemp("browser"), env=env) as stack:
         yield stack
 
 
@@ -39,7 +44,8 @@ def page():
         # --no-sandbox: CI runs as root, where Chromium's sandbox cannot start.
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
-            yield browser.new_page(viewport={"width": 1200, "height": 800})
+            # A context of its own, so a test can open a second tab sharing the session.
+            yield browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
         finally:
             browser.close()
 
@@ -117,3 +123,65 @@ def test_reconnects_and_resumes_after_the_connection_drops(stack, person, page):
     expect(reply.locator(".content")).to_have_text("3 times 5 = 15", timeout=30000)
     expect(page.locator(".msg-user")).to_have_count(1)
     expect(page.locator(".msg-user.pending")).to_have_count(0)
+
+
+def log_in_to_a_new_thread(stack, person, page) -> str:
+    """Log in, start a thread, wait for its socket; the thread's id."""
+    from playwright.sync_api import expect
+
+    page.goto(stack.http_url(0, "/accounts/login/"))
+    page.fill("#id_username", person["username"])
+    page.fill("#id_password", person["password"])
+    page.click("button[type=submit]")
+    page.click("text=New thread")
+    expect(page.locator("#conn-status")).to_have_attribute("data-state", "open")
+    return page.url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def test_a_thread_deleted_elsewhere_stops_the_chat_for_good(stack, person, page):
+    from playwright.sync_api import expect
+
+    thread = log_in_to_a_new_thread(stack, person, page)
+    request = urllib.request.Request(
+        stack.http_url(0, f"/api/threads/{thread}/"),
+        method="DELETE",
+        headers={"Authorization": f"Token {person['token']}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 204
+    status = page.locator("#conn-status")
+    expect(status).to_have_text("This thread was deleted")
+    expect(page.locator("#message-input")).to_be_disabled()
+    page.wait_for_timeout(3000)  # longer than the first reconnect attempts would wait
+    expect(status).to_have_text("This thread was deleted")
+    expect(status).to_have_attribute("data-state", "closed")
+
+
+def test_logging_out_in_another_tab_takes_the_chat_to_the_login_page(stack, person, page):
+    from playwright.sync_api import expect
+
+    thread = log_in_to_a_new_thread(stack, person, page)
+    other_tab = page.context.new_page()
+    other_tab.goto(stack.http_url(0, "/"))
+    other_tab.click("text=Log out")
+    expect(page).to_have_url(re.compile(rf"/accounts/login/\?next=%2Ft%2F{thread}%2F$"))
+
+
+def test_rate_limited_messages_wait_and_are_sent_again(stack, person, page):
+    from playwright.sync_api import expect
+
+    thread = log_in_to_a_new_thread(stack, person, page)
+    # 7 within one 6 s window or two: MESSAGE_RATE_LIMIT (3 a window) refuses at least one.
+    for number in range(7):
+        page.fill("#message-input", f"note {number}")
+        page.keyboard.press("Enter")
+    expect(page.locator(".pending-note", has_text="Waiting")).not_to_have_count(0)
+    expect(page.locator(".msg-user.pending")).to_have_count(0, timeout=30000)
+    expect(page.locator(".msg-user.failed")).to_have_count(0)
+    request = urllib.request.Request(
+        stack.http_url(0, f"/api/threads/{thread}/messages/?page_size=200"),
+        headers={"Authorization": f"Token {person['token']}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        stored = [m["content"] for m in json.load(response)["results"] if m["role"] == "user"]
+    assert sorted(stored) == [f"note {number}" for number in range(7)]  # each once

@@ -35,6 +35,13 @@ def test_refuses_to_start_without_secret_key_unless_debug():
         ({"AGENT_MAX_RETRIES": "-2"}, "AGENT_MAX_RETRIES must be at least 0, got -2"),
         ({"WEB_SEARCH_PROVIDER": "serpapi"}, "WEB_SEARCH_PROVIDER=serpapi needs SERPAPI_API_KEY"),
         ({"WEB_SEARCH_PROVIDER": "bing"}, "WEB_SEARCH_PROVIDER must be one of off, duckduckgo, serpapi, got 'bing'"),
+        ({"WEBSOCKET_FRAME_RATE_LIMIT": "many"}, "WEBSOCKET_FRAME_RATE_LIMIT must look like COUNT/SECONDS"),
+        ({"WEBSOCKET_FRAME_RATE_LIMIT": "0/10"}, "WEBSOCKET_FRAME_RATE_LIMIT must allow at least 1 frame"),
+        (
+            {"MAX_UPLOAD_BYTES": "3000", "MAX_MESSAGE_CHARS": "100", "WEBSOCKET_BYTE_RATE_LIMIT": "69000/60"},
+            "WEBSOCKET_BYTE_RATE_LIMIT must allow at least one frame of WEBSOCKET_MAX_FRAME_BYTES (70736 characters",
+        ),
+        ({"WEBSOCKET_MAX_PENDING_FRAMES": "0"}, "WEBSOCKET_MAX_PENDING_FRAMES must be at least 1, got 0"),
     ],
 )
 def test_bad_configuration_is_a_clear_error(env, message):

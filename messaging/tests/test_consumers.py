@@ -6,8 +6,11 @@ is channels-redis on the real Redis.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import hashlib
 import json
+import time
 import uuid
 from datetime import timedelta
 
@@ -18,16 +21,19 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from chatproject.asgi import application
-from messaging.models import ChatMessage, ReplyStream
+from messaging.models import ChatAttachment, ChatMessage, ReplyStream
 from messaging.services import stream_append, stream_finish, stream_start
 from messaging.tests.factories import make_message
+from threads.services import thread_delete
 from threads.tests.factories import make_thread, make_user
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
-ORIGIN = (b"origin", b"http://localhost")
+# What a browser on the site sends: its Origin is the page's, the Host the server's own.
+BROWSER = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +44,7 @@ def _fresh_channel_layer_and_cache(settings):
     if "hosts" in config:
         config["prefix"] = f"test-{uuid.uuid4().hex[:8]}"
     settings.CHANNEL_LAYERS = layers
-    settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
+    settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1", "testserver"]
     cache.clear()
 
 
@@ -62,7 +68,7 @@ async def connect(user, thread, *, query: str = "", token: str | None = None, he
     path = f"/ws/{thread.pk if hasattr(thread, 'pk') else thread}/{user_id or user.pk}/?token={token}"
     if query:
         path += "&" + query
-    communicator = WebsocketCommunicator(application, path, headers=headers if headers is not None else [ORIGIN])
+    communicator = WebsocketCommunicator(application, path, headers=headers if headers is not None else BROWSER)
     connected, _ = await communicator.connect()
     assert connected
     return communicator
@@ -131,7 +137,7 @@ async def test_session_cookie_signs_a_browser_in(alice, thread):
     await sync_to_async(client.force_login)(alice)
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
     communicator = WebsocketCommunicator(
-        application, f"/ws/{thread.pk}/{alice.pk}/", headers=[ORIGIN, (b"cookie", cookie)]
+        application, f"/ws/{thread.pk}/{alice.pk}/", headers=[*BROWSER, (b"cookie", cookie)]
     )
     assert (await communicator.connect())[0]
     await communicator.send_json_to({"type": "ping"})
@@ -147,7 +153,7 @@ async def test_close_codes(alice, thread, case, code):
     bob = await sync_to_async(make_user)("bob")
     target, token, user_id = thread, None, None
     if case == "no_token":
-        communicator = WebsocketCommunicator(application, f"/ws/{thread.pk}/{alice.pk}/", headers=[ORIGIN])
+        communicator = WebsocketCommunicator(application, f"/ws/{thread.pk}/{alice.pk}/", headers=BROWSER)
         assert (await communicator.connect())[0]
         assert await close_code(communicator) == code
         return
@@ -164,12 +170,21 @@ async def test_close_codes(alice, thread, case, code):
 
 
 @pytest.mark.parametrize(
-    ("origin", "accepted"),
-    [(b"http://localhost", True), (b"http://127.0.0.1:8000", True), (None, True), (b"https://evil.example", False)],
+    ("allowed_hosts", "headers", "accepted"),
+    [
+        (["localhost"], BROWSER, True),
+        (["127.0.0.1"], [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")], True),
+        (["localhost"], [(b"host", b"localhost")], True),  # no Origin: not a browser
+        (["localhost"], [(b"origin", b"https://evil.example"), (b"host", b"localhost")], False),
+        (["localhost"], [(b"origin", b"http://localhost:9999"), (b"host", b"localhost")], False),
+        # "*" (common behind a proxy) admits any Host, never another site's Origin.
+        (["*"], [(b"origin", b"https://evil.example"), (b"host", b"chat.example")], False),
+        (["*"], [(b"origin", b"http://chat.example"), (b"host", b"chat.example")], True),
+    ],
 )
-async def test_origin_is_checked(alice, thread, origin, accepted):
+async def test_origin_is_checked_like_django_csrf(alice, thread, settings, allowed_hosts, headers, accepted):
+    settings.ALLOWED_HOSTS = allowed_hosts
     token = await sync_to_async(token_for)(alice)
-    headers = [(b"origin", origin)] if origin else []
     communicator = WebsocketCommunicator(application, f"/ws/{thread.pk}/{alice.pk}/?token={token}", headers=headers)
     connected, _ = await communicator.connect()
     assert connected is accepted
@@ -210,6 +225,9 @@ BAD_FRAMES = [
         "filename",
     ),
     (json.dumps({"type": "message", "content": "y" * 2000}), "too_large", None),
+    (json.dumps({"type": "message", "content": "hi", "metadata": {"pad": "z" * 1100}}), "too_large", None),
+    ("[" * 990, "invalid_json", None),
+    (json.dumps({"type": ["message"], "content": "hi"}), "unknown_type", None),
 ]
 
 
@@ -220,6 +238,7 @@ async def test_bad_frames_get_an_error_keep_the_connection_and_store_nothing(
     settings.MAX_MESSAGE_CHARS = 100
     settings.MAX_UPLOAD_BYTES = 300
     settings.WEBSOCKET_MAX_FRAME_BYTES = 1500
+    settings.WEBSOCKET_MAX_TEXT_FRAME_CHARS = 1000
     communicator = await connect(alice, thread)
     await communicator.send_to(text_data=frame)
     error = await communicator.receive_json_from()
@@ -413,3 +432,272 @@ async def test_a_lost_message_event_is_sent_before_its_reply_starts(alice, threa
     assert (first["type"], first["message"]["id"]) == ("message", str(question.pk))
     assert second["type"] == "stream_start"
     await communicator.disconnect()
+
+
+# --- Limits on what a client sends ----------------------------------------------------------------
+
+
+def slow_reply(message):
+    """A reply that keeps the connection's frame task busy (replies run inline in these tests)."""
+    from agent.services import ReplyEvent
+
+    time.sleep(1)
+    yield ReplyEvent(delta="slowly")
+
+
+async def stored(thread, content: str) -> bool:
+    return await sync_to_async(ChatMessage.objects.filter(thread=thread, content=content).exists)()
+
+
+FRAMES_OF_EVERY_KIND = {
+    "ping": json.dumps({"type": "ping"}),
+    "sync": json.dumps({"type": "sync"}),
+    "message": json.dumps({"type": "message", "content": "allowed"}),
+    "file": json.dumps({"type": "file", "filename": "a.txt", "data": "aGk=", "content": "allowed"}),
+    "unknown": json.dumps({"type": "shout"}),
+    "invalid": "{not json",
+    "binary": b"\x00",
+}
+
+
+@pytest.mark.parametrize("kind", list(FRAMES_OF_EVERY_KIND))
+async def test_every_frame_counts_against_the_frame_rate_limit(alice, thread, settings, kind):
+    settings.WEBSOCKET_FRAME_RATE_LIMIT = (3, 1)
+    communicator = await connect(alice, thread)
+    frame = FRAMES_OF_EVERY_KIND[kind]
+    for _ in range(3):
+        await communicator.send_to(**({"bytes_data": frame} if isinstance(frame, bytes) else {"text_data": frame}))
+    await communicator.send_json_to({"type": "message", "content": "one frame too many"})
+    events = await receive_until_error(communicator, "rate_limited")
+    assert events[-1]["retry_after"] == 1 and "client_id" not in events[-1]
+    await asyncio.sleep(1)  # three more frames' worth
+    await communicator.send_json_to({"type": "ping"})
+    await receive_until(communicator, "pong")
+    assert not await stored(thread, "one frame too many")
+    await communicator.disconnect()
+
+
+async def receive_until_error(communicator, code: str) -> list[dict]:
+    """Every event up to and including the first error with ``code``."""
+    events = []
+    while True:
+        events.append(event := await communicator.receive_json_from(timeout=5))
+        if event["type"] == "error" and event["code"] == code:
+            return events
+
+
+async def test_a_client_that_keeps_sending_while_refused_is_closed_4429(alice, thread, settings):
+    from messaging.frames import REFUSALS_BEFORE_CLOSE
+
+    settings.WEBSOCKET_FRAME_RATE_LIMIT = (2, 60)
+    communicator = await connect(alice, thread)
+    for number in range(2 + REFUSALS_BEFORE_CLOSE + 5):
+        await communicator.send_json_to({"type": "message", "content": f"flood {number}"})
+    outputs = []
+    while (output := await communicator.receive_output(timeout=5))["type"] != "websocket.close":
+        outputs.append(json.loads(output["text"]))
+    assert output["code"] == 4429
+    refusals = [e for e in outputs if e["type"] == "error"]
+    assert len(refusals) == REFUSALS_BEFORE_CLOSE and {e["code"] for e in refusals} == {"rate_limited"}
+    await communicator.disconnect()
+    # The two frames taken before were handled (or dropped as the socket closed); nothing after them.
+    contents = await sync_to_async(list)(ChatMessage.objects.filter(thread=thread, role="user").values_list("content"))
+    assert set(contents) <= {("flood 0",), ("flood 1",)}
+
+
+async def test_the_character_budget_limits_how_much_a_connection_uploads(alice, thread, settings):
+    frame = json.dumps(
+        {"type": "file", "filename": "a.txt", "data": base64.b64encode(b"x" * 3000).decode(), "content": "upload"}
+    )
+    settings.WEBSOCKET_BYTE_RATE_LIMIT = (len(frame) * 3 // 2, 60)
+    communicator = await connect(alice, thread)
+    await communicator.send_to(text_data=frame)
+    await communicator.send_to(text_data=frame.replace('"upload"', '"upload again"'))
+    events = await receive_until_error(communicator, "rate_limited")
+    assert events[-1]["message"].startswith("Too much data") and events[-1]["retry_after"] >= 1
+    await receive_until(communicator, "stream_end")
+    await ready(communicator)  # a small frame still fits
+    assert await stored(thread, "upload") and not await stored(thread, "upload again")
+    await communicator.disconnect()
+
+
+async def test_frames_waiting_past_the_cap_are_refused_overloaded_in_order(alice, thread, settings):
+    settings.AGENT_REPLY_GENERATOR = "messaging.tests.test_consumers.slow_reply"
+    settings.WEBSOCKET_MAX_PENDING_FRAMES = 2
+    communicator = await connect(alice, thread)
+    await communicator.send_json_to({"type": "message", "content": "slow", "client_id": "slow"})
+    await asyncio.sleep(0.2)  # the frame task has taken it and is busy for a second
+    await communicator.send_json_to({"type": "ping"})
+    await communicator.send_json_to({"type": "message", "content": "waits", "client_id": "waits"})
+    await communicator.send_json_to({"type": "message", "content": "no room", "client_id": "no-room"})
+    await communicator.send_json_to({"type": "ping"})
+    events = await receive_until(communicator, "pong")
+    refusals = [e for e in events if e["type"] == "error"]
+    # Refused at once, while the slow frame is still being handled: unread, so no client_id.
+    assert [(e["code"], e["retry_after"], "client_id" in e) for e in refusals] == [("overloaded", 1, False)] * 2
+    assert events.index(refusals[-1]) < [e["type"] for e in events].index("stream_end")
+    # The ping queued behind the slow frame is answered only after everything before it was handled.
+    assert [e["type"] for e in events if e["type"] != "error"] == [
+        "message",
+        "stream_start",
+        "stream_chunk",
+        "stream_end",
+        "pong",
+    ]
+    events = await receive_until(communicator, "stream_end")
+    assert events[0]["message"]["client_id"] == "waits"
+    assert await communicator.receive_nothing(timeout=0.3)
+    assert not await stored(thread, "no room")
+    await communicator.disconnect()
+
+
+async def test_a_large_frame_that_is_not_a_file_is_not_parsed(alice, thread, settings):
+    settings.WEBSOCKET_MAX_TEXT_FRAME_CHARS = 1000
+    communicator = await connect(alice, thread)
+    await communicator.send_json_to({"type": "message", "content": "big", "metadata": {"pad": "x" * 1000}})
+    error = await communicator.receive_json_from()
+    assert error["code"] == "too_large" and "must be file frames" in error["message"]
+    await ready(communicator)
+    assert await message_count(thread) == 0
+    await communicator.disconnect()
+
+
+async def test_a_file_frame_longer_than_a_text_frame_is_stored_whole(alice, thread, settings):
+    settings.WEBSOCKET_MAX_TEXT_FRAME_CHARS = 1000
+    data = bytes(range(256)) * 12
+    communicator = await connect(alice, thread)
+    frame = {"type": "file", "filename": "a.txt", "data": base64.b64encode(data).decode(), "content": "big"}
+    await communicator.send_json_to(frame)
+    [attachment] = (await receive_until(communicator, "message"))[-1]["message"]["attachments"]
+    assert attachment["size"] == len(data)
+    stored_sha = await sync_to_async(lambda: ChatAttachment.objects.get(pk=attachment["id"]).sha256)()
+    assert stored_sha == hashlib.sha256(data).hexdigest()
+    await communicator.disconnect()
+
+
+# --- Sockets closed when what they stand on goes away ----------------------------------------------
+
+
+async def session_socket(user, thread) -> tuple[WebsocketCommunicator, Client]:
+    client = Client()
+    await sync_to_async(client.force_login)(user)
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    communicator = WebsocketCommunicator(
+        application, f"/ws/{thread.pk}/{user.pk}/", headers=[*BROWSER, (b"cookie", cookie)]
+    )
+    assert (await communicator.connect())[0]
+    return communicator, client
+
+
+async def test_deleting_the_thread_closes_its_sockets_4410(alice, thread):
+    other_thread = await sync_to_async(make_thread)(alice)
+    first, second, elsewhere = (
+        await connect(alice, thread),
+        await connect(alice, thread),
+        await connect(alice, other_thread),
+    )
+    await ready(first, second, elsewhere)
+    api = APIClient()
+    await sync_to_async(api.force_authenticate)(alice)
+    response = await sync_to_async(api.delete)(f"/api/threads/{thread.pk}/")
+    assert response.status_code == 204
+    assert await close_code(first) == 4410
+    assert await close_code(second) == 4410
+    await ready(elsewhere)
+    again = await connect(alice, thread)
+    assert await close_code(again) == 4404
+    for communicator in (first, second, elsewhere, again):
+        await communicator.disconnect()
+
+
+async def test_frames_queued_when_the_thread_is_deleted_are_dropped(alice, thread, settings):
+    settings.AGENT_REPLY_GENERATOR = "messaging.tests.test_consumers.slow_reply"
+    communicator = await connect(alice, thread)
+    await communicator.send_json_to({"type": "message", "content": "slow"})
+    await asyncio.sleep(0.2)
+    await communicator.send_json_to({"type": "message", "content": "queued behind it"})
+    # From another thread, as another request would: the frame task's thread is busy.
+    await sync_to_async(thread_delete, thread_sensitive=False)(thread=thread)
+    events = []
+    while (output := await communicator.receive_output(timeout=5))["type"] != "websocket.close":
+        events.append(json.loads(output["text"]))
+    assert output["code"] == 4410
+    await communicator.disconnect()  # waits for the slow frame to finish
+    assert await stored(thread, "slow") and not await stored(thread, "queued behind it")
+
+
+async def test_logging_out_closes_that_sessions_sockets_4401(alice, thread):
+    signed_out, client = await session_socket(alice, thread)
+    other_session, _ = await session_socket(alice, thread)
+    with_token = await connect(alice, thread)
+    await ready(signed_out, other_session, with_token)
+    response = await sync_to_async(client.post)("/accounts/logout/")
+    assert response.status_code == 302
+    assert await close_code(signed_out) == 4401
+    await ready(other_session, with_token)
+    for communicator in (signed_out, other_session, with_token):
+        await communicator.disconnect()
+
+
+async def test_deactivating_a_user_closes_all_their_sockets_4401(alice, thread):
+    bob = await sync_to_async(make_user)("bob")
+    bobs_thread = await sync_to_async(make_thread)(bob)
+    by_session, _ = await session_socket(alice, thread)
+    by_token = await connect(alice, thread)
+    bobs = await connect(bob, bobs_thread)
+    await ready(by_session, by_token, bobs)
+    alice.is_active = False
+    await sync_to_async(alice.save)()
+    assert await close_code(by_session) == 4401
+    assert await close_code(by_token) == 4401
+    await ready(bobs)
+    for communicator in (by_session, by_token, bobs):
+        await communicator.disconnect()
+
+
+@pytest.mark.parametrize("model", ["Token", "TokenProxy"])
+async def test_deleting_a_token_closes_the_sockets_it_signed_in_4401(alice, thread, model):
+    from rest_framework.authtoken import models
+
+    by_session, _ = await session_socket(alice, thread)
+    by_token = await connect(alice, thread)
+    await ready(by_session, by_token)
+    await sync_to_async(lambda: getattr(models, model).objects.get(user=alice).delete())()
+    assert await close_code(by_token) == 4401
+    await ready(by_session)
+    for communicator in (by_session, by_token):
+        await communicator.disconnect()
+
+
+# --- Error events ----------------------------------------------------------------------------------
+
+
+async def test_any_domain_error_becomes_an_error_event_with_its_own_code():
+    from chatproject.errors import DomainError, InvalidInput, RateLimited
+    from messaging.consumers import _error_for
+
+    class QuotaExceeded(DomainError):
+        code = "quota_exceeded"
+
+        def __init__(self) -> None:
+            super().__init__("You have used your 100 MB.")
+            self.errors = {"data": ["Over quota."]}
+            self.retry_after = 3600
+
+    class Unavailable(DomainError):
+        code = "unavailable"
+
+    assert _error_for(QuotaExceeded()) == {
+        "type": "error",
+        "code": "quota_exceeded",
+        "message": "You have used your 100 MB.",
+        "errors": {"data": ["Over quota."]},
+        "retry_after": 3600,
+    }
+    assert _error_for(Unavailable("Try again soon.")) == {
+        "type": "error",
+        "code": "unavailable",
+        "message": "Try again soon.",
+    }
+    assert _error_for(RateLimited(retry_after=5))["retry_after"] == 5
+    assert _error_for(InvalidInput.field("content", "Bad."))["code"] == "validation_error"

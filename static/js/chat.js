@@ -13,9 +13,21 @@
   const upload = document.getElementById("upload");
   const uploadProgress = document.getElementById("upload-progress");
   const uploadLabel = document.getElementById("upload-label");
+  const sendButton = document.getElementById("send-button");
+
+  // Close codes (README, WebSocket protocol).
+  const CLOSE_SIGNED_OUT = 4401;
+  const CLOSE_FORBIDDEN = 4403;
+  const CLOSE_NOT_FOUND = 4404;
+  const CLOSE_THREAD_DELETED = 4410;
+  const CLOSE_TOO_MANY = 4429;
 
   let socket = null;
   let retries = 0;
+  // Told to slow down (rate_limited, overloaded): nothing is sent before this time, then the outbox.
+  let holdUntil = 0;
+  let holdTimer = null;
+  let lastRetryAfter = 0;
   let lastMessageId = config.lastMessageId;
   // Frames not yet confirmed by the server, by client_id: resent after a reconnect (idempotent).
   const outbox = new Map();
@@ -173,6 +185,10 @@
   }
 
   function onError(event) {
+    if (event.code === "rate_limited" || event.code === "overloaded") {
+      backOff(event);
+      return;
+    }
     if (event.client_id && outbox.has(event.client_id)) {
       outbox.delete(event.client_id);
       const li = list.querySelector('[data-client-id="' + CSS.escape(event.client_id) + '"]');
@@ -186,12 +202,49 @@
     showNotice(event.message);
   }
 
+  // The frame was not taken (too fast, or too many waiting): keep everything unconfirmed and send it
+  // again once the server's retry_after has passed. Resending is safe: frames carry their client_id.
+  function backOff(event) {
+    const seconds = Math.max(1, event.retry_after || 1);
+    lastRetryAfter = seconds;
+    holdUntil = Math.max(holdUntil, Date.now() + seconds * 1000);
+    clearTimeout(holdTimer);
+    holdTimer = setTimeout(function () { holdTimer = null; flushOutbox(); }, holdUntil - Date.now());
+    outbox.forEach(function (frame) {
+      const li = list.querySelector('[data-client-id="' + CSS.escape(frame.client_id) + '"]');
+      const note = li && li.querySelector(".pending-note");
+      if (note) note.textContent = "Waiting " + seconds + " s…";
+    });
+    showNotice(event.message);
+  }
+
+  function canSend() {
+    return socket && socket.readyState === WebSocket.OPEN && Date.now() >= holdUntil;
+  }
+
+  function flushOutbox() {
+    if (!canSend()) return;
+    outbox.forEach(function (frame) {
+      const li = list.querySelector('[data-client-id="' + CSS.escape(frame.client_id) + '"]');
+      const note = li && li.querySelector(".pending-note");
+      if (note) note.textContent = "Sending…";
+      socket.send(JSON.stringify(frame));
+    });
+  }
+
   function send(frame) {
-    if (socket && socket.readyState === WebSocket.OPEN) {
+    if (canSend()) {
       socket.send(JSON.stringify(frame));
       return true;
     }
     return false;
+  }
+
+  // The server will not take this page's socket again (thread deleted, or not this user's): say so, stop.
+  function closeForGood(label) {
+    setConn("closed", label);
+    showNotice(label + ".");
+    [input, fileInput, sendButton].forEach(function (control) { control.disabled = true; });
   }
 
   function newClientId() {
@@ -283,7 +336,7 @@
     socket.onopen = function () {
       retries = 0;
       setConn("open", "Live");
-      outbox.forEach(function (frame) { socket.send(JSON.stringify(frame)); });
+      flushOutbox();
     };
     socket.onmessage = function (e) {
       try {
@@ -294,12 +347,20 @@
     };
     socket.onclose = function (e) {
       socket = null;
-      if (e.code === 4401) { location.href = "/accounts/login/?next=" + encodeURIComponent(location.pathname); return; }
-      if (e.code === 4403 || e.code === 4404) { setConn("closed", "This thread is not available"); return; }
+      // Signed out (here or in another tab), deactivated: the login page says what to do.
+      if (e.code === CLOSE_SIGNED_OUT) { location.href = "/accounts/login/?next=" + encodeURIComponent(location.pathname); return; }
+      if (e.code === CLOSE_THREAD_DELETED) { closeForGood("This thread was deleted"); return; }
+      if (e.code === CLOSE_FORBIDDEN || e.code === CLOSE_NOT_FOUND) { closeForGood("This thread is not available"); return; }
       // Exponential back-off with jitter, at most 15 s between attempts.
-      const delay = Math.min(15000, 500 * Math.pow(2, retries)) * (0.5 + Math.random() / 2);
+      let delay = Math.min(15000, 500 * Math.pow(2, retries)) * (0.5 + Math.random() / 2);
+      let label = "Offline";
+      if (e.code === CLOSE_TOO_MANY) {
+        // Closed for sending too much: wait at least what the server last asked, and no less than 10 s.
+        delay = Math.max(delay, 1000 * lastRetryAfter, 10000);
+        label = "Too many requests";
+      }
       retries += 1;
-      setConn("closed", "Offline, retrying in " + Math.ceil(delay / 1000) + " s");
+      setConn("closed", label + ", retrying in " + Math.ceil(delay / 1000) + " s");
       setTimeout(connect, delay);
     };
   }
