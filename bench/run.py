@@ -17,7 +17,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
 from _venv import ensure, run
 
-BENCHMARKS = {"memory": "bench/memory_index.py", "realtime": "bench/realtime_load.py"}
+BENCHMARKS = {
+    "memory": "bench/memory_index.py",
+    "realtime": "bench/realtime_load.py",
+    "markdown": "bench/markdown_render.py",
+}
 
 
 def main() -> int:
