@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
+
+logger = logging.getLogger(__name__)
 
 CHECK_TIMEOUT_SECONDS = 2
 
@@ -34,7 +38,10 @@ def _check_redis() -> str | None:
 
 
 def readiness_checks() -> dict[str, str]:
-    """Each dependency this process needs, mapped to "ok" or the reason it failed."""
+    """Each dependency this process needs, mapped to "ok" or the reason it failed.
+
+    A reason is for operators only (logs, staff): exception text names hosts, ports, users.
+    """
     checks = {"database": _check_database()}
     if settings.REDIS_URL:
         checks["redis"] = _check_redis()
@@ -46,10 +53,22 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+def _is_staff(request: HttpRequest) -> bool:
+    try:
+        return bool(request.user.is_staff)
+    except Exception:  # a session cookie needs the database, which may be what is down
+        return False
+
+
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
+    """Which checks fail, for anyone; why they fail, for staff signed in (and in the log)."""
     checks = readiness_checks()
     failing = sorted(name for name, result in checks.items() if result != "ok")
+    for name in failing:
+        logger.warning("readiness check %s failed: %s", name, checks[name])
+    if not _is_staff(request):
+        checks = {name: "ok" if result == "ok" else "unavailable" for name, result in checks.items()}
     if failing:
         return JsonResponse({"status": "unavailable", "failing": failing, "checks": checks}, status=503)
     return JsonResponse({"status": "ok", "checks": checks})
