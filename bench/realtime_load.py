@@ -206,7 +206,13 @@ def main(argv: list[str] | None = None) -> int:
             Path(workdir),
             # The in-memory layer cannot reach across processes: one server on the embedded default.
             servers=args.servers if os.environ.get("REDIS_URL") else 1,
-            env={"AGENT_OFFLINE_WORD_DELAY_MS": str(args.delay_ms), "MESSAGE_RATE_LIMIT": "1000000/60"},
+            # Each thread's owner has several clients sending at once: the per-user limits would
+            # refuse what this measures (the stack's throughput), so they are lifted.
+            env={
+                "AGENT_OFFLINE_WORD_DELAY_MS": str(args.delay_ms),
+                "MESSAGE_RATE_LIMIT": "1000000/60",
+                "MAX_CONCURRENT_REPLIES": str(args.clients),
+            },
         )
         with stack:
             try:

@@ -21,6 +21,7 @@ BENCHMARKS = {
     "memory": "bench/memory_index.py",
     "realtime": "bench/realtime_load.py",
     "sandbox": "bench/sandbox_runs.py",
+    "markdown": "bench/markdown_render.py",
 }
 
 

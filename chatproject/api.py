@@ -1,11 +1,15 @@
 """Account endpoints: obtain an API token, and who am I."""
 
+from collections.abc import Mapping
+
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from .logins import client_address, login_attempt_check
 
 
 class TokenApi(ObtainAuthToken):
@@ -23,9 +27,18 @@ class TokenApi(ObtainAuthToken):
                 response_only=True,
                 value={"non_field_errors": ["Unable to log in with provided credentials."]},
             ),
+            OpenApiExample(
+                "Locked out",
+                status_codes=["429"],
+                response_only=True,
+                value={"detail": "Too many failed log-in attempts: try again in 42 s.", "code": "login_throttled"},
+            ),
         ],
     )
     def post(self, request: Request, *args, **kwargs) -> Response:
+        """Answers 429 while the username or the client address has too many recent failures."""
+        username = request.data.get("username") if isinstance(request.data, Mapping) else None
+        login_attempt_check(username=username, address=client_address(request))
         return super().post(request, *args, **kwargs)
 
 

@@ -53,16 +53,50 @@ class RateLimited(DomainError):
 
     code = "rate_limited"
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"Too many messages: try again in {retry_after} s.")
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        super().__init__(message or f"Too many messages: try again in {retry_after} s.")
         self.retry_after = retry_after
 
 
+class LoginThrottled(RateLimited):
+    """Too many failed log-ins for this username or from this address (LOGIN_FAILURE_LIMIT)."""
+
+    code = "login_throttled"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(retry_after, f"Too many failed log-in attempts: try again in {retry_after} s.")
+
+
+class TooManyReplies(RateLimited):
+    """The user already waits for MAX_CONCURRENT_REPLIES replies; ``retry_after`` is a hint."""
+
+    code = "too_many_replies"
+
+
+class QuotaExceeded(DomainError):
+    """Storing this would take the user's stored files past UPLOAD_QUOTA_BYTES."""
+
+    code = "quota_exceeded"
+
+
+class _PayloadTooLarge(drf_exceptions.APIException):
+    status_code = 413
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]):
+    code = None
     if isinstance(exc, NotFound):
         exc = drf_exceptions.NotFound(exc.message)
     elif isinstance(exc, InvalidInput):
         exc = drf_exceptions.ValidationError(exc.errors)
     elif isinstance(exc, RateLimited):
+        code = exc.code
         exc = drf_exceptions.Throttled(wait=exc.retry_after, detail=exc.message)
-    return exception_handler(exc, context)
+    elif isinstance(exc, QuotaExceeded):
+        code = exc.code
+        exc = _PayloadTooLarge(exc.message)
+    response = exception_handler(exc, context)
+    # Clients tell these apart by code (a login lockout, a busy user, a full quota), not by text.
+    if code and response is not None:
+        response.data["code"] = code
+    return response

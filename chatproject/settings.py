@@ -102,7 +102,8 @@ DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = 2 * WEBSOCKET_MAX_FRAME_BYTES
 def env_rate(name: str, default: str) -> tuple[int, int]:
     value = os.environ.get(name, "").strip() or default
     count, _, seconds = value.partition("/")
-    if not (count.isdigit() and seconds.isdigit() and int(seconds) > 0):
+    # A count of 0 would refuse everything (every message, every log-in): never by accident.
+    if not (count.isdigit() and seconds.isdigit() and int(count) > 0 and int(seconds) > 0):
         raise ImproperlyConfigured(f"{name} must look like COUNT/SECONDS (e.g. 30/60), got {value!r}")
     return int(count), int(seconds)
 
@@ -111,8 +112,6 @@ MESSAGE_RATE_LIMIT = env_rate("MESSAGE_RATE_LIMIT", "30/60")
 # Per WebSocket connection, checked on every frame before it is parsed: frames of any type, and
 # characters received ("COUNT/SECONDS", token buckets: a burst of COUNT, then COUNT per SECONDS).
 WEBSOCKET_FRAME_RATE_LIMIT = env_rate("WEBSOCKET_FRAME_RATE_LIMIT", "60/10")
-if WEBSOCKET_FRAME_RATE_LIMIT[0] < 1:
-    raise ImproperlyConfigured("WEBSOCKET_FRAME_RATE_LIMIT must allow at least 1 frame")
 # The default lets a connection send four of the largest files a minute.
 WEBSOCKET_BYTE_RATE_LIMIT = env_rate("WEBSOCKET_BYTE_RATE_LIMIT", f"{4 * WEBSOCKET_MAX_FRAME_BYTES}/60")
 if WEBSOCKET_BYTE_RATE_LIMIT[0] < WEBSOCKET_MAX_FRAME_BYTES:
@@ -122,6 +121,24 @@ if WEBSOCKET_BYTE_RATE_LIMIT[0] < WEBSOCKET_MAX_FRAME_BYTES:
     )
 # Frames a connection may have waiting while one is processed; Daphne would buffer them unbounded.
 WEBSOCKET_MAX_PENDING_FRAMES = env_int("WEBSOCKET_MAX_PENDING_FRAMES", 16)
+
+# --- Limits on what a user can send -------------------------------------------------------------
+# A metadata object (threads, messages) as compact UTF-8 JSON, and how deeply it may nest.
+METADATA_MAX_BYTES = env_int("METADATA_MAX_BYTES", 16 * 1024)
+METADATA_MAX_DEPTH = env_int("METADATA_MAX_DEPTH", 8)
+# The agent writes summaries of up to 1000 characters (agent.context): the limit may not be lower.
+THREAD_SUMMARY_MAX_CHARS = env_int("THREAD_SUMMARY_MAX_CHARS", 4000, minimum=1000)
+# The largest request body, refused with 413 before anything reads it. The default fits the
+# largest valid message written the most verbose way JSON allows: 12 bytes a character (an emoji
+# as two \uXXXX escapes), metadata at 3 bytes a byte (\u escapes of multi-byte characters), and
+# 64 KiB of other fields and whitespace: 498688 bytes (487 KiB) by default.
+REQUEST_MAX_BODY_BYTES = env_int("REQUEST_MAX_BODY_BYTES", 12 * MAX_MESSAGE_CHARS + 3 * METADATA_MAX_BYTES + 64 * 1024)
+# Total bytes of one user's attachments (in every thread, deleted ones too: their files stay).
+UPLOAD_QUOTA_BYTES = env_int("UPLOAD_QUOTA_BYTES", 100 * 1024 * 1024)
+# Replies one user may have in progress (streaming, or waiting for a worker); more are refused.
+MAX_CONCURRENT_REPLIES = env_int("MAX_CONCURRENT_REPLIES", 3)
+# Failed log-ins (token API, log-in page, admin) allowed per username and per client address.
+LOGIN_FAILURE_LIMIT = env_rate("LOGIN_FAILURE_LIMIT", "10/60")
 # A reply's worker beats every STREAM_HEARTBEAT_SECONDS; a stream silent for STREAM_STALE_SECONDS
 # is ended as "interrupted" and its partial text kept.
 STREAM_HEARTBEAT_SECONDS = env_int("STREAM_HEARTBEAT_SECONDS", 2)
@@ -193,6 +210,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "chatproject.middleware.RequestBodyLimitMiddleware",
+    "chatproject.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -304,7 +323,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "chatproject.json_input.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -358,3 +377,41 @@ LOGGING = {
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# --- Browser security headers ------------------------------------------------------------------
+# HSTS: browsers only take it from an HTTPS response, so it is harmless on plain HTTP. 0 turns it off.
+SECURE_HSTS_SECONDS = env_int("HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env_bool("HSTS_PRELOAD", default=False)
+# Behind a TLS-terminating proxy: "X-Forwarded-Proto: https" makes such requests count as secure.
+# Only when the proxy always sets that header itself; any client could send it otherwise.
+_proxy_ssl_header = os.environ.get("SECURE_PROXY_SSL_HEADER", "").strip()
+if _proxy_ssl_header:
+    _header, _, _value = _proxy_ssl_header.partition(":")
+    if not (_header.strip() and _value.strip()):
+        raise ImproperlyConfigured(
+            f"SECURE_PROXY_SSL_HEADER must look like 'X-Forwarded-Proto: https', got {_proxy_ssl_header!r}"
+        )
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _header.strip().upper().replace("-", "_"), _value.strip())
+# manage.py serve: take the client address (and scheme) from X-Forwarded-For/-Proto (Daphne's
+# --proxy-headers). Only when Daphne is reachable through the proxy alone.
+PROXY_HEADERS = env_bool("PROXY_HEADERS", default=False)
+SECURE_REFERRER_POLICY = "same-origin"
+# Every response gets this Content-Security-Policy: our pages load only their own static files and
+# run no inline script. "connect-src 'self'" covers the page's own ws:// and wss:// origin.
+CONTENT_SECURITY_POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'none'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+# Pages we serve but did not write (DRF's browsable API and its log-in, Swagger UI, ReDoc) set
+# style attributes and inject <style> elements, and ReDoc searches in a worker made from a blob:
+# under these paths styles may be inline and workers blobs. Scripts are never inline.
+_LIBRARY_PAGES = {"style-src": ["'self'", "'unsafe-inline'"], "worker-src": ["'self'", "blob:"]}
+CONTENT_SECURITY_POLICY_PATH_OVERRIDES = {"/api/": _LIBRARY_PAGES, "/api-auth/": _LIBRARY_PAGES}

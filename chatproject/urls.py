@@ -1,7 +1,10 @@
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from messaging import views as messaging_views
 from threads import views as threads_views
@@ -12,7 +15,8 @@ api_urlpatterns = [
     path("auth/token/", api.TokenApi.as_view(), name="api-token"),
     path("me/", api.MeApi.as_view(), name="api-me"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up code as a script file: no inline script (CSP).
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("", include("threads.urls")),
     path("", include("messaging.urls")),
@@ -27,10 +31,20 @@ urlpatterns = [
         name="thread-action-page",
     ),
     path("t/<str:thread_id>/", messaging_views.chat_page, name="chat-page"),
+    # Every page that checks a password is throttled (chatproject.logins); these come first so
+    # they shadow the same paths in the includes below.
+    path("accounts/login/", views.login_throttled(auth_views.LoginView.as_view()), name="login"),
+    path("admin/login/", views.login_throttled(admin.site.login)),
+    path(
+        "api-auth/login/",
+        views.login_throttled(auth_views.LoginView.as_view(template_name="rest_framework/login.html")),
+    ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("api/", include(api_urlpatterns)),
     path("api-auth/", include("rest_framework.urls")),
+    # Browsers ask for it on pages without an icon link (the admin's, DRF's).
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
 ]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Sum
+from django.utils import timezone
 
 from chatproject.errors import NotFound
 from threads.models import ChatThread
@@ -63,3 +65,27 @@ def stream_get(*, thread_id: uuid.UUID, stream_id: str | uuid.UUID) -> ReplyStre
     if pk is None:
         return None
     return ReplyStream.objects.select_related("message").filter(pk=pk, thread_id=thread_id).first()
+
+
+# A user message with no reply stream yet is waiting for a worker (queued, or accepted while the
+# broker was down and queued again later). Past this age it is taken as abandoned: it no longer
+# counts as a reply in progress, so a lost task cannot lock its sender out for good.
+REPLY_WAIT_WINDOW = timedelta(minutes=10)
+
+
+def reply_in_progress_count(*, user: AbstractBaseUser) -> int:
+    """Replies the user is waiting for: streams still open in their threads, plus their recent
+    messages that no reply has started for yet."""
+    streaming = ReplyStream.objects.filter(thread__owner=user, status=ReplyStream.Status.STREAMING).count()
+    waiting = ChatMessage.objects.filter(
+        sender=user,
+        role=ChatMessage.Role.USER,
+        created_at__gte=timezone.now() - REPLY_WAIT_WINDOW,
+        reply_streams__isnull=True,
+    ).count()
+    return streaming + waiting
+
+
+def attachment_bytes_total(*, user: AbstractBaseUser) -> int:
+    """Bytes of every file stored in the user's threads, deleted threads included (their files stay)."""
+    return ChatAttachment.objects.filter(thread__owner=user).aggregate(total=Sum("size"))["total"] or 0

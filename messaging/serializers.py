@@ -3,6 +3,8 @@ import json
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 
+from chatproject.json_input import JSONField
+
 from .models import ChatAttachment, ChatMessage
 
 
@@ -42,7 +44,7 @@ class MessageSerializer(serializers.ModelSerializer):
 class MessageCreateSerializer(serializers.Serializer):
     # Blank and length rules live in the service, shared with the WebSocket path.
     content = serializers.CharField(allow_blank=True, trim_whitespace=False)
-    metadata = serializers.JSONField(required=False, help_text="A JSON object.")
+    metadata = JSONField(required=False, help_text="A JSON object.")
     parent = serializers.UUIDField(required=False, allow_null=True, help_text="A message of this thread it answers.")
     client_id = serializers.CharField(
         required=False, max_length=64, help_text="Idempotency key: resending it stores no second message."

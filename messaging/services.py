@@ -7,8 +7,8 @@ transaction that stored it commits, so a client never hears of a row it cannot r
 from __future__ import annotations
 
 import hashlib
+import json
 import mimetypes
-import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -16,22 +16,25 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.cache import cache
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from chatproject.errors import InvalidInput, RateLimited, TooLarge
+from chatproject.errors import InvalidInput, QuotaExceeded, RateLimited, TooLarge, TooManyReplies
+from chatproject.ratelimit import window_hit, window_seconds_left
 from threads.models import ChatThread
 from threads.selectors import parse_uuid
 from threads.services import thread_touch, validate_metadata
 
 from .models import ChatAttachment, ChatMessage, ReplyStream
 from .realtime import thread_broadcast
+from .selectors import attachment_bytes_total, reply_in_progress_count
 from .serializers import message_payload
 from .signals import user_message_posted
 
@@ -73,16 +76,35 @@ def _resolve_parent(*, thread: ChatThread, parent_id: Any) -> uuid.UUID | None:
 def _check_rate_limit(user: AbstractBaseUser) -> None:
     """Fixed-window counter per user in the shared cache (Redis when configured)."""
     limit, window = settings.MESSAGE_RATE_LIMIT
-    now = time.time()
-    key = f"ratelimit:message:{user.pk}:{int(now // window)}"
-    cache.add(key, 0, timeout=window + 1)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # the key expired between add and incr
-        cache.set(key, 1, timeout=window + 1)
-        count = 1
-    if count > limit:
-        raise RateLimited(retry_after=max(1, int(window - now % window)))
+    if window_hit(f"ratelimit:message:{user.pk}", window=window) > limit:
+        raise RateLimited(retry_after=window_seconds_left(window))
+
+
+# A reply takes seconds: the hint given to a user refused for having too many in progress.
+REPLY_BUSY_RETRY_SECONDS = 5
+
+
+def _lock_sender(user: AbstractBaseUser) -> None:
+    """Serialize this user's sends until the transaction ends, so the per-user checks that
+    follow (replies in progress, upload quota) see every earlier send: without it, N sends at
+    once on N connections would all pass. A no-op on SQLite, whose writers queue anyway."""
+    list(get_user_model().objects.select_for_update(no_key=True).filter(pk=user.pk).values_list("pk"))
+
+
+def _check_replies_in_progress(user: AbstractBaseUser) -> None:
+    """Refuse a message that would give the user more than MAX_CONCURRENT_REPLIES replies at once.
+
+    Refused rather than deferred: the message is not stored, the client hears at once and can
+    send it again, and no backlog of one user's messages waits for (and then takes) the workers.
+    """
+    in_progress = reply_in_progress_count(user=user)
+    if in_progress >= settings.MAX_CONCURRENT_REPLIES:
+        replies = "reply" if in_progress == 1 else "replies"
+        raise TooManyReplies(
+            REPLY_BUSY_RETRY_SECONDS,
+            f"You already have {in_progress} {replies} in progress (at most {settings.MAX_CONCURRENT_REPLIES}): "
+            "wait for one to finish, then send again.",
+        )
 
 
 @transaction.atomic
@@ -108,7 +130,8 @@ def message_create(
         role=role,
         type=type,
         content=_clean_content(content, allow_empty=role != ChatMessage.Role.USER or type == ChatMessage.Type.FILE),
-        metadata=validate_metadata(metadata),
+        # What users send is bounded; the agent's own metadata (its trajectory) is ours.
+        metadata=validate_metadata(metadata, limited=role == ChatMessage.Role.USER),
         parent_id=_resolve_parent(thread=thread, parent_id=parent_id),
         client_id=client_id,
     )
@@ -145,7 +168,7 @@ def _send_once(
 
     The order matters: a retry of a stored message is answered before any check; a message that
     fails validation does not count against the rate limit; nothing is stored or announced when
-    ``store`` raises.
+    the cap on replies in progress refuses it or ``store`` raises.
     """
     client_id = _clean_client_id(client_id)
     if existing := _existing_by_client_id(thread, client_id):
@@ -154,6 +177,8 @@ def _send_once(
     _check_rate_limit(sender)
     try:
         with transaction.atomic():
+            _lock_sender(sender)
+            _check_replies_in_progress(sender)
             message = store(client_id)
             _announce_user_message(message)
     except IntegrityError:
@@ -177,7 +202,8 @@ def message_send(
 
     The same ``client_id`` in a thread returns the stored message with ``created`` False and
     announces nothing. A new message is broadcast to the thread after commit and sends
-    ``user_message_posted`` (the agent replies). Raises RateLimited past MESSAGE_RATE_LIMIT.
+    ``user_message_posted`` (the agent replies). Raises RateLimited past MESSAGE_RATE_LIMIT and
+    TooManyReplies when the user already waits for MAX_CONCURRENT_REPLIES replies.
     """
 
     def store(client_id: str | None) -> ChatMessage:
@@ -211,14 +237,18 @@ def _safe_filename(filename: Any) -> str:
         raise InvalidInput.field("filename", "A file name is required.") from None
 
 
-def attachment_create(
-    *, message: ChatMessage, filename: str, data: bytes, content_type: str = "", metadata: dict[str, Any] | None = None
-) -> ChatAttachment:
-    """Store ``data`` as a file of ``message`` with its size and sha256; refuses empty or oversized files."""
+def _check_file_size(data: bytes) -> None:
     if not data:
         raise InvalidInput.field("data", "The file is empty.")
     if len(data) > settings.MAX_UPLOAD_BYTES:
         raise TooLarge.field("data", f"The file is larger than {settings.MAX_UPLOAD_BYTES} bytes.")
+
+
+def attachment_create(
+    *, message: ChatMessage, filename: str, data: bytes, content_type: str = "", metadata: dict[str, Any] | None = None
+) -> ChatAttachment:
+    """Store ``data`` as a file of ``message`` with its size and sha256; refuses empty or oversized files."""
+    _check_file_size(data)
     safe_name = _safe_filename(filename)
     file_type = content_type or mimetypes.guess_type(safe_name)[0] or "application/octet-stream"
     attachment = ChatAttachment(
@@ -241,17 +271,74 @@ def attachment_create(
     return attachment
 
 
+def _type_kind(file_type: str) -> str:
+    """Types that differ only as names for UTF-8 text (.py sent as text/plain) are one kind."""
+    return "text" if file_type.startswith("text/") or file_type == "application/json" else file_type
+
+
 def upload_type_check(*, filename: str, content_type: str) -> str:
-    """The file's type if uploads of it are allowed; InvalidInput naming content_type otherwise."""
+    """The file's type if uploads of it are allowed; InvalidInput naming the field otherwise.
+
+    The type is the declared one, else the one the name's extension gives; when both are known
+    they must agree (a "photo.png" declared as a PDF, a "page.html" declared as an image: refused).
+    """
     declared = (content_type or "").split(";")[0].strip().lower()
-    guessed = mimetypes.guess_type(filename or "")[0] or ""
+    guessed = mimetypes.guess_type(filename if isinstance(filename, str) else "")[0] or ""
     file_type = declared or guessed
     if file_type not in settings.ALLOWED_UPLOAD_TYPES:
         allowed = ", ".join(settings.ALLOWED_UPLOAD_TYPES)
         raise InvalidInput.field(
             "content_type", f'Files of type "{file_type or "unknown"}" are not accepted ({allowed}).'
         )
+    if guessed and _type_kind(guessed) != _type_kind(file_type):
+        raise InvalidInput.field("filename", f'The name says "{guessed}" but the file is declared as "{file_type}".')
     return file_type
+
+
+# What each binary type's content starts with (its "magic bytes").
+_SIGNATURES: dict[str, tuple[bytes, ...]] = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    "application/pdf": (b"%PDF-",),
+}
+
+
+def upload_content_check(*, file_type: str, data: bytes) -> None:
+    """Refuse content that is not what its type says (InvalidInput naming ``data``).
+
+    Binary types by their magic bytes; text types must be UTF-8 without NUL bytes, and JSON must
+    parse. Types without a known signature (an operator's addition to ALLOWED_UPLOAD_TYPES) pass:
+    downloads are always sent as attachments with nosniff, so a browser never renders them.
+    """
+    if file_type == "image/webp":
+        if not (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
+            raise InvalidInput.field("data", f'The file\'s content is not "{file_type}", as it is declared.')
+    elif file_type in _SIGNATURES:
+        if not data.startswith(_SIGNATURES[file_type]):
+            raise InvalidInput.field("data", f'The file\'s content is not "{file_type}", as it is declared.')
+    elif _type_kind(file_type) == "text":
+        if b"\x00" in data:
+            raise InvalidInput.field("data", f'A "{file_type}" file must be text: this one contains NUL bytes.')
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise InvalidInput.field("data", f'A "{file_type}" file must be UTF-8 text: this one is not.') from None
+        if file_type == "application/json":
+            try:
+                json.loads(text)
+            except (ValueError, RecursionError):
+                raise InvalidInput.field("data", "The file is not valid JSON.") from None
+
+
+def _check_upload_quota(user: AbstractBaseUser, size: int) -> None:
+    used = attachment_bytes_total(user=user)
+    quota = settings.UPLOAD_QUOTA_BYTES
+    if used + size > quota:
+        raise QuotaExceeded(
+            f"This file ({filesizeformat(size)}) would take your stored files past your quota: "
+            f"{filesizeformat(used)} of {filesizeformat(quota)} used."
+        )
 
 
 def message_send_file(
@@ -266,14 +353,20 @@ def message_send_file(
 ) -> tuple[ChatMessage, bool]:
     """Store a user message of type ``file`` with its attachment; otherwise as ``message_send``.
 
-    Nothing is stored when any check fails (type, size, name, caption, rate).
+    Nothing is stored when any check fails (type, content against type, size, name, caption,
+    rate, replies in progress); QuotaExceeded when the user's files would pass UPLOAD_QUOTA_BYTES.
     """
 
     def validate() -> None:
-        upload_type_check(filename=filename, content_type=content_type)
+        file_type = upload_type_check(filename=filename, content_type=content_type)
+        _check_file_size(data)
+        upload_content_check(file_type=file_type, data=data)
         _clean_content(caption, allow_empty=True)
+        # Early and cheap; checked again in store(), under the sender's lock, against racing uploads.
+        _check_upload_quota(sender, len(data))
 
     def store(client_id: str | None) -> ChatMessage:
+        _check_upload_quota(sender, len(data))
         message = message_create(
             thread=thread,
             role=ChatMessage.Role.USER,

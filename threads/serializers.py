@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from chatproject.json_input import JSONField
+
 from .models import ChatThread
 
 USER_STATUSES = [ChatThread.Status.ACTIVE, ChatThread.Status.ARCHIVED]
@@ -14,14 +16,14 @@ class ThreadSerializer(serializers.ModelSerializer):
 
 class ThreadCreateSerializer(serializers.Serializer):
     title = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    metadata = serializers.JSONField(required=False, help_text="A JSON object.")
+    metadata = JSONField(required=False, help_text="A JSON object.")
 
 
 class ThreadUpdateSerializer(serializers.Serializer):
     title = serializers.CharField(required=False, allow_blank=True, max_length=200)
     summary = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     status = serializers.ChoiceField(required=False, choices=USER_STATUSES, help_text="Use DELETE to delete.")
-    metadata = serializers.JSONField(required=False, help_text="A JSON object; replaces the current one.")
+    metadata = JSONField(required=False, help_text="A JSON object; replaces the current one.")
 
 
 class ThreadFilterSerializer(serializers.Serializer):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from chatproject.errors import InvalidInput
+from chatproject.errors import InvalidInput, TooLarge
+from chatproject.json_input import json_depth, json_size
 
 from .models import ChatThread
 from .signals import thread_deleted
@@ -18,12 +20,30 @@ TITLE_MAX_CHARS = ChatThread._meta.get_field("title").max_length
 _UNSET: Any = object()
 
 
-def validate_metadata(metadata: Any, *, field: str = "metadata") -> dict[str, Any]:
-    """Metadata is always a JSON object; None means empty."""
+def validate_metadata(metadata: Any, *, field: str = "metadata", limited: bool = True) -> dict[str, Any]:
+    """Metadata is always a JSON object; None means empty.
+
+    ``limited`` (what users send): at most METADATA_MAX_DEPTH levels deep and METADATA_MAX_BYTES
+    as compact JSON. The agent's own metadata (a reply's whole trajectory) is not bounded here.
+    """
     if metadata is None:
         return {}
     if not isinstance(metadata, dict):
         raise InvalidInput.field(field, "Must be a JSON object.")
+    if limited:
+        max_depth = settings.METADATA_MAX_DEPTH
+        too_deep = TooLarge.field(field, f"Must not nest deeper than {max_depth} levels.")
+        # Size first: json.dumps runs in C, so a huge value is refused before a walk in Python.
+        try:
+            size = json_size(metadata)
+        except RecursionError:  # nested past what json.dumps can follow
+            raise too_deep from None
+        except ValueError:
+            raise InvalidInput.field(field, "Must be valid JSON (no NaN or Infinity).") from None
+        if size > settings.METADATA_MAX_BYTES:
+            raise TooLarge.field(field, f"Must be at most {settings.METADATA_MAX_BYTES} bytes as JSON ({size} given).")
+        if json_depth(metadata, stop_after=max_depth) > max_depth:
+            raise too_deep
     return metadata
 
 
@@ -57,6 +77,10 @@ def thread_update(
     if summary is not _UNSET:
         if not isinstance(summary, str):
             raise InvalidInput.field("summary", "Must be a string.")
+        if len(summary) > (limit := settings.THREAD_SUMMARY_MAX_CHARS):
+            raise TooLarge.field(
+                "summary", f"Ensure this field has no more than {limit} characters ({len(summary)} given)."
+            )
         thread.summary = summary
         changed.append("summary")
     if status is not _UNSET:

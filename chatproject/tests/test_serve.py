@@ -4,10 +4,12 @@ limits and close codes as a client of a real server sees them."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import time
 import urllib.request
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
@@ -18,8 +20,9 @@ from messaging.frames import REFUSALS_BEFORE_CLOSE
 
 MAX_UPLOAD_BYTES = 3000
 MAX_MESSAGE_CHARS = 100
-# As chatproject.settings computes it.
+# As chatproject.settings computes them.
 FRAME_LIMIT = 4 * -(-MAX_UPLOAD_BYTES // 3) + 12 * MAX_MESSAGE_CHARS + 64 * 1024
+BODY_LIMIT = 12 * MAX_MESSAGE_CHARS + 3 * 16 * 1024 + 64 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +123,64 @@ def test_deleting_the_thread_over_the_api_closes_its_socket_4410(stack, person):
         assert json.loads(ws.recv(timeout=10)) == {"type": "pong"}
         api(stack, person, "DELETE", f"/api/threads/{thread}/")
         assert events_until_closed(ws) == ([], 4410)
+
+
+def request(url: str, method: str, *, body=None, headers: dict[str, str]) -> tuple[int, dict]:
+    """An HTTP request; a body given as a list of chunks goes chunked, with no Content-Length."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        connection.request(method, parts.path, body=iter(body) if isinstance(body, list) else body, headers=headers)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+    finally:
+        connection.close()
+
+
+def test_a_chunked_body_is_limited_and_otherwise_parsed(stack, person):
+    headers = {"Authorization": f"Token {person['token']}", "Content-Type": "application/json"}
+    url = stack.http_url(0, "/api/threads/")
+    big = json.dumps({"title": "big", "metadata": {"pad": "x" * BODY_LIMIT}}).encode()
+    status, body = request(url, "POST", body=[big[i : i + 8192] for i in range(0, len(big), 8192)], headers=headers)
+    assert (status, body["code"]) == (413, "too_large")
+    status, body = request(url, "POST", body=[b'{"title": ', b'"sent in chunks"}'], headers=headers)
+    assert (status, body["title"]) == (201, "sent in chunks")
+    titles = [thread["title"] for thread in request(url, "GET", headers=headers)[1]["results"]]
+    assert "big" not in titles and "sent in chunks" in titles
+
+
+def failed_logins(stack, count: int, forwarded_for: str) -> None:
+    for n in range(count):
+        status, _ = request(
+            stack.http_url(0, "/api/auth/token/"),
+            "POST",
+            body=json.dumps({"username": f"nobody{n}", "password": "wrong"}),
+            headers={"Content-Type": "application/json", "X-Forwarded-For": forwarded_for},
+        )
+        assert status == 400
+
+
+def token_status(stack, person, forwarded_for: str) -> int:
+    return request(
+        stack.http_url(0, "/api/auth/token/"),
+        "POST",
+        body=json.dumps({"username": person["username"], "password": person["password"]}),
+        headers={"Content-Type": "application/json", "X-Forwarded-For": forwarded_for},
+    )[0]
+
+
+def test_with_proxy_headers_log_ins_are_counted_per_forwarded_address(tmp_path_factory):
+    env = {"PROXY_HEADERS": "1", "LOGIN_FAILURE_LIMIT": "3/60"}
+    with Stack(tmp_path_factory.mktemp("proxied"), env=env) as proxied:
+        [person] = proxied.create_users(1)
+        failed_logins(proxied, 3, "203.0.113.7")
+        assert token_status(proxied, person, "203.0.113.7") == 429
+        assert token_status(proxied, person, "203.0.113.8") == 200
+
+
+def test_without_proxy_headers_a_forwarded_address_is_not_believed(tmp_path_factory):
+    with Stack(tmp_path_factory.mktemp("direct"), env={"LOGIN_FAILURE_LIMIT": "3/60"}) as direct:
+        [person] = direct.create_users(1)
+        failed_logins(direct, 3, "203.0.113.7")
+        # All came from 127.0.0.1, whatever the header claimed: a client cannot pick a fresh address.
+        assert token_status(direct, person, "203.0.113.8") == 429

@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -36,15 +37,61 @@ def test_refuses_to_start_without_secret_key_unless_debug():
         ({"WEB_SEARCH_PROVIDER": "serpapi"}, "WEB_SEARCH_PROVIDER=serpapi needs SERPAPI_API_KEY"),
         ({"WEB_SEARCH_PROVIDER": "bing"}, "WEB_SEARCH_PROVIDER must be one of off, duckduckgo, serpapi, got 'bing'"),
         ({"WEBSOCKET_FRAME_RATE_LIMIT": "many"}, "WEBSOCKET_FRAME_RATE_LIMIT must look like COUNT/SECONDS"),
-        ({"WEBSOCKET_FRAME_RATE_LIMIT": "0/10"}, "WEBSOCKET_FRAME_RATE_LIMIT must allow at least 1 frame"),
+        ({"WEBSOCKET_FRAME_RATE_LIMIT": "0/10"}, "WEBSOCKET_FRAME_RATE_LIMIT must look like COUNT/SECONDS"),
         (
             {"MAX_UPLOAD_BYTES": "3000", "MAX_MESSAGE_CHARS": "100", "WEBSOCKET_BYTE_RATE_LIMIT": "69000/60"},
             "WEBSOCKET_BYTE_RATE_LIMIT must allow at least one frame of WEBSOCKET_MAX_FRAME_BYTES (70736 characters",
         ),
         ({"WEBSOCKET_MAX_PENDING_FRAMES": "0"}, "WEBSOCKET_MAX_PENDING_FRAMES must be at least 1, got 0"),
+        ({"LOGIN_FAILURE_LIMIT": "0/60"}, "LOGIN_FAILURE_LIMIT must look like COUNT/SECONDS"),
+        ({"SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto"}, "SECURE_PROXY_SSL_HEADER must look like"),
+        ({"THREAD_SUMMARY_MAX_CHARS": "500"}, "THREAD_SUMMARY_MAX_CHARS must be at least 1000, got 500"),
+        ({"HSTS_SECONDS": "-1"}, "HSTS_SECONDS must be at least 0, got -1"),
     ],
 )
 def test_bad_configuration_is_a_clear_error(env, message):
     result = import_settings(**{"DEBUG": "1", **env})
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def settings_values(*names: str, **env: str) -> dict:
+    """The named settings as a fresh process configured by ``env`` computes them."""
+    code = (
+        "import json, chatproject.settings as s; "
+        f"print(json.dumps({{n: getattr(s, n, None) for n in {list(names)!r}}}))"
+    )
+    full_env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL"}}
+    full_env.update(env)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=full_env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_production_sends_hsts_for_a_year_unless_tuned():
+    names = ("SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD", "SECURE_REFERRER_POLICY")
+    production = {"DEBUG": "0", "SECRET_KEY": "s" * 50}
+    assert settings_values(*names, **production) == {
+        "SECURE_HSTS_SECONDS": 31536000,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": False,
+        "SECURE_HSTS_PRELOAD": False,
+        "SECURE_REFERRER_POLICY": "same-origin",
+    }
+    assert settings_values("SECURE_HSTS_SECONDS", DEBUG="1") == {"SECURE_HSTS_SECONDS": 0}
+    assert settings_values("SECURE_HSTS_SECONDS", HSTS_SECONDS="0", **production) == {"SECURE_HSTS_SECONDS": 0}
+    tuned = settings_values(*names[:3], HSTS_SECONDS="600", HSTS_INCLUDE_SUBDOMAINS="1", HSTS_PRELOAD="1", **production)
+    assert tuned == {"SECURE_HSTS_SECONDS": 600, "SECURE_HSTS_INCLUDE_SUBDOMAINS": True, "SECURE_HSTS_PRELOAD": True}
+
+
+def test_proxy_ssl_header_is_opt_in():
+    assert settings_values("SECURE_PROXY_SSL_HEADER", DEBUG="1") == {"SECURE_PROXY_SSL_HEADER": None}
+    assert settings_values(
+        "SECURE_PROXY_SSL_HEADER", DEBUG="1", SECURE_PROXY_SSL_HEADER="X-Forwarded-Proto: https"
+    ) == {"SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"]}
+
+
+def test_limits_follow_from_the_message_and_metadata_limits():
+    values = settings_values(
+        "REQUEST_MAX_BODY_BYTES", "LOGIN_FAILURE_LIMIT", DEBUG="1", MAX_MESSAGE_CHARS="1000", METADATA_MAX_BYTES="1000"
+    )
+    assert values == {"REQUEST_MAX_BODY_BYTES": 12 * 1000 + 3 * 1000 + 64 * 1024, "LOGIN_FAILURE_LIMIT": [10, 60]}

@@ -564,9 +564,9 @@ async def test_a_large_frame_that_is_not_a_file_is_not_parsed(alice, thread, set
 
 async def test_a_file_frame_longer_than_a_text_frame_is_stored_whole(alice, thread, settings):
     settings.WEBSOCKET_MAX_TEXT_FRAME_CHARS = 1000
-    data = bytes(range(256)) * 12
+    data = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 12  # any byte, and what a PNG starts with
     communicator = await connect(alice, thread)
-    frame = {"type": "file", "filename": "a.txt", "data": base64.b64encode(data).decode(), "content": "big"}
+    frame = {"type": "file", "filename": "a.png", "data": base64.b64encode(data).decode(), "content": "big"}
     await communicator.send_json_to(frame)
     [attachment] = (await receive_until(communicator, "message"))[-1]["message"]["attachments"]
     assert attachment["size"] == len(data)

@@ -1,18 +1,22 @@
 import hashlib
+import threading
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from chatproject.errors import InvalidInput
+from chatproject.errors import InvalidInput, QuotaExceeded, TooLarge, TooManyReplies
 from messaging.models import ChatAttachment, ChatMessage, ReplyStream
+from messaging.selectors import REPLY_WAIT_WINDOW
 from messaging.services import (
     attachment_create,
     message_create,
     message_send,
+    message_send_file,
     stream_append,
     stream_finish,
     stream_heartbeat,
@@ -21,7 +25,8 @@ from messaging.services import (
 )
 from messaging.signals import user_message_posted
 from messaging.tests.factories import make_message
-from threads.tests.factories import make_thread
+from threads.services import thread_delete
+from threads.tests.factories import make_thread, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -180,3 +185,211 @@ def test_stale_sweep_ends_only_silent_streams(settings):
 def test_sweep_streams_command(capsys):
     call_command("sweep_streams")
     assert "0 stale stream(s) ended" in capsys.readouterr().out
+
+
+# --- Limits on what a user can send -------------------------------------------------------------
+
+
+def stored_files(settings) -> list:
+    return [path for path in Path(settings.MEDIA_ROOT).rglob("*") if path.is_file()]
+
+
+def test_user_message_metadata_is_bounded_but_the_agents_is_not(settings):
+    settings.METADATA_MAX_BYTES = 100
+    thread = make_thread()
+    with pytest.raises(TooLarge) as error:
+        message_send(thread=thread, sender=thread.owner, content="hi", metadata={"pad": "x" * 100})
+    assert list(error.value.errors) == ["metadata"]
+    with pytest.raises(TooLarge):
+        message_send(thread=thread, sender=thread.owner, content="hi", metadata={"a": {"b": [[[[[[[1]]]]]]]}})
+    assert ChatMessage.objects.count() == 0
+
+    # A reply's trajectory is the agent's own record and may be large.
+    stream = stream_start(reply_to=make_message(thread, "q"))
+    reply = stream_finish(stream=stream, status="complete", content="a", metadata={"trajectory": "t" * 1000})
+    assert reply.metadata["trajectory"] == "t" * 1000
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 24
+GIF = b"GIF89a" + b"\x00" * 24
+WEBP = b"RIFF\x20\x00\x00\x00WEBPVP8 " + b"\x00" * 16
+PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
+
+
+@pytest.mark.parametrize(
+    ("filename", "content_type", "data"),
+    [
+        ("photo.png", "image/png", PNG),
+        ("photo.jpg", "image/jpeg", JPEG),
+        ("anim.gif", "", GIF),
+        ("pic.webp", "image/webp", WEBP),
+        ("paper.pdf", "application/pdf", PDF),
+        ("notes.txt", "text/plain", "café ☕\n".encode()),
+        ("notes.md", "text/markdown", b"\xef\xbb\xbf# With a BOM\n"),
+        ("data.csv", "text/csv", b"a,b\n1,2\n"),
+        ("data.json", "application/json", b'{"a": [1, 2]}'),
+        ("script.py", "text/plain", b"print('a text file by another name')\n"),
+    ],
+)
+def test_files_whose_content_matches_their_type_are_stored(filename, content_type, data):
+    thread = make_thread()
+    message, created = message_send_file(
+        thread=thread, sender=thread.owner, filename=filename, data=data, content_type=content_type
+    )
+    assert created and message.attachments.get().size == len(data)
+
+
+@pytest.mark.parametrize(
+    ("filename", "content_type", "data", "field"),
+    [
+        ("photo.png", "image/png", JPEG, "data"),
+        ("photo.png", "image/png", b"<script>alert(1)</script>", "data"),
+        ("photo.jpg", "image/jpeg", PNG, "data"),
+        ("anim.gif", "image/gif", b"GIF90a" + b"\x00" * 10, "data"),
+        ("pic.webp", "image/webp", b"RIFF\x20\x00\x00\x00WAVEfmt ", "data"),
+        ("paper.pdf", "application/pdf", b"<html><body>not a pdf</body></html>", "data"),
+        ("notes.txt", "text/plain", PNG, "data"),
+        ("notes.txt", "text/plain", b"text with a \x00 NUL byte", "data"),
+        ("notes.txt", "text/plain", "latin-1 café".encode("latin-1"), "data"),
+        ("data.csv", "text/csv", b"\xff\xfea\x00,\x00b\x00", "data"),
+        ("data.json", "application/json", b"{not json", "data"),
+        ("data.json", "application/json", b"[" * 100_000 + b"]" * 100_000, "data"),
+        # The name and the declared type must agree.
+        ("photo.png", "application/pdf", PDF, "filename"),
+        ("page.html", "image/png", PNG, "filename"),
+        ("drawing.svg", "text/plain", b"<svg onload=alert(1)>", "filename"),
+    ],
+)
+def test_files_whose_content_does_not_match_their_type_are_refused(settings, filename, content_type, data, field):
+    thread = make_thread()
+    with pytest.raises(InvalidInput) as error:
+        message_send_file(thread=thread, sender=thread.owner, filename=filename, data=data, content_type=content_type)
+    assert list(error.value.errors) == [field]
+    assert ChatMessage.objects.count() == 0 and ChatAttachment.objects.count() == 0
+    assert stored_files(settings) == []
+
+
+def test_upload_quota_counts_every_thread_of_the_user_and_refuses_past_it(settings):
+    settings.UPLOAD_QUOTA_BYTES = 100
+    owner = make_user()
+    first, deleted = make_thread(owner), make_thread(owner)
+    message_send_file(thread=first, sender=owner, filename="a.txt", data=b"a" * 40)
+    message_send_file(thread=deleted, sender=owner, filename="b.txt", data=b"b" * 40)
+    thread_delete(thread=deleted)  # its file is still stored: it still counts
+
+    with pytest.raises(QuotaExceeded) as error:
+        message_send_file(thread=first, sender=owner, filename="c.txt", data=b"c" * 21)
+    assert error.value.code == "quota_exceeded" and "80\xa0bytes of 100\xa0bytes used" in error.value.message
+    assert ChatMessage.objects.count() == 2 and ChatAttachment.objects.count() == 2
+    assert len(stored_files(settings)) == 2
+
+    # Exactly up to the quota is fine, and another user has a quota of their own.
+    message_send_file(thread=first, sender=owner, filename="d.txt", data=b"d" * 20)
+    other = make_thread()
+    message_send_file(thread=other, sender=other.owner, filename="e.txt", data=b"e" * 100)
+
+
+def test_quota_exceeded_is_413_with_its_code_in_the_api():
+    from chatproject.errors import api_exception_handler
+
+    response = api_exception_handler(QuotaExceeded("Full."), {})
+    assert (response.status_code, response.data) == (413, {"detail": "Full.", "code": "quota_exceeded"})
+
+
+@pytest.fixture
+def replies_wait():
+    """The agent is not told of new messages: replies wait for a worker, as when all are busy."""
+    from agent.receivers import queue_reply
+
+    assert user_message_posted.disconnect(dispatch_uid="agent.queue_reply")
+    yield
+    user_message_posted.connect(queue_reply, dispatch_uid="agent.queue_reply")
+
+
+@pytest.mark.usefixtures("replies_wait")
+def test_replies_in_progress_are_capped_per_user(settings):
+    settings.MAX_CONCURRENT_REPLIES = 2
+    thread = make_thread()
+    owner = thread.owner
+    waiting, _ = message_send(thread=thread, sender=owner, content="one")  # no reply started yet
+    streaming, _ = message_send(thread=thread, sender=owner, content="two")
+    stream = stream_start(reply_to=streaming)  # a reply in progress
+
+    with pytest.raises(TooManyReplies) as error:
+        message_send(thread=make_thread(owner), sender=owner, content="three")
+    assert error.value.code == "too_many_replies" and error.value.retry_after > 0
+    assert "2 replies in progress" in error.value.message
+    assert ChatMessage.objects.count() == 2
+    # Files are messages that get a reply too.
+    with pytest.raises(TooManyReplies):
+        message_send_file(thread=thread, sender=owner, filename="a.txt", data=b"a")
+    assert ChatAttachment.objects.count() == 0 and stored_files(settings) == []
+
+    # Another user is not affected.
+    message_send(thread=make_thread(), sender=make_user(), content="mine")
+
+    # A reply that ends frees its place...
+    stream_finish(stream=stream, status="complete", content="done")
+    message_send(thread=thread, sender=owner, content="three")
+    # ...and so does a message nobody took up for too long (its task was lost).
+    with pytest.raises(TooManyReplies):
+        message_send(thread=thread, sender=owner, content="four")
+    ChatMessage.objects.filter(pk=waiting.pk).update(created_at=timezone.now() - REPLY_WAIT_WINDOW)
+    message_send(thread=thread, sender=owner, content="four")
+
+
+def test_too_many_replies_is_429_with_its_code_in_the_api(api, user, settings, replies_wait):
+    settings.MAX_CONCURRENT_REPLIES = 1
+    thread = make_thread(user)
+    url = f"/api/threads/{thread.pk}/messages/"
+    assert api.post(url, {"content": "one"}, format="json").status_code == 201
+    refused = api.post(url, {"content": "two"}, format="json")
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert refused.json()["code"] == "too_many_replies" and "1 reply in progress" in refused.json()["detail"]
+    assert thread.messages.count() == 1
+
+
+def at_once(count: int, action) -> list[str]:
+    """Run ``action(n)`` in ``count`` threads released together; each one's outcome."""
+    barrier = threading.Barrier(count)
+    outcomes: list[str] = []
+
+    def run(n: int) -> None:
+        try:
+            barrier.wait()
+            action(n)
+            outcomes.append("stored")
+        except (TooManyReplies, QuotaExceeded) as error:
+            outcomes.append(error.code)
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    return sorted(outcomes)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("replies_wait")
+def test_sends_at_once_cannot_pass_the_reply_cap_together(settings):
+    settings.MAX_CONCURRENT_REPLIES = 2
+    thread = make_thread()
+    outcomes = at_once(6, lambda n: message_send(thread=thread, sender=thread.owner, content=f"m{n}"))
+    assert outcomes == ["stored"] * 2 + ["too_many_replies"] * 4
+    assert ChatMessage.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("replies_wait")
+def test_uploads_at_once_cannot_pass_the_quota_together(settings):
+    settings.UPLOAD_QUOTA_BYTES = 100
+    thread = make_thread()
+    outcomes = at_once(
+        6, lambda n: message_send_file(thread=thread, sender=thread.owner, filename=f"{n}.txt", data=b"x" * 40)
+    )
+    assert outcomes == ["quota_exceeded"] * 4 + ["stored"] * 2
+    assert ChatAttachment.objects.count() == 2 and len(stored_files(settings)) == 2

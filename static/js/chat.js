@@ -24,7 +24,8 @@
 
   let socket = null;
   let retries = 0;
-  // Told to slow down (rate_limited, overloaded): nothing is sent before this time, then the outbox.
+  // Told to slow down (rate_limited, overloaded, too_many_replies): nothing is sent before this
+  // time, then the outbox.
   let holdUntil = 0;
   let holdTimer = null;
   let lastRetryAfter = 0;
@@ -185,7 +186,7 @@
   }
 
   function onError(event) {
-    if (event.code === "rate_limited" || event.code === "overloaded") {
+    if (event.code === "rate_limited" || event.code === "overloaded" || event.code === "too_many_replies") {
       backOff(event);
       return;
     }

@@ -1,127 +1,66 @@
-// A small Markdown renderer that builds DOM nodes and never parses HTML: message content can't
-// inject markup or script. Supports fenced code, headings, lists, quotes, paragraphs, inline code,
-// bold and italics (asterisks) and http(s)/mailto links. Anything else shows as the text it is.
+// Markdown in messages: markdown-it (static/vendor/markdown-it, CommonMark plus tables and
+// strikethrough) with raw HTML off, its output then cut down by DOMPurify (static/vendor/dompurify)
+// to an allowlist of tags and attributes. Message content can never inject markup, links go only
+// to http(s) and mailto, and images are not rendered (they would load from anywhere).
+// markdown-it parses in linear time, also on hostile input (a line of backticks, deeply nested
+// emphasis, thousands of unclosed brackets): messaging/tests/test_markdown.py checks it in Chromium.
 (function () {
   "use strict";
 
-  const SAFE_LINK = /^(https?:\/\/|mailto:)/i;
-  // Order matters: code first (its content is literal), then links, bold, italics.
-  // Underscores are left alone: snake_case names are common in chat about code.
-  const INLINE = /(`+)([\s\S]*?[^`])\1(?!`)|\[([^\]\n]+)\]\(([^)\s]+)\)|\*\*([^*\n]+)\*\*|\*([^*\n]+)\*/;
+  const SAFE_LINK = /^(?:https?:|mailto:)/i;
+  const ALLOWED_TAGS = [
+    "a", "blockquote", "br", "code", "del", "em", "h3", "h4", "h5", "h6", "hr", "li", "ol", "p", "pre",
+    "s", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul",
+  ];
+  const PURIFY = {
+    ALLOWED_TAGS: ALLOWED_TAGS,
+    ALLOWED_ATTR: ["href", "class", "start"],
+    ALLOWED_URI_REGEXP: SAFE_LINK,
+    RETURN_DOM_FRAGMENT: true,
+  };
 
-  function el(tag, className) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    return node;
-  }
+  const md = window.markdownit
+    ? window.markdownit({ html: false, linkify: true, breaks: true, typographer: false, maxNesting: 20 })
+    : null;
 
-  function inline(parent, text) {
-    let rest = text;
-    while (rest) {
-      const match = INLINE.exec(rest);
-      if (!match) {
-        appendText(parent, rest);
-        return;
-      }
-      appendText(parent, rest.slice(0, match.index));
-      if (match[1]) {
-        const code = el("code");
-        code.textContent = match[2];
-        parent.appendChild(code);
-      } else if (match[3]) {
-        if (SAFE_LINK.test(match[4])) {
-          const a = el("a");
-          a.href = match[4];
-          a.rel = "noopener noreferrer nofollow";
-          a.target = "_blank";
-          inline(a, match[3]);
-          parent.appendChild(a);
-        } else {
-          appendText(parent, match[0]);
+  if (md) {
+    // Bare URLs become links only with their scheme ("example.com" stays text).
+    md.linkify.set({ fuzzyLink: false, fuzzyEmail: false, fuzzyIP: false });
+    md.disable(["image"]);
+    md.validateLink = function (url) {
+      return SAFE_LINK.test(url.trim());
+    };
+    md.core.ruler.push("chat_tweaks", function (state) {
+      state.tokens.forEach(function (token) {
+        // "#" is a bubble's heading, not a page's: h3 and smaller.
+        if (token.type === "heading_open" || token.type === "heading_close") {
+          token.tag = "h" + Math.min(6, Number(token.tag.slice(1)) + 2);
         }
-      } else if (match[5]) {
-        const strong = el("strong");
-        inline(strong, match[5]);
-        parent.appendChild(strong);
-      } else {
-        const em = el("em");
-        inline(em, match[6]);
-        parent.appendChild(em);
-      }
-      rest = rest.slice(match.index + match[0].length);
-    }
-  }
-
-  function appendText(parent, text) {
-    const lines = text.split("\n");
-    lines.forEach(function (line, index) {
-      if (index > 0) parent.appendChild(el("br"));
-      if (line) parent.appendChild(document.createTextNode(line));
+        // Table alignment as a class: a style attribute is inline style, which the CSP refuses.
+        const style = token.attrGet ? token.attrGet("style") : null;
+        if (style) {
+          token.attrs = token.attrs.filter(function (attr) { return attr[0] !== "style"; });
+          const align = /^text-align:(left|center|right)$/.exec(style);
+          if (align) token.attrJoin("class", "align-" + align[1]);
+        }
+      });
     });
   }
 
   function render(source) {
-    const root = document.createDocumentFragment();
-    const lines = String(source || "").replace(/\r\n?/g, "\n").split("\n");
-    let i = 0;
-    while (i < lines.length) {
-      const line = lines[i];
-      const fence = /^\s*(```|~~~)\s*([\w+-]*)\s*$/.exec(line);
-      if (fence) {
-        const body = [];
-        i += 1;
-        while (i < lines.length && lines[i].trim() !== fence[1]) body.push(lines[i++]);
-        i += 1;
-        const pre = el("pre");
-        const code = el("code", fence[2] ? "language-" + fence[2] : "");
-        code.textContent = body.join("\n");
-        pre.appendChild(code);
-        root.appendChild(pre);
-        continue;
-      }
-      const heading = /^(#{1,6})\s+(.*)$/.exec(line);
-      if (heading) {
-        const h = el("h" + Math.min(6, heading[1].length + 2));
-        inline(h, heading[2]);
-        root.appendChild(h);
-        i += 1;
-        continue;
-      }
-      const listItem = /^\s*([-*+]|\d+[.)])\s+/;
-      if (listItem.test(line)) {
-        const ordered = /^\s*\d/.test(line);
-        const list = el(ordered ? "ol" : "ul");
-        while (i < lines.length && listItem.test(lines[i])) {
-          const li = el("li");
-          inline(li, lines[i].replace(listItem, ""));
-          list.appendChild(li);
-          i += 1;
-        }
-        root.appendChild(list);
-        continue;
-      }
-      if (/^\s*>/.test(line)) {
-        const quote = el("blockquote");
-        const body = [];
-        while (i < lines.length && /^\s*>/.test(lines[i])) body.push(lines[i++].replace(/^\s*>\s?/, ""));
-        inline(quote, body.join("\n"));
-        root.appendChild(quote);
-        continue;
-      }
-      if (!line.trim()) {
-        i += 1;
-        continue;
-      }
-      const body = [];
-      while (i < lines.length && lines[i].trim() && !/^\s*(```|~~~|#{1,6}\s|>|[-*+]\s|\d+[.)]\s)/.test(lines[i])) {
-        body.push(lines[i++]);
-      }
-      if (!body.length) body.push(lines[i++]);
-      const p = el("p");
-      inline(p, body.join("\n"));
-      root.appendChild(p);
+    const text = String(source || "");
+    if (!md || !window.DOMPurify) {
+      // The libraries did not load: show the text as it is rather than nothing.
+      const fragment = document.createDocumentFragment();
+      fragment.appendChild(document.createTextNode(text));
+      return fragment;
     }
-    return root;
+    const fragment = window.DOMPurify.sanitize(md.render(text), PURIFY);
+    fragment.querySelectorAll("a").forEach(function (a) {
+      a.rel = "noopener noreferrer nofollow";
+      a.target = "_blank";
+    });
+    return fragment;
   }
 
   // Replace an element's text with its rendering; the text stays the source of truth.

@@ -55,6 +55,45 @@ def test_create_validation_names_the_field(api, payload, field):
     assert ChatThread.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"metadata": {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": 1}}}}}}}}}}, "deeper than 8"),
+        ({"metadata": {"pad": "x" * 20_000}}, "at most 16384 bytes"),
+        ({"summary": "s" * 4001}, "no more than 4000 characters"),
+        ({"title": "t" * 201}, "no more than 200 characters"),
+    ],
+)
+def test_limits_answer_400_naming_the_field_and_change_nothing(api, user, payload, message):
+    response = api.post(LIST, payload, format="json")
+    if "summary" not in payload:  # summary is set by PATCH only
+        assert response.status_code == 400 and message in response.json()[next(iter(payload))][0]
+        assert ChatThread.objects.count() == 0
+    thread = make_thread(user, title="Same")
+    response = api.patch(detail(thread.pk), payload, format="json")
+    assert response.status_code == 400
+    [(field, [error])] = response.json().items()
+    assert field == next(iter(payload)) and message in error
+    thread.refresh_from_db()
+    assert (thread.title, thread.summary, thread.metadata) == ("Same", "", {})
+
+
+def test_json_nested_past_what_python_can_parse_is_400_not_500(api):
+    response = api.post(LIST, "[" * 100_000 + "]" * 100_000, content_type="application/json")
+    assert response.status_code == 400 and "nested deeper than 64" in response.json()["detail"]
+    body = '{"metadata": ' + '{"a": ' * 500 + "1" + "}" * 500 + "}"
+    response = api.post(LIST, body, content_type="application/json")
+    assert response.status_code == 400 and "nested deeper than 64" in response.json()["detail"]
+    assert ChatThread.objects.count() == 0
+
+
+def test_form_posted_json_nested_past_what_python_can_parse_is_400_not_500(api):
+    """The browsable API posts forms; the JSON field then parses the text itself."""
+    response = api.post(LIST, {"title": "x", "metadata": "[" * 100_000 + "]" * 100_000}, format="multipart")
+    assert response.status_code == 400 and "metadata" in response.json()
+    assert ChatThread.objects.count() == 0
+
+
 def test_malformed_json_is_a_clear_400(api):
     response = api.post(LIST, "{not json", content_type="application/json")
     assert response.status_code == 400

@@ -69,3 +69,61 @@ def test_demo_user_only_on_an_empty_site():
     assert demo is not None and demo.check_password("demo-password")
     assert list(demo.chat_threads.values_list("title", flat=True)) == ["Welcome"]
     assert demo_user_ensure(username="demo2", password="x") is None
+
+
+def nested(depth: int) -> dict:
+    """A metadata object ``depth`` levels deep: {"a": {"a": ... {}}}."""
+    value: dict = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        nested(9),  # one level past METADATA_MAX_DEPTH (8)
+        {"list": [[[[[[[[1]]]]]]]]},  # lists count as levels too
+        {"pad": "x" * 16 * 1024},  # one field past METADATA_MAX_BYTES with its key and braces
+        {"emoji": "😀" * 4096},  # 4 bytes each as UTF-8: over the byte limit at a quarter the characters
+        nested(5000),  # deeper than json.dumps can recurse: measured without recursion
+    ],
+    ids=["too deep", "too deep in lists", "too big", "too big in bytes", "absurdly deep"],
+)
+def test_metadata_over_its_limits_is_refused_naming_it_and_nothing_is_stored(metadata):
+    owner = make_user()
+    with pytest.raises(InvalidInput) as error:
+        thread_create(owner=owner, metadata=metadata)
+    assert list(error.value.errors) == ["metadata"]
+    assert ChatThread.objects.count() == 0
+
+    thread = make_thread(owner, metadata={"keep": 1})
+    with pytest.raises(InvalidInput) as error:
+        thread_update(thread=thread, metadata=metadata)
+    assert list(error.value.errors) == ["metadata"]
+    thread.refresh_from_db()
+    assert thread.metadata == {"keep": 1}
+
+
+def test_metadata_at_its_limits_is_accepted(settings):
+    at_size = {"pad": ""}
+    at_size["pad"] = "x" * (settings.METADATA_MAX_BYTES - len('{"pad":""}'))
+    assert thread_create(owner=make_user(), metadata=nested(8)).metadata == nested(8)
+    assert thread_create(owner=make_user(), metadata=at_size).metadata == at_size
+
+
+def test_metadata_that_is_not_json_is_refused():
+    with pytest.raises(InvalidInput) as error:
+        thread_create(owner=make_user(), metadata={"x": float("nan")})
+    assert "NaN" in error.value.errors["metadata"][0]
+
+
+def test_summary_over_its_limit_is_refused_and_nothing_changes(settings):
+    settings.THREAD_SUMMARY_MAX_CHARS = 1000
+    thread = make_thread(title="Same")
+    thread_update(thread=thread, summary="s" * 1000)
+    with pytest.raises(InvalidInput) as error:
+        thread_update(thread=thread, title="Changed", summary="s" * 1001)
+    assert "1001 given" in error.value.errors["summary"][0]
+    thread.refresh_from_db()
+    assert (thread.title, thread.summary) == ("Same", "s" * 1000)

@@ -19,6 +19,9 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
 
     def handle(self, *args, bind: str, port: int, **options) -> None:
+        # Behind a proxy: the client's address (log-in throttling counts by it) and scheme come
+        # from X-Forwarded-For / X-Forwarded-Proto, which only the proxy may be able to set.
+        proxy = ["--proxy-headers"] if settings.PROXY_HEADERS else []
         CommandLineInterface().run(
             [
                 "--bind",
@@ -29,6 +32,7 @@ class Command(BaseCommand):
                 str(settings.DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE),
                 "--websocket-max-frame-size",
                 str(settings.DAPHNE_WEBSOCKET_MAX_FRAME_SIZE),
+                *proxy,
                 settings.ASGI_APPLICATION.replace(".application", ":application"),
             ]
         )

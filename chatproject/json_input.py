@@ -1,0 +1,79 @@
+"""JSON that users send: measured without recursion, parsed without a 500 on hostile nesting.
+
+Python's json module recurses once per nesting level: a body of a few hundred thousand ``[``
+raises RecursionError (not ValueError) in the parser, and a structure a few hundred levels deep
+raises it again in ``json.dumps``. DRF lets both through as 500s; these wrappers answer 400.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rest_framework import exceptions, parsers, serializers
+
+# Deeper than any valid request: a metadata object at METADATA_MAX_DEPTH inside the body's own
+# object. Past this the whole body is refused before any field sees it.
+MAX_BODY_DEPTH = 64
+
+
+def json_depth(value: Any, *, stop_after: int) -> int:
+    """How deeply ``value`` nests (a scalar 0, ``{}`` 1, ``{"a": []}`` 2), without recursion.
+
+    Stops counting once past ``stop_after``: the answer is then ``stop_after + 1``.
+    """
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth += 1
+        if depth > stop_after:
+            return stop_after + 1
+        deepest = max(deepest, depth)
+        pending.extend((child, depth) for child in children)
+    return deepest
+
+
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON; ValueError for NaN/Infinity (not JSON)."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode())
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, with 400 instead of 500 for bodies nested past MAX_BODY_DEPTH."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError(f"JSON parse error - nested deeper than {MAX_BODY_DEPTH} levels.") from None
+        if json_depth(data, stop_after=MAX_BODY_DEPTH) > MAX_BODY_DEPTH:
+            raise exceptions.ParseError(f"JSON parse error - nested deeper than {MAX_BODY_DEPTH} levels.")
+        return data
+
+
+class JSONField(serializers.JSONField):
+    """DRF's JSONField, with a 400 instead of a 500 for values nested past MAX_BODY_DEPTH.
+
+    Form posts (the browsable API) hand it JSON text that it parses itself, past our parser.
+    """
+
+    default_error_messages = {"too_deep": f"Nested deeper than {MAX_BODY_DEPTH} levels."}
+
+    def to_internal_value(self, data: Any) -> Any:
+        # Parsed bodies were measured by JSONParser; this also covers callers that skip it.
+        if json_depth(data, stop_after=MAX_BODY_DEPTH) > MAX_BODY_DEPTH:
+            self.fail("too_deep")
+        try:
+            value = super().to_internal_value(data)
+        except RecursionError:
+            self.fail("too_deep")
+        if json_depth(value, stop_after=MAX_BODY_DEPTH) > MAX_BODY_DEPTH:
+            self.fail("too_deep")
+        return value
