@@ -115,6 +115,9 @@ STREAM_STALE_SECONDS = env_int("STREAM_STALE_SECONDS", 10)
 AGENT_REPLY_GENERATOR = "agent.services.generate_reply"
 # The offline model's pause between streamed words: its answers arrive at once otherwise.
 AGENT_OFFLINE_WORD_DELAY_MS = env_int("AGENT_OFFLINE_WORD_DELAY_MS", 15, minimum=0)
+# Its pause before the first word of an answer: stands in for a hosted model that thinks before it
+# writes (tests hold a reply silent this long to prove quiet connections survive it).
+AGENT_OFFLINE_FIRST_TOKEN_DELAY_MS = env_int("AGENT_OFFLINE_FIRST_TOKEN_DELAY_MS", 0, minimum=0)
 # With no broker (eager Celery), replies run in a background thread so requests return at once.
 AGENT_EAGER_IN_BACKGROUND = True
 # The model: "offline" (built in, no network) or a LiteLLM model string such as openai/gpt-4o-mini.
