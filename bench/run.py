@@ -2,9 +2,11 @@
 
     python3 bench/run.py                 # every benchmark
     python3 bench/run.py realtime [...]  # one, with its own arguments (--help)
+    python3 bench/run.py faults [...]    # the fault suite and its recovery times (pytest arguments)
 
 Uses the embedded default unless DATABASE_URL / REDIS_URL are set; the README's numbers were
-measured with both set (PostgreSQL and Redis on this machine).
+measured with both set (PostgreSQL and Redis on this machine). ``faults`` always runs the
+production stack, on a redis-server and PostgreSQL cluster of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
 from _venv import ensure, run
 
-BENCHMARKS = {"memory": "bench/memory_index.py", "realtime": "bench/realtime_load.py"}
+BENCHMARKS = {"memory": "bench/memory_index.py", "realtime": "bench/realtime_load.py", "faults": "bench/faults.py"}
 
 
 def main() -> int:

@@ -182,6 +182,7 @@ class Stack:
         self.ports: list[int] = []
         self.servers: list[subprocess.Popen] = []
         self.worker: subprocess.Popen | None = None
+        self.worker_log: Path | None = None
         self.beat: subprocess.Popen | None = None
         self.database_name: str | None = None
         self.logs: list[Path] = []
@@ -291,6 +292,7 @@ class Stack:
 
     def start_worker(self, *, wait: bool = True) -> None:
         concurrency = str(self.worker_concurrency)
+        self.worker_log = self.workdir / f"worker-{len(self.logs)}.log"
         self.worker = self._spawn(
             f"worker-{len(self.logs)}",
             [sys.executable, "-m", "celery", "-A", "chatproject", "worker", "--concurrency", concurrency, "-l", "INFO"],

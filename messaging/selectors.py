@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
@@ -63,3 +64,12 @@ def stream_get(*, thread_id: uuid.UUID, stream_id: str | uuid.UUID) -> ReplyStre
     if pk is None:
         return None
     return ReplyStream.objects.select_related("message").filter(pk=pk, thread_id=thread_id).first()
+
+
+def message_list_awaiting_reply(*, stored_before: datetime, limit: int) -> list[ChatMessage]:
+    """User messages in the reply outbox stored before ``stored_before``, oldest first."""
+    return list(
+        ChatMessage.objects.filter(awaiting_reply=True, created_at__lt=stored_before).order_by("created_at", "id")[
+            :limit
+        ]
+    )

@@ -7,6 +7,7 @@ is channels-redis on the real Redis.
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import uuid
 from datetime import timedelta
@@ -19,6 +20,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from chatproject import redis_options
 from chatproject.asgi import application
 from messaging.models import ChatMessage, ReplyStream
 from messaging.services import stream_append, stream_finish, stream_start
@@ -33,7 +35,7 @@ ORIGIN = (b"origin", b"http://localhost")
 @pytest.fixture(autouse=True)
 def _fresh_channel_layer_and_cache(settings):
     """Each test gets its own channel layer (a fresh prefix on Redis) and an empty rate-limit cache."""
-    layers = json.loads(json.dumps(settings.CHANNEL_LAYERS))
+    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
     config = layers["default"].setdefault("CONFIG", {})
     if "hosts" in config:
         config["prefix"] = f"test-{uuid.uuid4().hex[:8]}"
@@ -412,4 +414,19 @@ async def test_a_lost_message_event_is_sent_before_its_reply_starts(alice, threa
     first, second = await communicator.receive_json_from(), await communicator.receive_json_from()
     assert (first["type"], first["message"]["id"]) == ("message", str(question.pk))
     assert second["type"] == "stream_start"
+    await communicator.disconnect()
+
+
+async def test_a_channel_layer_that_cannot_reach_redis_ends_the_connection_with_4503(alice, thread, settings):
+    # A real channels-redis layer on a port nothing listens on: Redis is down.
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [redis_options.channel_layer_host("redis://127.0.0.1:1/0")]},
+        }
+    }
+    communicator = await connect(alice, thread)
+    error = await communicator.receive_json_from(timeout=10)
+    assert (error["type"], error["code"], error["retry_after"]) == ("error", "unavailable", 5)
+    assert await close_code(communicator) == 4503
     await communicator.disconnect()

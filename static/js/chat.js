@@ -16,6 +16,7 @@
 
   let socket = null;
   let retries = 0;
+  let openedAt = 0;
   let lastMessageId = config.lastMessageId;
   // Frames not yet confirmed by the server, by client_id: resent after a reconnect (idempotent).
   const outbox = new Map();
@@ -173,6 +174,14 @@
   }
 
   function onError(event) {
+    if (event.code === "unavailable" && event.client_id && outbox.has(event.client_id)) {
+      // The server could not store it just now (its database or Redis is down): nothing was
+      // stored, so send it again later with the same client_id; it stays pending meanwhile.
+      const frame = outbox.get(event.client_id);
+      setTimeout(function () { if (outbox.has(frame.client_id)) send(frame); }, 1000 * (event.retry_after || 5));
+      showNotice(event.message);
+      return;
+    }
     if (event.client_id && outbox.has(event.client_id)) {
       outbox.delete(event.client_id);
       const li = list.querySelector('[data-client-id="' + CSS.escape(event.client_id) + '"]');
@@ -281,7 +290,7 @@
     socket = new WebSocket(scheme + location.host + "/ws/" + config.threadId + "/" + config.userId + "/" + after);
     setConn("connecting", retries ? "Reconnecting…" : "Connecting…");
     socket.onopen = function () {
-      retries = 0;
+      openedAt = Date.now();
       setConn("open", "Live");
       outbox.forEach(function (frame) { socket.send(JSON.stringify(frame)); });
     };
@@ -296,10 +305,15 @@
       socket = null;
       if (e.code === 4401) { location.href = "/accounts/login/?next=" + encodeURIComponent(location.pathname); return; }
       if (e.code === 4403 || e.code === 4404) { setConn("closed", "This thread is not available"); return; }
+      // Only a connection that lived a while resets the back-off: one the server closes at once
+      // (4503 while Redis or the database is down) keeps backing off.
+      if (openedAt && Date.now() - openedAt > 10000) retries = 0;
+      openedAt = 0;
       // Exponential back-off with jitter, at most 15 s between attempts.
       const delay = Math.min(15000, 500 * Math.pow(2, retries)) * (0.5 + Math.random() / 2);
       retries += 1;
-      setConn("closed", "Offline, retrying in " + Math.ceil(delay / 1000) + " s");
+      const why = e.code === 4503 ? "Server unavailable" : "Offline";
+      setConn("closed", why + ", retrying in " + Math.ceil(delay / 1000) + " s");
       setTimeout(connect, delay);
     };
   }
