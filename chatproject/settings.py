@@ -283,9 +283,9 @@ else:
 # With no broker there is no beat: the server runs the periodic sweeps itself (chatproject.periodic).
 PERIODIC_JOBS_IN_PROCESS = not REDIS_URL
 CELERY_BEAT_SCHEDULE = {
-    # "expires": a sweep that waited longer than the interval is dropped (the next one is due), so
-    # a worker that was away does not find a pile of them queued.
-    name: {"task": name, "schedule": SWEEP_INTERVAL_SECONDS, "options": {"expires": SWEEP_INTERVAL_SECONDS}}
+    # "expires": a sweep still queued after a minute (behind a backlog of replies, or with no worker
+    # up) is dropped when a worker takes it, later ones being due: no pile of them to work through.
+    name: {"task": name, "schedule": SWEEP_INTERVAL_SECONDS, "options": {"expires": 60}}
     for name in PERIODIC_TASKS
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
