@@ -66,6 +66,8 @@ def _agent_replies_inline(settings):
     eager = app.conf.task_always_eager
     app.conf.task_always_eager = True
     settings.AGENT_EAGER_IN_BACKGROUND = False
+    # Tests run the sweeps themselves when they mean to: no thread sweeping under their feet.
+    settings.PERIODIC_JOBS_IN_PROCESS = False
     settings.AGENT_OFFLINE_WORD_DELAY_MS = 0
     yield
     app.conf.task_always_eager = eager

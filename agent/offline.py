@@ -196,6 +196,7 @@ class OfflineEngine:
             yield StreamDeltaEvent(delta=TextDelta(text=piece, part_index=0))
         if marker in text:
             yield StreamDeltaEvent(delta=TextDelta(text=marker, part_index=0))
+            time.sleep(settings.AGENT_OFFLINE_FIRST_TOKEN_DELAY_MS / 1000)
         for piece in re.findall(r"\s*\S+|\s+", paced):
             if delay and piece.strip() and not piece.strip().startswith("[[ ##"):
                 time.sleep(delay)

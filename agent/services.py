@@ -16,13 +16,19 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import timedelta
+from typing import Any, Literal
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import close_old_connections, connection
+from django.utils import timezone
 from django.utils.module_loading import import_string
+from kombu.exceptions import OperationalError as BrokerError
 
+from chatproject.errors import OUTAGE_ERRORS
 from messaging.models import ChatMessage, ReplyStream
+from messaging.selectors import message_list_awaiting_reply
 from messaging.services import stream_append, stream_finish, stream_heartbeat, stream_start, stream_status
 
 logger = logging.getLogger(__name__)
@@ -100,9 +106,15 @@ class _Heartbeat(threading.Thread):
     def run(self) -> None:
         try:
             while not self.stopped.wait(settings.STREAM_HEARTBEAT_SECONDS):
-                if not stream_heartbeat(stream=self.stream):
-                    self.lost.set()
-                    return
+                try:
+                    if not stream_heartbeat(stream=self.stream):
+                        self.lost.set()
+                        return
+                except OUTAGE_ERRORS as exc:
+                    # A database blip: beat again on a new connection next time rather than fall
+                    # silent for good and have a healthy reply ended as interrupted.
+                    logger.warning("heartbeat for stream %s missed: %s", self.stream.pk, exc)
+                    connection.close()
         except Exception:
             logger.exception("heartbeat for stream %s failed", self.stream.pk)
         finally:
@@ -215,3 +227,92 @@ def run_reply_in_background(message_id: Any) -> Future:
         if _embedded_pool is None:
             _embedded_pool = ThreadPoolExecutor(max_workers=EMBEDDED_REPLY_WORKERS, thread_name_prefix="reply")
         return _embedded_pool.submit(run)
+
+
+# --- The reply outbox ------------------------------------------------------------------------
+# A user message is stored with ``awaiting_reply`` set and its reply queued after commit. When the
+# broker did not take the task, or lost it (a Redis restart without persistence), the periodic
+# sweep queues it again; a message gets at most one reply stream, so queuing twice is harmless.
+
+# A reply queued less than this long ago is not queued again by the sweep: its task is most likely
+# still waiting behind others. The marker lives in the cache, which on the production stack is
+# the broker's Redis: a restart that loses queued tasks loses their markers with them, so the
+# sweep queues those again at once.
+REQUEUE_AFTER_SECONDS = 60
+# Messages the sweep looks at per run; the rest wait for the next run (every SWEEP_INTERVAL_SECONDS).
+SWEEP_BATCH = 200
+
+Enqueued = Literal["queued", "already_queued", "unavailable"]
+
+
+def _queued_key(message_id: Any) -> str:
+    return f"agent:reply-queued:{message_id}"
+
+
+def reply_enqueue(message_id: Any, *, again: bool = False) -> Enqueued:
+    """Queue the agent's reply to a user message: a Celery task, or with no broker a thread here.
+
+    ``again`` (the sweep) skips a message queued within REQUEUE_AFTER_SECONDS. Never raises for
+    an outage: "unavailable" means the broker did not take it and the message stays in the outbox.
+    """
+    from .tasks import agent_reply
+
+    try:
+        if not cache.add(_queued_key(message_id), 1, timeout=REQUEUE_AFTER_SECONDS) and again:
+            return "already_queued"
+        if agent_reply.app.conf.task_always_eager and settings.AGENT_EAGER_IN_BACKGROUND:
+            run_reply_in_background(message_id)
+        else:
+            agent_reply.delay(str(message_id))
+    except (BrokerError, *OUTAGE_ERRORS) as exc:
+        logger.warning("the reply to %s was not queued (%s); the outbox sweep will queue it", message_id, exc)
+        return "unavailable"
+    return "queued"
+
+
+def _duration(seconds: int) -> str:
+    number, unit = (seconds / 3600, "hour") if seconds >= 3600 else (seconds, "second")
+    return f"{number:g} {unit}{'' if number == 1 else 's'}"
+
+
+def reply_give_up(message: ChatMessage) -> ChatMessage | None:
+    """End a message's wait with an error reply saying it was not answered; None if it has a reply."""
+    stream = stream_start(reply_to=message)
+    if stream is None:
+        return None
+    text = (
+        f"No reply: the agent could not take this message up within "
+        f"{_duration(settings.REPLY_GIVE_UP_SECONDS)}. Send it again to get an answer."
+    )
+    return stream_finish(
+        stream=stream,
+        status=ReplyStream.Status.ERROR,
+        content=text,
+        type=ChatMessage.Type.ERROR,
+        metadata={"error": "unanswered", "error_message": text},
+    )
+
+
+def reply_sweep_unanswered() -> dict[str, int]:
+    """Empty the reply outbox: queue again each user message still waiting for its reply
+    STREAM_STALE_SECONDS after it was stored, and give those waiting past REPLY_GIVE_UP_SECONDS
+    an error reply instead, so that no stored message stays unanswered for ever.
+
+    Safe to run from many places at once: a message gets one reply stream. Stops at the first
+    message the broker does not take (it is down: the next run tries again).
+    """
+    now = timezone.now()
+    waiting = message_list_awaiting_reply(
+        stored_before=now - timedelta(seconds=settings.STREAM_STALE_SECONDS), limit=SWEEP_BATCH
+    )
+    give_up_before = now - timedelta(seconds=settings.REPLY_GIVE_UP_SECONDS)
+    counts = {"queued": 0, "given_up": 0}
+    for message in waiting:
+        if message.created_at < give_up_before:
+            counts["given_up"] += reply_give_up(message) is not None
+            continue
+        outcome = reply_enqueue(message.pk, again=True)
+        if outcome == "unavailable":
+            break
+        counts["queued"] += outcome == "queued"
+    return counts

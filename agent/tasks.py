@@ -8,7 +8,9 @@ from typing import Any
 from celery import shared_task
 from celery.signals import worker_process_init
 
-from .services import reply_to_message
+from chatproject.errors import OUTAGE_ERRORS
+
+from .services import reply_sweep_unanswered, reply_to_message
 
 logger = logging.getLogger(__name__)
 
@@ -36,3 +38,14 @@ def agent_reply(message_id: str) -> str | None:
     """
     message = reply_to_message(message_id)
     return str(message.pk) if message else None
+
+
+@shared_task(name="agent.sweep_unanswered", ignore_result=True)
+def sweep_unanswered() -> dict[str, int]:
+    """Queue again the replies the broker never ran (periodic: see settings)."""
+    try:
+        return reply_sweep_unanswered()
+    except OUTAGE_ERRORS as exc:
+        # The database is down: the next run, a few seconds on, tries again.
+        logger.warning("unanswered message sweep skipped: %s", exc)
+        return {}

@@ -2,9 +2,11 @@
 
     python3 bench/run.py                 # every benchmark
     python3 bench/run.py realtime [...]  # one, with its own arguments (--help)
+    python3 bench/run.py faults [...]    # the fault suite and its recovery times (pytest arguments)
 
 Uses the embedded default unless DATABASE_URL / REDIS_URL are set; the README's numbers were
-measured with both set (PostgreSQL and Redis on this machine).
+measured with both set (PostgreSQL and Redis on this machine). ``faults`` always runs the
+production stack, on a redis-server and PostgreSQL cluster of its own.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ BENCHMARKS = {
     "realtime": "bench/realtime_load.py",
     "sandbox": "bench/sandbox_runs.py",
     "markdown": "bench/markdown_render.py",
+    "faults": "bench/faults.py",
 }
 
 

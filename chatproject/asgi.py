@@ -12,14 +12,18 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from agent.sandbox import sandbox_status  # noqa: E402
+from chatproject.periodic import StartPeriodicJobs  # noqa: E402
 from chatproject.websocket import websocket_stack  # noqa: E402
+from messaging.consumers import CloseOnOutage  # noqa: E402
 from messaging.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": websocket_stack(URLRouter(websocket_urlpatterns)),
-    }
+application = StartPeriodicJobs(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": CloseOnOutage(websocket_stack(URLRouter(websocket_urlpatterns))),
+        }
+    )
 )
 
 # Say at start-up which isolation runs users' code (a real run in the sandbox; logged).

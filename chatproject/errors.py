@@ -6,10 +6,16 @@ turns them into responses (and the realtime consumer turns them into error event
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import redis.exceptions
+from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions as drf_exceptions
-from rest_framework.views import exception_handler
+from rest_framework.response import Response
+from rest_framework.views import exception_handler, set_rollback
+
+logger = logging.getLogger(__name__)
 
 
 class DomainError(Exception):
@@ -83,7 +89,49 @@ class _PayloadTooLarge(drf_exceptions.APIException):
     status_code = 413
 
 
+class ServiceUnavailable(DomainError):
+    """A service the request needs (the database, Redis) is down or unreachable; nothing was stored.
+
+    Not the caller's fault and not for long: clients should try again after ``retry_after`` seconds.
+    """
+
+    code = "unavailable"
+
+    def __init__(self, retry_after: int = 5) -> None:
+        super().__init__(f"The service is briefly unavailable; try again in {retry_after} s.")
+        self.retry_after = retry_after
+
+
+# What "a backing service is down" looks like from here: the database refusing or dropping
+# connections (psycopg and sqlite3 errors, as Django wraps them) and Redis unreachable or silent
+# after redis-py's retries (chatproject.redis_options). Anything else is a bug, not an outage.
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+
+
+def as_domain_error(exc: Exception) -> DomainError | None:
+    """The domain error an exception stands for: itself, ServiceUnavailable for an outage, else None."""
+    if isinstance(exc, DomainError):
+        return exc
+    if isinstance(exc, OUTAGE_ERRORS):
+        logger.warning("a backing service is unavailable: %s: %s", type(exc).__name__, exc)
+        return ServiceUnavailable()
+    return None
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]):
+    exc = as_domain_error(exc) or exc
+    if isinstance(exc, ServiceUnavailable):
+        set_rollback()
+        return Response(
+            {"detail": exc.message, "code": "service_unavailable"},
+            status=503,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
     code = None
     if isinstance(exc, NotFound):
         exc = drf_exceptions.NotFound(exc.message)

@@ -143,12 +143,22 @@ LOGIN_FAILURE_LIMIT = env_rate("LOGIN_FAILURE_LIMIT", "10/60")
 # is ended as "interrupted" and its partial text kept.
 STREAM_HEARTBEAT_SECONDS = env_int("STREAM_HEARTBEAT_SECONDS", 2)
 STREAM_STALE_SECONDS = env_int("STREAM_STALE_SECONDS", 10)
+# The periodic sweeps: streams whose worker died end as "interrupted"; user messages whose reply
+# did not start STREAM_STALE_SECONDS after they were stored (the broker was down or lost the task)
+# are queued again, and answered with an error once they have waited REPLY_GIVE_UP_SECONDS.
+# Celery beat sends them on the production stack; with no broker a thread of the server runs them.
+SWEEP_INTERVAL_SECONDS = env_int("SWEEP_INTERVAL_SECONDS", 2)
+REPLY_GIVE_UP_SECONDS = env_int("REPLY_GIVE_UP_SECONDS", 6 * 3600)
+PERIODIC_TASKS = ["messaging.sweep_streams", "agent.sweep_unanswered"]
 
 # --- Agent ------------------------------------------------------------------------------------
 # What produces a reply: a function from a user message to ReplyEvents (see agent.services).
 AGENT_REPLY_GENERATOR = "agent.services.generate_reply"
 # The offline model's pause between streamed words: its answers arrive at once otherwise.
 AGENT_OFFLINE_WORD_DELAY_MS = env_int("AGENT_OFFLINE_WORD_DELAY_MS", 15, minimum=0)
+# Its pause before the first word of an answer: stands in for a hosted model that thinks before it
+# writes (tests hold a reply silent this long to prove quiet connections survive it).
+AGENT_OFFLINE_FIRST_TOKEN_DELAY_MS = env_int("AGENT_OFFLINE_FIRST_TOKEN_DELAY_MS", 0, minimum=0)
 # With no broker (eager Celery), replies run in a background thread so requests return at once.
 AGENT_EAGER_IN_BACKGROUND = True
 # The model: "offline" (built in, no network) or a LiteLLM model string such as openai/gpt-4o-mini.
@@ -270,20 +280,40 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: channel layer, Celery broker, cache -----------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 if REDIS_URL:
+    # Timeouts, health checks and retries of every Redis client: one module, each value explained.
+    from chatproject import redis_options
+
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             # Default capacity (100) drops group events under bursty load: see PITFALLS.md. redis-py 8
             # pools fail at once past 100 connections; a burst of connects needs more per process.
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "max_connections": 1000}],
+                "hosts": [redis_options.channel_layer_host(REDIS_URL, max_connections=1000)],
                 "capacity": 1500,
                 "expiry": 30,
             },
         }
     }
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": redis_options.cache_options(),
+        }
+    }
     CELERY_BROKER_URL = REDIS_URL
+    # kombu's Redis transport, made to survive a broker lost while a task runs (see the class).
+    CELERY_BROKER_TRANSPORT = "chatproject.celery:RedisTransport"
+    CELERY_BROKER_TRANSPORT_OPTIONS = redis_options.broker_transport_options()
+    CELERY_TASK_PUBLISH_RETRY_POLICY = redis_options.TASK_PUBLISH_RETRY_POLICY
+    # Reconnects to a lost broker every second instead of backing off to 30 s, and for as long as
+    # the broker is away (Celery's default of 100 attempts would end the worker after 100 s).
+    CELERY_WORKER_CONSUMER = "chatproject.celery:Consumer"
+    CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+    # A reply running when the broker goes away keeps running: it writes to the database and its
+    # publishes resume with Redis. (Cancelling it would only end it as interrupted.)
+    CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
     CELERY_TASK_ALWAYS_EAGER = False
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -293,6 +323,15 @@ else:
     CELERY_TASK_ALWAYS_EAGER = True
     CELERY_TASK_EAGER_PROPAGATES = True
 
+# With no broker there is no beat: the server runs the periodic sweeps itself (chatproject.periodic).
+PERIODIC_JOBS_IN_PROCESS = not REDIS_URL
+CELERY_BEAT_SCHEDULE = {
+    # "expires": a sweep still queued after a minute (behind a backlog of replies, or with no worker
+    # up) is dropped when a worker takes it, later ones being due: no pile of them to work through.
+    name: {"task": name, "schedule": SWEEP_INTERVAL_SECONDS, "options": {"expires": 60}}
+    for name in PERIODIC_TASKS
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -27,12 +27,21 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chatproject.errors import DomainError, InvalidInput, NotFound, TooLarge
+from chatproject.errors import (
+    OUTAGE_ERRORS,
+    DomainError,
+    InvalidInput,
+    NotFound,
+    ServiceUnavailable,
+    TooLarge,
+    as_domain_error,
+)
 from chatproject.websocket import credential_digest
 from threads.models import ChatThread
 from threads.selectors import parse_uuid, thread_get
 
 from .frames import BadFrame, FrameGate, parse_frame, too_large
+from .layer_watch import watch_for
 from .models import ReplyStream
 from .realtime import register_home_loop, thread_group, user_group
 from .selectors import message_list_after, message_list_in_thread, stream_get, stream_list_open
@@ -46,6 +55,8 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_THREAD_DELETED = 4410
 CLOSE_TOO_MANY = 4429  # kept sending while refused (rate limited, or its queue full)
+# The channel layer (Redis) or the database failed under the connection: reconnect with ?after=.
+CLOSE_UNAVAILABLE = 4503
 # ``messaging.realtime.connections_close`` reasons.
 CLOSE_CODES = {"thread_deleted": CLOSE_THREAD_DELETED, "signed_out": CLOSE_UNAUTHENTICATED}
 
@@ -109,6 +120,35 @@ class ChatConsumer(AsyncWebsocketConsumer):
     admitted = False
     closing = False
 
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # However the connection ends (a channel-layer error ends it from inside Channels'
+            # dispatch loop, past disconnect()), its watchdog and layer watch go with it.
+            self._stop_watching()
+
+    def _stop_watching(self) -> None:
+        if watchdog := getattr(self, "watchdog", None):
+            watchdog.cancel()
+        if layer_watch := getattr(self, "layer_watch", None):
+            layer_watch.leave(self)
+
+    async def layer_lost(self, reason: str) -> None:
+        """The channel layer may have dropped this connection's group (see ``layer_watch``)."""
+        with contextlib.suppress(Exception):
+            await self._send(_error_for(ServiceUnavailable()))
+            await self.close(code=CLOSE_UNAVAILABLE)
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        try:
+            await super().websocket_connect(message)
+        except OUTAGE_ERRORS as exc:
+            # connect() accepted first: tell the client now, rather than once Channels has wound
+            # this consumer down (CloseOnOutage would, later).
+            await self._send(_error_for(as_domain_error(exc)))
+            await self.close(code=CLOSE_UNAVAILABLE)
+
     async def connect(self) -> None:
         # Accept first: a close code sent before the handshake completes never reaches the client.
         await self.accept()
@@ -128,6 +168,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         session_key = None if self.token_digest else getattr(self.scope.get("session"), "session_key", None)
         self.session_digest = credential_digest(session_key) if session_key else None
         register_home_loop(asyncio.get_running_loop())
+        # Before joining the groups: a Redis restart after this point is noticed (layer_watch).
+        if layer_watch := watch_for(self.channel_layer):
+            await layer_watch.join(self)
+            self.layer_watch = layer_watch
         # Join before reading the thread: a deletion or sign-out committed after the check still
         # reaches this socket (its event waits until connect() returns).
         self.groups_joined = [thread_group(thread_id), user_group(user.pk)]
@@ -147,7 +191,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.ended_streams: set[str] = set()
         # Live events, resyncs and the watchdog all decide what the client lacks: one at a time.
         self.relay_lock = asyncio.Lock()
-        # The group was joined before reading the database, so nothing that happens between the
+        # The groups were joined before reading the database, so nothing that happens between the
         # two is missed; what arrives twice is dropped by the dedupe below.
         query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
         async with self.relay_lock:
@@ -158,8 +202,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self._drop_pending()
-        if watchdog := getattr(self, "watchdog", None):
-            watchdog.cancel()
+        self._stop_watching()
         if frame_task := getattr(self, "frame_task", None):
             # Let the frame in hand finish (as before the queue, a frame is not cut off midway);
             # Daphne cancels an application that outlives its close timeout.
@@ -167,7 +210,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             with contextlib.suppress(asyncio.CancelledError):
                 await frame_task
         for group in getattr(self, "groups_joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
+            # With Redis down the membership cannot be removed; it expires with the layer's group_expiry.
+            with contextlib.suppress(*OUTAGE_ERRORS):
+                await self.channel_layer.group_discard(group, self.channel_name)
 
     def _drop_pending(self) -> None:
         """Forget queued frames: a closing connection (thread deleted, signed out) stores nothing more."""
@@ -271,8 +316,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str) else None
         try:
             await handler(frame)
-        except DomainError as exc:
-            await self._send({**_error_for(exc), **({"client_id": client_id} if client_id else {})})
+        except (DomainError, *OUTAGE_ERRORS) as exc:
+            # While the database alone is down, frames get "unavailable" and the connection stays.
+            error = as_domain_error(exc)
+            await self._send({**_error_for(error), **({"client_id": client_id} if client_id else {})})
         except Exception:
             logger.exception("frame %r on thread %s failed", frame.get("type"), self.thread.pk)
             await self._send(_error("server_error", "The server could not handle this frame; nothing was stored."))
@@ -456,5 +503,41 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 async with self.relay_lock:
                     for stream_id in list(self.next_seq):
                         await self._catch_up(stream_id)
+            except OUTAGE_ERRORS as exc:
+                # The database is down: try again next time, the connection stays.
+                logger.warning("stream watchdog for thread %s: %s", self.thread.pk, exc)
             except Exception:
                 logger.exception("stream watchdog for thread %s failed", self.thread.pk)
+
+
+class CloseOnOutage:
+    """ASGI middleware around the whole WebSocket stack: an outage ends a connection clearly.
+
+    When Redis or the database fails under a connection (the channel layer while waiting for
+    events, the database while signing the client in or opening the thread), the client gets an
+    ``unavailable`` error event and close code 4503, never Daphne's 1011 or a failed handshake,
+    and reconnects with ``?after=``. Errors of a single frame are answered by the consumer itself.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        state = {"accepted": False, "closed": False}
+
+        async def tracked_send(message: dict[str, Any]) -> None:
+            state["accepted"] |= message["type"] == "websocket.accept"
+            state["closed"] |= message["type"] == "websocket.close"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked_send)
+        except OUTAGE_ERRORS as exc:
+            logger.warning("WebSocket %s closed by an outage: %s: %s", scope.get("path"), type(exc).__name__, exc)
+            if state["closed"]:
+                return
+            with contextlib.suppress(Exception):  # the client may be gone already
+                if not state["accepted"]:
+                    await send({"type": "websocket.accept"})
+                await send({"type": "websocket.send", "text": json.dumps(_error_for(ServiceUnavailable()))})
+                await send({"type": "websocket.close", "code": CLOSE_UNAVAILABLE})

@@ -34,11 +34,19 @@ class ChatMessage(models.Model):
     # The sender's idempotency key: the same key twice in a thread stores one message. NULL, not
     # "", for "none given": the unique constraint must not treat every key-less message as equal.
     client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    # The outbox of agent replies: set in the transaction that stores a user message sent for an
+    # answer, cleared when its reply stream starts. A message still waiting after a few seconds
+    # had its task lost (the broker was down, or restarted) and is queued again by the sweep.
+    awaiting_reply = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["thread", "created_at"], name="message_thread_created")]
+        indexes = [
+            models.Index(fields=["thread", "created_at"], name="message_thread_created"),
+            # The sweep reads only the few messages still waiting, oldest first.
+            models.Index(fields=["created_at"], condition=models.Q(awaiting_reply=True), name="message_awaiting_reply"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["thread", "client_id"],

@@ -17,6 +17,8 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
+from chatproject.errors import OUTAGE_ERRORS
+
 logger = logging.getLogger(__name__)
 
 # The event loop serving WebSockets in this process, set by the consumer. The in-memory layer
@@ -97,5 +99,8 @@ def group_broadcast(group: str, event: dict[str, Any]) -> None:
         else:
             loop = _sender()
         asyncio.run_coroutine_threadsafe(layer.group_send(group, event), loop).result(timeout=10)
+    except OUTAGE_ERRORS as exc:
+        # Redis is down: one line per lost event, not a traceback for every chunk of a reply.
+        logger.warning("broadcast of %s to %s failed: %s", event.get("type"), group, exc)
     except Exception:
         logger.exception("broadcast of %s to %s failed", event.get("type"), group)

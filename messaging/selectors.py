@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet, Sum
@@ -67,9 +67,9 @@ def stream_get(*, thread_id: uuid.UUID, stream_id: str | uuid.UUID) -> ReplyStre
     return ReplyStream.objects.select_related("message").filter(pk=pk, thread_id=thread_id).first()
 
 
-# A user message with no reply stream yet is waiting for a worker (queued, or accepted while the
-# broker was down and queued again later). Past this age it is taken as abandoned: it no longer
-# counts as a reply in progress, so a lost task cannot lock its sender out for good.
+# A user message awaiting its reply is waiting for a worker (queued, or accepted while the broker
+# was down and queued again by the outbox sweep). Past this age it no longer counts as a reply in
+# progress, so a task lost for long cannot lock its sender out (the sweep still answers it).
 REPLY_WAIT_WINDOW = timedelta(minutes=10)
 
 
@@ -81,7 +81,7 @@ def reply_in_progress_count(*, user: AbstractBaseUser) -> int:
         sender=user,
         role=ChatMessage.Role.USER,
         created_at__gte=timezone.now() - REPLY_WAIT_WINDOW,
-        reply_streams__isnull=True,
+        awaiting_reply=True,
     ).count()
     return streaming + waiting
 
@@ -89,3 +89,12 @@ def reply_in_progress_count(*, user: AbstractBaseUser) -> int:
 def attachment_bytes_total(*, user: AbstractBaseUser) -> int:
     """Bytes of every file stored in the user's threads, deleted threads included (their files stay)."""
     return ChatAttachment.objects.filter(thread__owner=user).aggregate(total=Sum("size"))["total"] or 0
+
+
+def message_list_awaiting_reply(*, stored_before: datetime, limit: int) -> list[ChatMessage]:
+    """User messages in the reply outbox stored before ``stored_before``, oldest first."""
+    return list(
+        ChatMessage.objects.filter(awaiting_reply=True, created_at__lt=stored_before).order_by("created_at", "id")[
+            :limit
+        ]
+    )

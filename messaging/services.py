@@ -74,7 +74,8 @@ def _resolve_parent(*, thread: ChatThread, parent_id: Any) -> uuid.UUID | None:
 
 
 def _check_rate_limit(user: AbstractBaseUser) -> None:
-    """Fixed-window counter per user in the shared cache (Redis when configured)."""
+    """Fixed-window counter per user in the shared cache (Redis when configured; per process while
+    Redis is down, so a message can still be stored then and the limit still holds)."""
     limit, window = settings.MESSAGE_RATE_LIMIT
     if window_hit(f"ratelimit:message:{user.pk}", window=window) > limit:
         raise RateLimited(retry_after=window_seconds_left(window))
@@ -118,8 +119,12 @@ def message_create(
     metadata: dict[str, Any] | None = None,
     parent_id: Any = None,
     client_id: str | None = None,
+    awaiting_reply: bool = False,
 ) -> ChatMessage:
-    """Store a message of any role and bump the thread's activity time. Triggers nothing."""
+    """Store a message of any role and bump the thread's activity time. Triggers nothing.
+
+    ``awaiting_reply`` puts the message in the reply outbox (see ``ChatMessage.awaiting_reply``).
+    """
     if role not in ChatMessage.Role.values:
         raise InvalidInput.field("role", f'"{role}" is not a valid choice.')
     if type not in ChatMessage.Type.values:
@@ -134,20 +139,25 @@ def message_create(
         metadata=validate_metadata(metadata, limited=role == ChatMessage.Role.USER),
         parent_id=_resolve_parent(thread=thread, parent_id=parent_id),
         client_id=client_id,
+        awaiting_reply=awaiting_reply,
     )
     thread_touch(thread_id=thread.pk)
     return message
 
 
 def _announce_user_message(message: ChatMessage) -> None:
-    """After commit: show the message to everyone in the thread, then let the agent reply."""
+    """After commit: show the message to everyone in the thread, then let the agent reply.
+
+    The message is stored whatever happens here: a failure to announce it (Redis or the broker
+    down) is logged, not reported to the sender, and its reply is queued again from the outbox.
+    """
 
     def announce() -> None:
         thread_broadcast(message.thread_id, {"type": "chat.event", "event": {"type": "message", "message": payload}})
         user_message_posted.send(sender=ChatMessage, message_id=message.pk, thread_id=message.thread_id)
 
     payload = message_payload(message)
-    transaction.on_commit(announce)
+    transaction.on_commit(announce, robust=True)
 
 
 def _existing_by_client_id(thread: ChatThread, client_id: str | None) -> ChatMessage | None:
@@ -215,6 +225,7 @@ def message_send(
             metadata=metadata,
             parent_id=parent_id,
             client_id=client_id,
+            awaiting_reply=True,
         )
 
     return _send_once(
@@ -374,6 +385,7 @@ def message_send_file(
             content=caption,
             type=ChatMessage.Type.FILE,
             client_id=client_id,
+            awaiting_reply=True,
         )
         file_type = upload_type_check(filename=filename, content_type=content_type)
         attachment_create(message=message, filename=filename, data=data, content_type=file_type)
@@ -393,12 +405,16 @@ def _stream_event(stream_id: uuid.UUID, event: dict[str, Any]) -> dict[str, Any]
 
 
 def stream_start(*, reply_to: ChatMessage) -> ReplyStream | None:
-    """Open the reply stream for a user message; None when it has one already (a redelivered task)."""
+    """Open the reply stream for a user message; None when it has one already (a redelivered task).
+
+    The message leaves the reply outbox in the same transaction: it has its one reply now.
+    """
     try:
         with transaction.atomic():
             stream = ReplyStream.objects.create(
                 thread_id=reply_to.thread_id, reply_to=reply_to, heartbeat_at=timezone.now()
             )
+            ChatMessage.objects.filter(pk=reply_to.pk, awaiting_reply=True).update(awaiting_reply=False)
     except IntegrityError:
         return None
     event = _stream_event(stream.pk, {"type": "stream_start", "reply_to": str(reply_to.pk)})

@@ -1,13 +1,14 @@
 """The offline model through the whole DSPy ReAct loop: each tool is routed to and answered right."""
 
 import datetime
+import time
 
 import pytest
 from django.utils import timezone
 
 from agent.memory import memory_add
 from agent.offline import route
-from agent.services import generate_reply, reply_to_message
+from agent.services import ReplyEvent, generate_reply, reply_to_message
 from messaging.models import ChatMessage
 from messaging.tests.factories import make_attachment, make_message
 from threads.tests.factories import make_thread
@@ -124,6 +125,19 @@ def test_steps_and_answer_are_streamed_as_they_happen(user):
     deltas = [e.delta for e in events if e.delta]
     assert len(deltas) > 1 and "".join(deltas) == "2^10 = **1024**"
     assert events[-1].metadata["model"] == "offline"
+
+
+def test_first_token_delay_holds_the_answer_back_after_the_tool_steps(user, settings):
+    settings.AGENT_OFFLINE_FIRST_TOKEN_DELAY_MS = 400
+    message = make_message(make_thread(user), "what is 2^10?")
+    seen: list[tuple[float, ReplyEvent]] = []
+    began = time.monotonic()
+    for event in generate_reply(message):
+        seen.append((time.monotonic() - began, event))
+    last_status = max(at for at, event in seen if event.status)
+    first_delta = min(at for at, event in seen if event.delta)
+    assert first_delta - last_status >= 0.4
+    assert "".join(event.delta for _, event in seen) == "2^10 = **1024**"
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_compose_file_parses_and_runs_web_worker_db_redis():
+def test_compose_file_parses_and_runs_web_worker_beat_db_redis():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    assert {"web", "worker", "db", "redis", "migrate"} <= set(compose["services"])
+    assert {"web", "worker", "beat", "db", "redis", "migrate"} <= set(compose["services"])
     assert compose["services"]["worker"]["command"][:3] == ["celery", "-A", "chatproject"]
+    # The periodic sweeps come from beat, not from a shell loop around sweep_streams.
+    assert compose["services"]["beat"]["command"][:4] == ["celery", "-A", "chatproject", "beat"]
+    assert "sweeper" not in compose["services"]
 
 
 def test_every_environment_variable_the_settings_read_is_documented():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import hashlib
 import json
 import time
@@ -23,6 +24,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from chatproject import redis_options
 from chatproject.asgi import application
 from messaging.models import ChatAttachment, ChatMessage, ReplyStream
 from messaging.services import stream_append, stream_finish, stream_start
@@ -39,7 +41,7 @@ BROWSER = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
 @pytest.fixture(autouse=True)
 def _fresh_channel_layer_and_cache(settings):
     """Each test gets its own channel layer (a fresh prefix on Redis) and an empty rate-limit cache."""
-    layers = json.loads(json.dumps(settings.CHANNEL_LAYERS))
+    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
     config = layers["default"].setdefault("CONFIG", {})
     if "hosts" in config:
         config["prefix"] = f"test-{uuid.uuid4().hex[:8]}"
@@ -701,3 +703,18 @@ async def test_any_domain_error_becomes_an_error_event_with_its_own_code():
     }
     assert _error_for(RateLimited(retry_after=5))["retry_after"] == 5
     assert _error_for(InvalidInput.field("content", "Bad."))["code"] == "validation_error"
+
+
+async def test_a_channel_layer_that_cannot_reach_redis_ends_the_connection_with_4503(alice, thread, settings):
+    # A real channels-redis layer on a port nothing listens on: Redis is down.
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [redis_options.channel_layer_host("redis://127.0.0.1:1/0")]},
+        }
+    }
+    communicator = await connect(alice, thread)
+    error = await communicator.receive_json_from(timeout=10)
+    assert (error["type"], error["code"], error["retry_after"]) == ("error", "unavailable", 5)
+    assert await close_code(communicator) == 4503
+    await communicator.disconnect()

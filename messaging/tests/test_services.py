@@ -9,7 +9,8 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
-from chatproject.errors import InvalidInput, QuotaExceeded, TooLarge, TooManyReplies
+from chatproject import ratelimit
+from chatproject.errors import InvalidInput, QuotaExceeded, RateLimited, TooLarge, TooManyReplies
 from messaging.models import ChatAttachment, ChatMessage, ReplyStream
 from messaging.selectors import REPLY_WAIT_WINDOW
 from messaging.services import (
@@ -393,3 +394,31 @@ def test_uploads_at_once_cannot_pass_the_quota_together(settings):
     )
     assert outcomes == ["quota_exceeded"] * 4 + ["stored"] * 2
     assert ChatAttachment.objects.count() == 2 and len(stored_files(settings)) == 2
+
+
+def test_a_sent_message_waits_in_the_reply_outbox_until_its_reply_starts():
+    thread = make_thread()
+    question, _ = message_send(thread=thread, sender=thread.owner, content="q")
+    assert question.awaiting_reply is True
+    # Messages that are not sent for an answer (the AI's own, imports) never wait for one.
+    assert make_message(thread, "an answer", role="ai").awaiting_reply is False
+    assert make_message(thread, "imported").awaiting_reply is False
+    stream_start(reply_to=question)
+    question.refresh_from_db()
+    assert question.awaiting_reply is False
+
+
+def test_with_the_shared_cache_down_messages_are_stored_and_still_rate_limited(settings):
+    # A real Redis client on a port nothing listens on: every cache call fails as in an outage.
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+    settings.MESSAGE_RATE_LIMIT = (2, 60)
+    ratelimit.local_counts.clear()
+    thread = make_thread()
+    for number in range(2):
+        _, created = message_send(thread=thread, sender=thread.owner, content=f"m{number}")
+        assert created
+    with pytest.raises(RateLimited):
+        message_send(thread=thread, sender=thread.owner, content="one too many")
+    assert ChatMessage.objects.filter(thread=thread).count() == 2

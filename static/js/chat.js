@@ -21,6 +21,7 @@
   const CLOSE_NOT_FOUND = 4404;
   const CLOSE_THREAD_DELETED = 4410;
   const CLOSE_TOO_MANY = 4429;
+  const CLOSE_UNAVAILABLE = 4503;
 
   let socket = null;
   let retries = 0;
@@ -29,6 +30,7 @@
   let holdUntil = 0;
   let holdTimer = null;
   let lastRetryAfter = 0;
+  let openedAt = 0;
   let lastMessageId = config.lastMessageId;
   // Frames not yet confirmed by the server, by client_id: resent after a reconnect (idempotent).
   const outbox = new Map();
@@ -186,7 +188,9 @@
   }
 
   function onError(event) {
-    if (event.code === "rate_limited" || event.code === "overloaded" || event.code === "too_many_replies") {
+    // Told to slow down, or the server could not store it just now (its database or Redis is
+    // down: nothing was stored): keep it pending and send it again after retry_after.
+    if (["rate_limited", "overloaded", "too_many_replies", "unavailable"].includes(event.code)) {
       backOff(event);
       return;
     }
@@ -335,7 +339,7 @@
     socket = new WebSocket(scheme + location.host + "/ws/" + config.threadId + "/" + config.userId + "/" + after);
     setConn("connecting", retries ? "Reconnecting…" : "Connecting…");
     socket.onopen = function () {
-      retries = 0;
+      openedAt = Date.now();
       setConn("open", "Live");
       flushOutbox();
     };
@@ -352,6 +356,10 @@
       if (e.code === CLOSE_SIGNED_OUT) { location.href = "/accounts/login/?next=" + encodeURIComponent(location.pathname); return; }
       if (e.code === CLOSE_THREAD_DELETED) { closeForGood("This thread was deleted"); return; }
       if (e.code === CLOSE_FORBIDDEN || e.code === CLOSE_NOT_FOUND) { closeForGood("This thread is not available"); return; }
+      // Only a connection that lived a while resets the back-off: one the server closes at once
+      // (4503 while Redis or the database is down) keeps backing off.
+      if (openedAt && Date.now() - openedAt > 10000) retries = 0;
+      openedAt = 0;
       // Exponential back-off with jitter, at most 15 s between attempts.
       let delay = Math.min(15000, 500 * Math.pow(2, retries)) * (0.5 + Math.random() / 2);
       let label = "Offline";
@@ -361,6 +369,7 @@
         label = "Too many requests";
       }
       retries += 1;
+      if (e.code === CLOSE_UNAVAILABLE) label = "Server unavailable";
       setConn("closed", label + ", retrying in " + Math.ceil(delay / 1000) + " s");
       setTimeout(connect, delay);
     };
