@@ -534,18 +534,18 @@ async def test_frames_waiting_past_the_cap_are_refused_overloaded_in_order(alice
     await communicator.send_json_to({"type": "message", "content": "no room", "client_id": "no-room"})
     await communicator.send_json_to({"type": "ping"})
     events = await receive_until(communicator, "pong")
+    if "stream_end" not in [e["type"] for e in events]:
+        # On Redis the reply's events travel through the layer and may come after the pong.
+        events += await receive_until(communicator, "stream_end")
     refusals = [e for e in events if e["type"] == "error"]
     # Refused at once, while the slow frame is still being handled: unread, so no client_id.
     assert [(e["code"], e["retry_after"], "client_id" in e) for e in refusals] == [("overloaded", 1, False)] * 2
     assert events.index(refusals[-1]) < [e["type"] for e in events].index("stream_end")
-    # The ping queued behind the slow frame is answered only after everything before it was handled.
-    assert [e["type"] for e in events if e["type"] != "error"] == [
-        "message",
-        "stream_start",
-        "stream_chunk",
-        "stream_end",
-        "pong",
-    ]
+    kinds = [e["type"] for e in events if e["type"] != "error"]
+    assert [kind for kind in kinds if kind != "pong"] == ["message", "stream_start", "stream_chunk", "stream_end"]
+    if not settings.REDIS_URL:
+        # The in-memory layer delivers what the frame caused before the frame task moves on.
+        assert kinds[-1] == "pong"
     events = await receive_until(communicator, "stream_end")
     assert events[0]["message"]["client_id"] == "waits"
     assert await communicator.receive_nothing(timeout=0.3)
