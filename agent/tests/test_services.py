@@ -1,4 +1,5 @@
 import threading
+import time
 
 import pytest
 
@@ -92,14 +93,28 @@ def test_an_agent_error_is_persisted_as_an_error_message(settings):
     assert ReplyStream.objects.get(reply_to=question).status == "error"
 
 
+REPLY_THREADS: list[str] = []
+
+
+def recording_thread(message):
+    REPLY_THREADS.append(threading.current_thread().name)
+    time.sleep(0.05)  # long enough that the pool must run several replies at once
+    yield ReplyEvent(delta=f"{message.content} done")
+
+
 @pytest.mark.django_db(transaction=True)
-def test_background_replies_run_on_a_small_pool_and_all_finish():
+def test_background_replies_run_on_a_small_pool_and_all_finish(settings):
+    settings.AGENT_REPLY_GENERATOR = "agent.tests.test_services.recording_thread"
+    REPLY_THREADS.clear()
     thread = make_thread()
-    questions = [make_message(thread, f"what is {n} plus 1") for n in range(3 * EMBEDDED_REPLY_WORKERS)]
-    callers = {threading.get_ident()}
+    questions = [make_message(thread, f"question {n}") for n in range(3 * EMBEDDED_REPLY_WORKERS)]
     futures = [run_reply_in_background(question.pk) for question in questions]
     for future in futures:
         future.result(timeout=30)
     for n, question in enumerate(questions):
-        assert ChatMessage.objects.get(parent=question).content == f"{n} plus 1 = **{n + 1}**"
-    assert callers == {threading.get_ident()}
+        assert ChatMessage.objects.get(parent=question).content == f"question {n} done"
+    # Every reply ran on the pool, never on the caller's thread, and on no more than its workers.
+    assert len(REPLY_THREADS) == len(questions)
+    assert threading.current_thread().name not in REPLY_THREADS
+    assert all(name.startswith("reply") for name in REPLY_THREADS)
+    assert 1 < len(set(REPLY_THREADS)) <= EMBEDDED_REPLY_WORKERS

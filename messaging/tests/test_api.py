@@ -58,7 +58,7 @@ def test_list_is_oldest_first_with_attachments_inline(api, user):
             "created_at": results[0]["attachments"][0]["created_at"],
         }
     ]
-    assert reply.pk
+    assert results[1]["id"] == str(reply.pk) and results[1]["role"] == "ai" and results[1]["attachments"] == []
 
 
 def test_last_page_holds_the_newest_messages(api, user):

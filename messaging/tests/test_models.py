@@ -1,7 +1,7 @@
 import pytest
 from django.db import IntegrityError
 
-from messaging.models import ChatMessage
+from messaging.models import ChatAttachment, ChatMessage
 from threads.tests.factories import make_thread
 
 pytestmark = pytest.mark.django_db
@@ -23,6 +23,7 @@ def test_deleting_a_thread_row_cascades_to_messages_and_attachments():
     from messaging.tests.factories import make_attachment, make_message
 
     thread = make_thread()
-    make_attachment(make_message(thread))
+    attachment = make_attachment(make_message(thread))
     thread.delete()
     assert ChatMessage.objects.count() == 0
+    assert not ChatAttachment.objects.filter(pk=attachment.pk).exists()
