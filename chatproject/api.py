@@ -16,6 +16,7 @@ class TokenApi(ObtainAuthToken):
     """Exchange a username and password for an API token (the same token on every call)."""
 
     @extend_schema(
+        auth=[],
         request=ObtainAuthToken.serializer_class,
         responses=inline_serializer("Token", {"token": serializers.CharField()}),
         examples=[

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, parsers, serializers
 
 # Deeper than any valid request: a metadata object at METADATA_MAX_DEPTH inside the body's own
@@ -58,6 +59,7 @@ class JSONParser(parsers.JSONParser):
         return data
 
 
+@extend_schema_field({"type": "object", "additionalProperties": True})
 class JSONField(serializers.JSONField):
     """DRF's JSONField, with a 400 instead of a 500 for values nested past MAX_BODY_DEPTH.
 
@@ -77,3 +79,13 @@ class JSONField(serializers.JSONField):
         if json_depth(value, stop_after=MAX_BODY_DEPTH) > MAX_BODY_DEPTH:
             self.fail("too_deep")
         return value
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that takes only JSON strings: DRF's own turns ``0`` or ``true`` into text,
+    which the published schema (``type: string``) says is invalid."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)

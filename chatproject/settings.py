@@ -361,11 +361,10 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": [
-        "chatproject.json_input.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only: the API has no form or file endpoint, and form bodies cannot express its types
+    # (a multipart body with no parts quietly became an empty object). An endpoint that takes
+    # files names MultiPartParser itself.
+    "DEFAULT_PARSER_CLASSES": ["chatproject.json_input.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "chatproject.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -385,6 +384,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "chatproject.schema.add_error_responses",
+    ],
 }
 
 # --- Files ------------------------------------------------------------------------------------

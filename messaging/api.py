@@ -46,7 +46,7 @@ class MessageListApi(generics.GenericAPIView):
 
     @extend_schema(
         request=MessageCreateSerializer,
-        responses={201: MessageSerializer},
+        responses={201: MessageSerializer, 200: MessageSerializer},
         examples=[
             OpenApiExample("Send", request_only=True, value={"content": "What is 15% of 240?"}),
             MESSAGE_EXAMPLE,

@@ -3,7 +3,7 @@ import json
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 
-from chatproject.json_input import JSONField
+from chatproject.json_input import JSONField, StrictCharField
 
 from .models import ChatAttachment, ChatMessage
 
@@ -43,10 +43,10 @@ class MessageSerializer(serializers.ModelSerializer):
 
 class MessageCreateSerializer(serializers.Serializer):
     # Blank and length rules live in the service, shared with the WebSocket path.
-    content = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    content = StrictCharField(allow_blank=True, trim_whitespace=False)
     metadata = JSONField(required=False, help_text="A JSON object.")
     parent = serializers.UUIDField(required=False, allow_null=True, help_text="A message of this thread it answers.")
-    client_id = serializers.CharField(
+    client_id = StrictCharField(
         required=False, max_length=64, help_text="Idempotency key: resending it stores no second message."
     )
 

@@ -33,7 +33,8 @@ class ThreadListApi(generics.GenericAPIView):
     serializer_class = ThreadCreateSerializer
 
     def get_queryset(self):
-        filters = ThreadFilterSerializer(data=self.request.query_params)
+        # A plain dict: DRF reads a blank form value as "not given", so `?status=` would pass.
+        filters = ThreadFilterSerializer(data=self.request.query_params.dict())
         filters.is_valid(raise_exception=True)
         return thread_list(user=self.request.user, **filters.validated_data)
 

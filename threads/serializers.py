@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from chatproject.json_input import JSONField
+from chatproject.json_input import JSONField, StrictCharField
 
 from .models import ChatThread
 
@@ -15,17 +15,19 @@ class ThreadSerializer(serializers.ModelSerializer):
 
 
 class ThreadCreateSerializer(serializers.Serializer):
-    title = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    title = StrictCharField(required=False, allow_blank=True, max_length=200)
     metadata = JSONField(required=False, help_text="A JSON object.")
 
 
 class ThreadUpdateSerializer(serializers.Serializer):
-    title = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    summary = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    title = StrictCharField(required=False, allow_blank=True, max_length=200)
+    summary = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
     status = serializers.ChoiceField(required=False, choices=USER_STATUSES, help_text="Use DELETE to delete.")
     metadata = JSONField(required=False, help_text="A JSON object; replaces the current one.")
 
 
 class ThreadFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(required=False, choices=USER_STATUSES)
-    search = serializers.CharField(required=False, max_length=200, help_text="Case-insensitive match in the title.")
+    search = StrictCharField(
+        required=False, allow_blank=True, max_length=200, help_text="Case-insensitive match in the title."
+    )

@@ -87,10 +87,18 @@ def test_json_nested_past_what_python_can_parse_is_400_not_500(api):
     assert ChatThread.objects.count() == 0
 
 
-def test_form_posted_json_nested_past_what_python_can_parse_is_400_not_500(api):
-    """The browsable API posts forms; the JSON field then parses the text itself."""
-    response = api.post(LIST, {"title": "x", "metadata": "[" * 100_000 + "]" * 100_000}, format="multipart")
-    assert response.status_code == 400 and "metadata" in response.json()
+@pytest.mark.parametrize("content_type", ["multipart/form-data; boundary=x", "application/x-www-form-urlencoded"])
+def test_form_bodies_are_refused_with_415(api, content_type):
+    """Forms cannot say a value is a number, an object or missing: the API takes JSON only."""
+    response = api.generic("POST", LIST, "title=x", content_type=content_type)
+    assert response.status_code == 415 and "Unsupported media type" in response.json()["detail"]
+    assert ChatThread.objects.count() == 0
+
+
+@pytest.mark.parametrize("body", [{"title": 0}, {"title": ["a"]}, {"metadata": 0}, {"metadata": "{}"}])
+def test_values_of_the_wrong_json_type_are_400(api, body):
+    response = api.post(LIST, body, format="json")
+    assert response.status_code == 400 and set(response.json()) == set(body)
     assert ChatThread.objects.count() == 0
 
 
