@@ -16,13 +16,19 @@ def test_token_for_good_credentials_is_stable(anon_api, user):
 
 
 @pytest.mark.parametrize(
-    ("payload", "field"),
-    [({"username": "alice", "password": "wrong"}, "non_field_errors"), ({"username": "alice"}, "password")],
+    ("payload", "status", "body"),
+    [
+        ({"username": "alice", "password": "wrong"}, 401, {"detail": "Unable to log in with provided credentials."}),
+        ({"username": "nobody", "password": "x"}, 401, {"detail": "Unable to log in with provided credentials."}),
+        ({"username": "alice"}, 400, {"password": ["This field is required."]}),
+    ],
 )
-def test_token_refused_for_bad_credentials(anon_api, user, payload, field):
+def test_token_refused_for_bad_credentials(anon_api, user, payload, status, body):
+    """Well-formed credentials that do not log in are a 401 (like a bad token); a missing field a 400."""
     response = anon_api.post("/api/auth/token/", payload, format="json")
-    assert response.status_code == 400
-    assert field in response.json()
+    assert response.status_code == status and response.json() == body
+    if status == 401:
+        assert response["WWW-Authenticate"] == "Token"
 
 
 def test_me_needs_authentication(anon_api):

@@ -34,7 +34,7 @@ def page_attempt(path: str, username: str, password: str, address: str):
 
 def fail(times: int, username: str, address: str) -> None:
     for _ in range(times):
-        assert token_attempt(username, "wrong", address).status_code == 400
+        assert token_attempt(username, "wrong", address).status_code == 401
 
 
 def test_token_api_locks_a_username_after_ten_failures_but_not_other_users():
@@ -59,7 +59,7 @@ def test_token_api_locks_a_username_after_ten_failures_but_not_other_users():
 def test_an_address_is_locked_after_ten_failures_whatever_the_usernames():
     make_user("bob")
     for n in range(10):
-        assert token_attempt(f"guess{n}", "wrong", "10.0.1.1").status_code == 400
+        assert token_attempt(f"guess{n}", "wrong", "10.0.1.1").status_code == 401
     assert token_attempt("bob", PASSWORD, "10.0.1.1").status_code == 429
     assert token_attempt("bob", PASSWORD, "10.0.1.2").status_code == 200
 

@@ -157,7 +157,7 @@ def failed_logins(stack, count: int, forwarded_for: str) -> None:
             body=json.dumps({"username": f"nobody{n}", "password": "wrong"}),
             headers={"Content-Type": "application/json", "X-Forwarded-For": forwarded_for},
         )
-        assert status == 400
+        assert status == 401
 
 
 def token_status(stack, person, forwarded_for: str) -> int:
