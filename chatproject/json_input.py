@@ -41,6 +41,40 @@ def json_depth(value: Any, *, stop_after: int) -> int:
     return deepest
 
 
+def json_nul_free(value: Any) -> tuple[Any, bool]:
+    """``value`` with every NUL character (in keys and strings) replaced by U+FFFD, and whether
+    there was one. PostgreSQL stores neither a NUL in text nor ``\\u0000`` in jsonb (the insert
+    fails), so what reaches the database must have none. Walks without recursion."""
+    found = False
+
+    def clean(text: str) -> str:
+        nonlocal found
+        if "\x00" in text:
+            found = True
+            return text.replace("\x00", "\ufffd")
+        return text
+
+    if isinstance(value, str):
+        return clean(value), found
+    root: list[Any] = [value]
+    pending: list[tuple[Any, Any, Any]] = [(root, 0, value)]
+    while pending:
+        parent, key, item = pending.pop()
+        if isinstance(item, dict):
+            copy: dict[str, Any] = {}
+            for name, child in item.items():
+                copy[clean(name) if isinstance(name, str) else name] = child
+            parent[key] = copy
+            pending.extend((copy, name, child) for name, child in copy.items())
+        elif isinstance(item, list):
+            items = list(item)
+            parent[key] = items
+            pending.extend((items, index, child) for index, child in enumerate(items))
+        elif isinstance(item, str):
+            parent[key] = clean(item)
+    return root[0], found
+
+
 def json_size(value: Any) -> int:
     """Bytes of ``value`` as compact UTF-8 JSON; ValueError for NaN/Infinity (not JSON)."""
     return len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode())

@@ -1,5 +1,6 @@
 import json
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 
@@ -41,9 +42,14 @@ class MessageSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_field({"type": "string", "minLength": 1, "pattern": r"\S", "description": "Not blank."})
+class MessageContentField(StrictCharField):
+    """The blank and length rules live in the service (shared with the WebSocket path); the
+    schema still states "not blank", so a client (or a contract test) knows "   " is refused."""
+
+
 class MessageCreateSerializer(serializers.Serializer):
-    # Blank and length rules live in the service, shared with the WebSocket path.
-    content = StrictCharField(allow_blank=True, trim_whitespace=False)
+    content = MessageContentField(trim_whitespace=False)
     metadata = JSONField(required=False, help_text="A JSON object.")
     parent = serializers.UUIDField(required=False, allow_null=True, help_text="A message of this thread it answers.")
     client_id = StrictCharField(

@@ -26,7 +26,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from chatproject.errors import InvalidInput, QuotaExceeded, RateLimited, TooLarge, TooManyReplies
+from chatproject.errors import InvalidInput, NotFound, QuotaExceeded, RateLimited, TooLarge, TooManyReplies
+from chatproject.json_input import json_nul_free
 from chatproject.ratelimit import window_hit, window_seconds_left
 from threads.models import ChatThread
 from threads.selectors import parse_uuid
@@ -46,6 +47,8 @@ def _clean_content(content: Any, *, allow_empty: bool) -> str:
         raise InvalidInput.field("content", "Must be a string.")
     if not allow_empty and not content.strip():
         raise InvalidInput.field("content", "This field may not be blank.")
+    if "\x00" in content:  # PostgreSQL cannot store it; DRF's CharField says the same
+        raise InvalidInput.field("content", "Null characters are not allowed.")
     if len(content) > settings.MAX_MESSAGE_CHARS:
         raise TooLarge.field(
             "content",
@@ -68,8 +71,11 @@ def _resolve_parent(*, thread: ChatThread, parent_id: Any) -> uuid.UUID | None:
     if parent_id is None:
         return None
     pk = parse_uuid(parent_id)
-    if pk is None or not ChatMessage.objects.filter(pk=pk, thread=thread).exists():
-        raise InvalidInput.field("parent", "No such message in this thread.")
+    if pk is None:
+        raise InvalidInput.field("parent", "Must be a message id.")
+    if not ChatMessage.objects.filter(pk=pk, thread=thread).exists():
+        # Like any id that names nothing of yours (another thread's message included): 404.
+        raise NotFound("Parent message not found in this thread.")
     return pk
 
 
@@ -134,7 +140,11 @@ def message_create(
         sender=sender if role == ChatMessage.Role.USER else None,
         role=role,
         type=type,
-        content=_clean_content(content, allow_empty=role != ChatMessage.Role.USER or type == ChatMessage.Type.FILE),
+        content=_clean_content(
+            # What the agent and its tools write is kept, minus the NULs no database column takes.
+            content if role == ChatMessage.Role.USER else json_nul_free(content)[0],
+            allow_empty=role != ChatMessage.Role.USER or type == ChatMessage.Type.FILE,
+        ),
         # What users send is bounded; the agent's own metadata (its trajectory) is ours.
         metadata=validate_metadata(metadata, limited=role == ChatMessage.Role.USER),
         parent_id=_resolve_parent(thread=thread, parent_id=parent_id),
@@ -426,6 +436,7 @@ def stream_append(*, stream: ReplyStream, delta: str) -> bool:
     """Record one delta as the next ``seq`` and broadcast it; False when the stream has ended."""
     if not delta:
         return True
+    delta = json_nul_free(delta)[0]  # a tool's output may hold NULs; PostgreSQL's jsonb takes none
     seq = len(stream.chunks)
     chunks = [*stream.chunks, delta]
     updated = ReplyStream.objects.filter(pk=stream.pk, status=ReplyStream.Status.STREAMING).update(

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from chatproject.errors import InvalidInput, TooLarge
-from chatproject.json_input import json_depth, json_size
+from chatproject.json_input import json_depth, json_nul_free, json_size
 
 from .models import ChatThread
 from .signals import thread_deleted
@@ -30,6 +30,9 @@ def validate_metadata(metadata: Any, *, field: str = "metadata", limited: bool =
         return {}
     if not isinstance(metadata, dict):
         raise InvalidInput.field(field, "Must be a JSON object.")
+    # Any JSON object is valid metadata, but no database column takes a NUL (PostgreSQL's jsonb
+    # refuses \u0000): NULs become U+FFFD, the same on every database.
+    metadata = json_nul_free(metadata)[0]
     if limited:
         max_depth = settings.METADATA_MAX_DEPTH
         too_deep = TooLarge.field(field, f"Must not nest deeper than {max_depth} levels.")

@@ -91,7 +91,6 @@ def test_listing_costs_the_same_queries_whatever_the_page_size(
         ({"content": "x" * 33}, "content"),
         ({"content": "ok", "metadata": ["x"]}, "metadata"),
         ({"content": "ok", "parent": "not-a-uuid"}, "parent"),
-        ({"content": "ok", "parent": str(uuid.uuid4())}, "parent"),
     ],
 )
 def test_post_validation_names_the_field_and_stores_nothing(api, user, settings, payload, field):
@@ -101,6 +100,15 @@ def test_post_validation_names_the_field_and_stores_nothing(api, user, settings,
     assert response.status_code == 400
     assert field in response.json(), response.json()
     assert ChatMessage.objects.count() == 0
+
+
+def test_a_parent_that_names_no_message_of_the_thread_is_404(api, user, other_user):
+    thread = make_thread(user)
+    elsewhere = make_message(make_thread(other_user), "someone else's")
+    for parent in (str(uuid.uuid4()), str(elsewhere.pk)):
+        response = api.post(messages_url(thread.pk), {"content": "ok", "parent": parent}, format="json")
+        assert (response.status_code, response.json()["detail"]) == (404, "Parent message not found in this thread.")
+    assert ChatMessage.objects.filter(thread=thread).count() == 0
 
 
 def test_default_message_limit_is_32000(api, user):

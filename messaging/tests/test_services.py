@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from chatproject import ratelimit
-from chatproject.errors import InvalidInput, QuotaExceeded, RateLimited, TooLarge, TooManyReplies
+from chatproject.errors import InvalidInput, NotFound, QuotaExceeded, RateLimited, TooLarge, TooManyReplies
 from messaging.models import ChatAttachment, ChatMessage, ReplyStream
 from messaging.selectors import REPLY_WAIT_WINDOW
 from messaging.services import (
@@ -113,10 +113,12 @@ def test_parent_must_be_in_the_same_thread():
     first = make_message(thread)
     reply = message_create(thread=thread, role="ai", content="Answer", parent_id=str(first.pk))
     assert reply.parent == first
-    for bad in (make_message(elsewhere).pk, uuid.uuid4(), "garbage"):
-        with pytest.raises(InvalidInput) as raised:
-            message_send(thread=thread, sender=thread.owner, content="x", parent_id=bad)
-        assert "parent" in raised.value.errors
+    for missing in (make_message(elsewhere).pk, uuid.uuid4()):
+        with pytest.raises(NotFound, match="Parent message not found"):
+            message_send(thread=thread, sender=thread.owner, content="x", parent_id=missing)
+    with pytest.raises(InvalidInput) as raised:
+        message_send(thread=thread, sender=thread.owner, content="x", parent_id="garbage")
+    assert "parent" in raised.value.errors
 
 
 @pytest.mark.parametrize(("field", "value"), [("role", "robot"), ("type", "video"), ("metadata", [1])])
@@ -424,3 +426,21 @@ def test_with_the_shared_cache_down_messages_are_stored_and_still_rate_limited(s
     with pytest.raises(RateLimited):
         message_send(thread=thread, sender=thread.owner, content="one too many")
     assert ChatMessage.objects.filter(thread=thread).count() == 2
+
+
+def test_null_characters_are_refused_from_users_and_replaced_in_what_the_agent_writes():
+    thread = make_thread()
+    with pytest.raises(InvalidInput) as raised:
+        message_send(thread=thread, sender=thread.owner, content="a\x00b")
+    assert raised.value.errors == {"content": ["Null characters are not allowed."]}
+    reply = message_create(thread=thread, role="ai", content="out\x00put", metadata={"tool": {"out\x00": ["\x00"]}})
+    reply.refresh_from_db()
+    assert reply.content == "out\ufffdput" and reply.metadata == {"tool": {"out\ufffd": ["\ufffd"]}}
+
+
+def test_a_delta_with_null_characters_is_stored_and_streamed_without_them():
+    question = make_message(make_thread(), "run it")
+    stream = stream_start(reply_to=question)
+    assert stream_append(stream=stream, delta="a\x00b")
+    stream.refresh_from_db()
+    assert stream.chunks == ["a\ufffdb"]

@@ -204,3 +204,12 @@ def test_session_auth_requires_csrf_for_writes(user):
     response = client.post(LIST, {"title": "x"}, content_type="application/json")
     assert response.status_code == 403
     assert "CSRF" in response.json()["detail"]
+
+
+def test_null_characters_in_metadata_are_stored_as_replacement_characters_on_every_database(api):
+    """PostgreSQL's jsonb refuses \\u0000 (the insert raised DataError: a 500 found by schemathesis)."""
+    body = '{"metadata": {"k": "a\\u0000b", "a\\u0000": [1, "\\u0000"]}}'
+    response = api.generic("POST", LIST, body, content_type="application/json")
+    assert response.status_code == 201, response.json()
+    stored = ChatThread.objects.get().metadata
+    assert stored == response.json()["metadata"] == {"k": "a\ufffdb", "a\ufffd": [1, "\ufffd"]}
