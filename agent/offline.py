@@ -30,7 +30,9 @@ _GREETING = re.compile(
     r"ol[aá]|salut|moin)\b",
     I,
 )
-_THANKS = re.compile(r"\b(thanks|thank you|thank u|thx|ty|cheers|much appreciated|merci|gracias|danke|obrigad[oa])\b", I)
+_THANKS = re.compile(
+    r"\b(thanks|thank you|thank u|thx|ty|cheers|much appreciated|merci|gracias|danke|obrigad[oa])\b", I
+)
 _CAPABILITIES = re.compile(
     r"\bwhat (can|could|do) you (do|help( me)? with)|what are you (able|good)|\bhelp\b|who are you|what are you\b|"
     r"how do(es)? (this|you) work|what tools|your (features|capabilities|skills)|what do you know how",
@@ -78,13 +80,15 @@ _MEMORY_STRONG = re.compile(
 )
 _MEMORY_WEAK = re.compile(
     r"\b(what|who|where|when|which)('s| is| was| were| are| did)? my\b|\bcalled\b|\bnamed\b|"
-    r"\bwhere (does|do|did|is|was) (my|our)\b|\bmy \w+('s)? (name|birthday|address)\b|\bdo you know (my|where|when|what)\b",
+    r"\bwhere (does|do|did|is|was) (my|our)\b|\bmy \w+('s)? (name|birthday|address)\b|"
+    r"\bdo you know (my|where|when|what)\b",
     I,
 )
 _MEMORY_SCAFFOLD = re.compile(
     r"\b(do you (still )?remember|can you remember|remember|do you recall|recall|remind me( of| what| about)?|"
     r"what did i (say|tell( you)?|mention|write|ask)|did i (ever )?(say|mention|tell( you)?|talk|write|ask)|"
-    r"have i (told|mentioned)( you)?|i (said|told you|mentioned)|do you know|what('s| is| was| were| are)|who('s| is| was)|"
+    r"have i (told|mentioned)( you)?|i (said|told you|mentioned)|do you know|what('s| is| was| were| are)|"
+    r"who('s| is| was)|"
     r"where('s| is| was| does| do| did)|when('s| is| was)|which|again|can you|could you|please|tell me|"
     r"about|regarding|last (week|month|time|year)|yesterday|earlier|before|ago|you|me)\b|[?.!,]",
     I,
@@ -142,7 +146,7 @@ _NUMBER_WORD = re.compile(
     I,
 )
 _MATH_TOKEN = (
-    r"\d+(?:\.\d+)?\s*%?|\*\*|[-+*/^()!%×÷]|"
+    r"\d+(?:\.\d+)?\s*%?|\*\*|[-+*/^()!%\u00d7\u00f7]|"
     r"\b(?:plus|minus|times|multiplied by|divided by|over|x|mod(?:ulo)?|percent|of|squared|cubed|"
     r"to the power of|raised to(?: the power of)?|the power of|square root(?: of)?|cube root(?: of)?|sqrt|cbrt|"
     r"natural log(?:arithm)?(?: of)?|log(?:arithm)?(?: of)?|ln|sin|cos|tan|absolute value of|abs|"
@@ -150,16 +154,17 @@ _MATH_TOKEN = (
 )
 _MATH_SPAN = re.compile(rf"(?:{_MATH_TOKEN})(?:\s*(?:{_MATH_TOKEN}))*", I)
 _MATH_OPERATOR = re.compile(
-    r"[-+*/^!%×÷]|\b(plus|minus|times|multiplied|divided|over|x|mod|modulo|percent|squared|cubed|power|root|sqrt|"
+    r"[-+*/^!%\u00d7\u00f7]|\b(plus|minus|times|multiplied|divided|over|x|mod|modulo|percent|squared|cubed|power|"
+    r"root|sqrt|"
     r"cbrt|log|logarithm|ln|sin|cos|tan|abs|absolute|factorial|average|mean|median|sum|total|product|minimum|"
     r"maximum|min|max)\b",
     I,
 )
 _LIST_WORD = re.compile(r"^(?:the\s+)?(average|mean|median|sum|total|product|minimum|maximum|min|max)\b", I)
-_LEADING_GLUE = re.compile(r"^(?:(?:and|of|by|the|over|x|,|percent|squared|cubed|[*/^!%×÷+])\s*)+", I)
+_LEADING_GLUE = re.compile(r"^(?:(?:and|of|by|the|over|x|,|percent|squared|cubed|[*/^!%\u00d7\u00f7+])\s*)+", I)
 _TRAILING_GLUE = re.compile(
     r"(?:\s*(?:and|of|by|the|plus|minus|times|multiplied by|divided by|over|x|mod|to the power of|raised to|"
-    r"square root|cube root|sqrt|log|ln|,|[-+*/^(×÷]))+$",
+    r"square root|cube root|sqrt|log|ln|,|[-+*/^(\u00d7\u00f7]))+$",
     I,
 )
 _WORD_PROBLEM_QUESTION = re.compile(r"\bhow (many|much)\b|\b(in total|altogether|in all|left|remain)\b|\?", I)
@@ -240,7 +245,12 @@ def arithmetic(message: str) -> str | None:
     text = re.sub(r"\b(double|twice)\s+(?=\d)", "2 * ", text, flags=I)
     text = re.sub(r"\btriple\s+(?=\d)", "3 * ", text, flags=I)
     text = re.sub(r"(\d+(?:\.\d+)?)\s*%\s*off\s+(\d+(?:\.\d+)?)", r"\2 - \1% of \2", text, flags=I)
-    text = re.sub(r"(\d+(?:\.\d+)?)\s*%\s*(?:tip|discount|tax|vat|interest|commission)?\s*(?:on|of|from)\s+", r"\1% of ", text, flags=I)
+    text = re.sub(
+        r"(\d+(?:\.\d+)?)\s*%\s*(?:tip|discount|tax|vat|interest|commission)?\s*(?:on|of|from)\s+",
+        r"\1% of ",
+        text,
+        flags=I,
+    )
     text = re.sub(r"(?<=\d)\s*(?:dollars|euros?|pounds|bucks|usd|eur|gbp|quid)\b", "", text, flags=I)
     text = re.sub(r"\b(?:square|sq)\s+root\b", "square root", text, flags=I)
     best: str | None = None
@@ -301,8 +311,9 @@ def extract_code(message: str) -> str | None:
             return tail
     if _PYTHON.search(message):
         fragment = _CODE_FRAGMENT.search(message)
-        if fragment and _RUN_VERB.search(message) or fragment and re.search(r"\b(print|output|return|evaluate)", message, I):
-            return fragment.group(0) if fragment else None
+        wants_output = _RUN_VERB.search(message) or re.search(r"\b(print|output|return|evaluate)", message, I)
+        if fragment and wants_output:
+            return fragment.group(0)
     return None
 
 
@@ -329,7 +340,9 @@ def _text_argument(message: str) -> str:
 
 def text_arguments(message: str) -> dict[str, str]:
     lowered = message.lower()
-    occurrences = re.search(r"\bhow many (?:times (?:does|do|is) )?['\"]?(\w)['\"]?'?s?\b(?: (?:are|appear|is))?", message, I)
+    occurrences = re.search(
+        r"\bhow many (?:times (?:does|do|is) )?['\"]?(\w)['\"]?'?s?\b(?: (?:are|appear|is))?", message, I
+    )
     operation = "stats"
     for pattern, name in (
         (r"key ?word|main topics", "keywords"),
@@ -347,9 +360,8 @@ def text_arguments(message: str) -> dict[str, str]:
         pair = re.search(r"replace\s+[\"“']?(.+?)[\"”']?\s+with\s+[\"“']?(.+?)[\"”']?(?:\s+in\b|:|$)", message, I)
         if pair:
             args.update(find=pair.group(1), replace=pair.group(2))
-    elif operation == "stats" and occurrences and occurrences.group(1).lower() not in ("letters", "words"):
-        if len(occurrences.group(1)) == 1:
-            args.update(operation="count", find=occurrences.group(1))
+    elif operation == "stats" and occurrences and len(occurrences.group(1)) == 1:
+        args.update(operation="count", find=occurrences.group(1))
     return args
 
 
@@ -378,7 +390,9 @@ def place_for(message: str) -> str:
     )
     if match:
         return match.group(1).strip(" ,.")
-    match = re.search(r"\b(?:in|at|for)\s+([a-zà-ÿ][\wà-ÿ' .,-]*?)\s*(?:today|tomorrow|now|right now|this \w+)?[?.!]*$", message, I)
+    match = re.search(
+        r"\b(?:in|at|for)\s+([a-zà-ÿ][\wà-ÿ' .,-]*?)\s*(?:today|tomorrow|now|right now|this \w+)?[?.!]*$", message, I
+    )
     if match and not _WEATHER_WORDS.fullmatch(match.group(1)):
         return match.group(1).strip(" ,.")
     return _squash(_WEATHER_WORDS.sub(" ", message)).strip(" ,.")
@@ -460,7 +474,9 @@ def capabilities() -> list[str]:
         "**text work**: *how many words are in: …*, *make 'hello' uppercase*, *keywords of: …*",
     ]
     web = settings.SERPAPI_API_KEY or settings.WEB_SEARCH_PROVIDER != "off"
-    lines.append("**web search**: *search the web for Django 5.2*" if web else "web search is turned off on this server")
+    lines.append(
+        "**web search**: *search the web for Django 5.2*" if web else "web search is turned off on this server"
+    )
     lines.append(
         "**the weather**: *weather in Lisbon*" if settings.OPENWEATHER_API_KEY else "the weather is not configured here"
     )
@@ -474,7 +490,7 @@ def _capability_list() -> str:
 def closest_tool(message: str) -> str:
     """The tool nearest to a message no rule took, as a suggestion."""
     if re.search(r"\d", message):
-        return "If it is arithmetic, write it as a calculation, like *what is 12 × 7?*"
+        return "If it is arithmetic, write it as a calculation, like *what is 12 times 7?*"
     if re.search(r"\b(my|i|me)\b", message, I):
         return "If it is about something you told me, ask *what did I say about …?* and I'll search your messages."
     if re.search(r"\b(who|what|when|where|why|how)\b", message, I):

@@ -9,6 +9,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from threads.selectors import preferences_get
+from threads.services import preferences_update
+
+from . import catalog
+from .errors import InvalidInput
 from .logins import client_address, login_attempt_check
 
 
@@ -50,4 +55,24 @@ class MeApi(APIView):
         examples=[OpenApiExample("Me", value={"id": 1, "username": "demo"})],
     )
     def get(self, request: Request) -> Response:
-        return Response({"id": request.user.pk, "username": request.user.get_username()})
+        return Response({"id": request.user.pk, "username": request.user.get_username(), **_preferences(request)})
+
+    @extend_schema(
+        request=inline_serializer(
+            "MeUpdate", {"instructions": serializers.CharField(), "model": serializers.CharField()}
+        ),
+        examples=[OpenApiExample("Instructions", request_only=True, value={"instructions": "Answer in French."})],
+    )
+    def patch(self, request: Request) -> Response:
+        """Set your custom instructions (sent to the agent with every request) and/or default model."""
+        if not isinstance(request.data, Mapping):
+            raise InvalidInput.field("non_field_errors", "Send a JSON object.")
+        data = request.data
+        fields = {key: data[key] for key in ("instructions", "model") if key in data}
+        preferences_update(user=request.user, **fields)
+        return self.get(request)
+
+
+def _preferences(request: Request) -> dict[str, str]:
+    preferences = preferences_get(user_id=request.user.pk)
+    return {"instructions": preferences.instructions, "model": preferences.model or catalog.default_spec().name}

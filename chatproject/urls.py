@@ -20,6 +20,7 @@ api_urlpatterns = [
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("", include("threads.urls")),
     path("", include("messaging.urls")),
+    path("", include("agent.urls")),
 ]
 
 urlpatterns = [

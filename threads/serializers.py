@@ -10,13 +10,19 @@ USER_STATUSES = [ChatThread.Status.ACTIVE, ChatThread.Status.ARCHIVED]
 class ThreadSerializer(serializers.ModelSerializer):
     class Meta:
         model = ChatThread
-        fields = ["id", "title", "summary", "status", "metadata", "created_at", "updated_at"]
+        fields = ["id", "title", "summary", "status", "metadata", "model", "instructions", "created_at", "updated_at"]
         read_only_fields = fields
 
 
 class ThreadCreateSerializer(serializers.Serializer):
     title = serializers.CharField(required=False, allow_blank=True, max_length=200)
     metadata = JSONField(required=False, help_text="A JSON object.")
+    model = serializers.CharField(
+        required=False, help_text="A model name from GET /api/models/; new threads default to your last choice."
+    )
+    instructions = serializers.CharField(
+        required=False, allow_blank=True, help_text="Custom instructions for this thread; empty uses your own."
+    )
 
 
 class ThreadUpdateSerializer(serializers.Serializer):
@@ -24,6 +30,12 @@ class ThreadUpdateSerializer(serializers.Serializer):
     summary = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     status = serializers.ChoiceField(required=False, choices=USER_STATUSES, help_text="Use DELETE to delete.")
     metadata = JSONField(required=False, help_text="A JSON object; replaces the current one.")
+    model = serializers.CharField(
+        required=False, help_text="A model name from GET /api/models/; new threads default to your last choice."
+    )
+    instructions = serializers.CharField(
+        required=False, allow_blank=True, help_text="Custom instructions for this thread; empty uses your own."
+    )
 
 
 class ThreadFilterSerializer(serializers.Serializer):

@@ -52,7 +52,7 @@ def make_text_processor(context: ToolContext):
     def text_processor(operation: str, text: str, find: str = "", replace: str = "") -> str:
         """Work on a text. operation is one of: stats (words, characters, sentences, reading time),
         keywords, summary, upper, lower, title, replace (with find and replace), count (how many times
-        find occurs, ignoring case).""""
+        find occurs, ignoring case)."""
         return process(operation, text, find, replace)
 
     return text_processor
