@@ -33,7 +33,7 @@ def _signature() -> Any:
         the user's earlier messages, their attached files, running Python, text work, the web, the
         weather), then answer the user's message in Markdown, briefly and accurately."""
 
-        instructions: str = dspy.InputField(
+        custom_instructions: str = dspy.InputField(
             desc="the user's custom instructions for how to answer (tone, language, format): follow them"
         )
         history: str = dspy.InputField(desc="recent turns of this conversation, oldest first")
@@ -155,7 +155,7 @@ def run_program(
     try:
         with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
             for item in streaming(
-                instructions=instructions or "(none)", history=history, memories=memories, message=message
+                custom_instructions=instructions or "(none)", history=history, memories=memories, message=message
             ):
                 if isinstance(item, dspy.streaming.StreamResponse):
                     if item.chunk:

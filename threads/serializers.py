@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from chatproject import catalog
 from chatproject.json_input import JSONField
 
 from .models import ChatThread
@@ -8,10 +9,15 @@ USER_STATUSES = [ChatThread.Status.ACTIVE, ChatThread.Status.ARCHIVED]
 
 
 class ThreadSerializer(serializers.ModelSerializer):
+    model = serializers.SerializerMethodField(help_text="The model that answers here (the default when none chosen).")
+
     class Meta:
         model = ChatThread
         fields = ["id", "title", "summary", "status", "metadata", "model", "instructions", "created_at", "updated_at"]
         read_only_fields = fields
+
+    def get_model(self, thread: ChatThread) -> str:
+        return thread.model or catalog.default_spec().name
 
 
 class ThreadCreateSerializer(serializers.Serializer):

@@ -104,7 +104,8 @@ def preferences_update(*, user: AbstractBaseUser, instructions: str = _UNSET, mo
 
 def _model_for_new_thread(owner: AbstractBaseUser) -> str:
     last = ChatPreferences.objects.filter(user=owner).values_list("model", flat=True).first()
-    return last if last and last in catalog.offered() else catalog.default_spec().name
+    # No choice ("") follows AGENT_LM, even when the operator changes it later.
+    return last if last and last in catalog.offered() else ""
 
 
 def thread_create(
