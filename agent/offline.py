@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,8 @@ from typing import Any
 from django.conf import settings
 from dspy.lm15 import Message, Response, TextPart, Usage
 
+# Seconds spent in the offline model's latest calls (the evaluation reads and clears it).
+MODEL_SECONDS: deque[float] = deque(maxlen=64)
 FIELD = re.compile(r"\[\[ ## (\w+) ## \]\]\n(.*?)(?=\n\n\[\[ ## \w+ ## \]\]|\Z)", re.S)
 I = re.I  # noqa: E741 (short flag for the many patterns below)
 
@@ -266,6 +269,12 @@ def arithmetic(message: str) -> str | None:
             candidate = candidate.strip("()")
         if best is None or len(re.findall(r"\d+", candidate)) > len(re.findall(r"\d+", best)):
             best = candidate
+    named = re.search(r"\b(average|mean|median|sum|total|product|minimum|maximum)\b", re.sub(r"\bin total\b", "", text))
+    if named and (best is None or not _LIST_WORD.match(best)):
+        # "My scores were 72, 85 and 91, what's the mean?": the list comes before its word.
+        numbers = re.findall(r"-?\d+(?:\.\d+)?", text)
+        if len(numbers) >= 2:
+            return f"{named.group(1).lower()} of {', '.join(numbers)}"
     return best
 
 
@@ -581,7 +590,10 @@ class OfflineEngine:
     def _text(self, request: Any) -> str:
         system = request.system if isinstance(request.system, str) else "".join(p.text for p in (request.system or []))
         user = next((m.text or "" for m in reversed(request.messages) if m.role == "user"), "")
-        return respond(system, user)
+        started = time.perf_counter()
+        text = respond(system, user)
+        MODEL_SECONDS.append(time.perf_counter() - started)
+        return text
 
     def complete(self, request: Any) -> Response:
         return Response(
