@@ -269,7 +269,9 @@ def arithmetic(message: str) -> str | None:
             candidate = candidate.strip("()")
         if best is None or len(re.findall(r"\d+", candidate)) > len(re.findall(r"\d+", best)):
             best = candidate
-    named = re.search(r"\b(average|mean|median|sum|total|product|minimum|maximum)\b", re.sub(r"\bin total\b", "", text))
+    named = re.search(
+        r"\b(average|mean|median|sum|total|product|minimum|maximum)\b", re.sub(r"\bin total\b", "", text), I
+    )
     if named and (best is None or not _LIST_WORD.match(best)):
         # "My scores were 72, 85 and 91, what's the mean?": the list comes before its word.
         numbers = re.findall(r"-?\d+(?:\.\d+)?", text)
