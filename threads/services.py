@@ -89,16 +89,16 @@ def clean_instructions(instructions: Any, *, field: str = "instructions") -> str
 
 def preferences_update(*, user: AbstractBaseUser, instructions: str = _UNSET, model: str = _UNSET) -> ChatPreferences:
     """Change a user's custom instructions and/or last chosen model (validated); creates the row."""
-    preferences, _ = ChatPreferences.objects.get_or_create(user=user)
-    changed: list[str] = []
+    values: dict[str, str] = {}
     if instructions is not _UNSET:
-        preferences.instructions = clean_instructions(instructions)
-        changed.append("instructions")
+        values["instructions"] = clean_instructions(instructions)
     if model is not _UNSET:
-        preferences.model = clean_model(model)
-        changed.append("model")
-    if changed:
-        preferences.save(update_fields=changed)
+        values["model"] = clean_model(model)
+    preferences, created = ChatPreferences.objects.get_or_create(user=user, defaults=values)
+    if values and not created:
+        for name, value in values.items():
+            setattr(preferences, name, value)
+        preferences.save(update_fields=list(values))
     return preferences
 
 
