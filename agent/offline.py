@@ -84,7 +84,7 @@ _MEMORY_STRONG = re.compile(
 _MEMORY_WEAK = re.compile(
     r"\b(what|who|where|when|which)('s| is| was| were| are| did)? my\b|\bcalled\b|\bnamed\b|"
     r"\bwhere (does|do|did|is|was) (my|our)\b|\bmy \w+('s)? (name|birthday|address)\b|"
-    r"\bdo you know (my|where|when|what)\b",
+    r"\bdo you know (my|where|when|what)\b|\bname of (my|our)\b",
     I,
 )
 _MEMORY_SCAFFOLD = re.compile(
@@ -100,7 +100,7 @@ _MEMORY_SCAFFOLD = re.compile(
 # --- Weather and the web ----------------------------------------------------------------------
 _WEATHER = re.compile(
     r"\b(weather|temperature|forecast|raining|rain(y)?|snowing|sunny|humid(ity)?|windy|"
-    r"how (hot|cold|warm) is it|degrees outside|umbrella)\b",
+    r"how (hot|cold|warm) is it|is it (cold|hot|warm|freezing|snowing|sunny|windy)|degrees outside|umbrella)\b",
     I,
 )
 _WEATHER_WORDS = re.compile(
@@ -127,7 +127,7 @@ _WEB_WORDS = re.compile(
 _TEXT_STRONG = re.compile(
     r"\bhow many (letters|characters|chars|words|sentences|paragraphs|times)\b|\bword ?count\b|"
     r"\bcount (the |all )?(words|letters|characters|sentences)\b|\b(upper|lower|title) ?case\b|"
-    r"\b(all )?(caps|capitals|capital letters)\b|\bkey ?words?\b|\bsummari[sz]e\b|\bsum up\b|\btl;?dr\b|"
+    r"\b(all )?(caps|capitals|capital letters)\b|\bshout\b|\bkey ?words?\b|\bsummari[sz]e\b|\bsum up\b|\btl;?dr\b|"
     r"\breplace\b.+\bwith\b|\bhow many \w'?s\b|\bhow long is (this|the) (text|sentence|paragraph)\b",
     I,
 )
@@ -247,6 +247,7 @@ def arithmetic(message: str) -> str | None:
     text = re.sub(r"\b(a )?(third|quarter) of\b", lambda m: {"third": "1/3 *", "quarter": "0.25 *"}[m.group(2)], text)
     text = re.sub(r"\b(double|twice)\s+(?=\d)", "2 * ", text, flags=I)
     text = re.sub(r"\btriple\s+(?=\d)", "3 * ", text, flags=I)
+    text = re.sub(r"\b(?:the )?(square|cube) of (\d+(?:\.\d+)?)", lambda m: f"{m.group(2)} {m.group(1)}d", text, flags=I)
     text = re.sub(r"(\d+(?:\.\d+)?)\s*%\s*off\s+(\d+(?:\.\d+)?)", r"\2 - \1% of \2", text, flags=I)
     text = re.sub(
         r"(\d+(?:\.\d+)?)\s*%\s*(?:tip|discount|tax|vat|interest|commission)?\s*(?:on|of|from)\s+",
