@@ -247,7 +247,7 @@ def arithmetic(message: str) -> str | None:
     text = re.sub(r"\b(a )?(third|quarter) of\b", lambda m: {"third": "1/3 *", "quarter": "0.25 *"}[m.group(2)], text)
     text = re.sub(r"\b(double|twice)\s+(?=\d)", "2 * ", text, flags=I)
     text = re.sub(r"\btriple\s+(?=\d)", "3 * ", text, flags=I)
-    text = re.sub(r"\b(?:the )?(square|cube) of (\d+(?:\.\d+)?)", lambda m: f"{m.group(2)} {m.group(1)}d", text, flags=I)
+    text = re.sub(r"\b(?:the )?(square|cube) of (\d+(?:\.\d+)?)", r"\2 \1d", text, flags=I)
     text = re.sub(r"(\d+(?:\.\d+)?)\s*%\s*off\s+(\d+(?:\.\d+)?)", r"\2 - \1% of \2", text, flags=I)
     text = re.sub(
         r"(\d+(?:\.\d+)?)\s*%\s*(?:tip|discount|tax|vat|interest|commission)?\s*(?:on|of|from)\s+",

@@ -113,3 +113,12 @@ def test_a_removed_model_falls_back_to_the_default_and_says_so(user, offered, se
     assert answer.content == "2 plus 2 = **4**"
     assert answer.metadata["model"] == "offline" and answer.metadata["model_unavailable"] == "retired"
     assert ChatThread.objects.get(pk=thread.pk).model == "offline"
+
+
+def test_the_server_refuses_to_start_with_a_bad_agent_models():
+    from chatproject.tests.test_settings import import_settings
+
+    result = import_settings(DEBUG="1", AGENT_MODELS="gpt=gpt-4o")
+    assert result.returncode != 0
+    assert "AGENT_MODELS: gpt: 'gpt-4o' is not a LiteLLM model string" in result.stderr
+    assert import_settings(DEBUG="1", AGENT_MODELS="gpt=openai/gpt-4o-mini", AGENT_LM="gpt").returncode == 0
