@@ -64,9 +64,11 @@ class UnknownModel(InvalidInput):
 
 
 def clean_model(model: Any) -> str:
-    """A model name users may choose; UnknownModel names the ones offered."""
+    """A model name users may choose, or "" for the default (AGENT_LM); UnknownModel names the ones offered."""
     if not isinstance(model, str):
         raise InvalidInput.field("model", "Must be a string.")
+    if not model.strip():
+        return ""
     offered = catalog.offered()
     if model.strip() not in offered:
         raise UnknownModel.field(
