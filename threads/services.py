@@ -155,8 +155,6 @@ def thread_update(
     if model is not _UNSET:
         thread.model = clean_model(model)
         changed.append("model")
-        if chosen_by_owner:
-            preferences_update(user=thread.owner, model=thread.model)
     if instructions is not _UNSET:
         thread.instructions = clean_instructions(instructions)
         changed.append("instructions")
@@ -182,6 +180,9 @@ def thread_update(
         changed.append("metadata")
     if changed:
         thread.save(update_fields=[*changed, "updated_at"])
+    if model is not _UNSET and chosen_by_owner:
+        # Only once every field was accepted: a refused update changes nothing.
+        preferences_update(user=thread.owner, model=thread.model)
     return thread
 
 
