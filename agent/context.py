@@ -10,9 +10,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from chatproject.catalog import ModelSpec, resolve
 from messaging.models import ChatMessage
 from messaging.selectors import attachment_list_in_thread, message_list_in_thread
 from threads.models import ChatThread
+from threads.selectors import preferences_get
 from threads.services import thread_update
 
 from . import text as textlib
@@ -29,6 +31,10 @@ class AgentContext:
     memories: str
     message: str
     tools: ToolContext
+    instructions: str = ""
+    model: ModelSpec | None = None
+    # The thread's model when it is no longer offered (the reply used the default instead).
+    unavailable_model: str = ""
 
 
 def describe_message(message: ChatMessage) -> str:
@@ -68,7 +74,16 @@ def gather(message: ChatMessage) -> AgentContext:
         AttachmentInfo(filename=a.filename, file_type=a.file_type, size=a.size, path=a.file.path)
         for a in attachment_list_in_thread(thread_id=message.thread_id)
     ]
+    thread = message.thread
+    chosen = thread.model
+    model, fell_back = resolve(chosen)
+    if fell_back:
+        # The model was removed from AGENT_MODELS: the thread moves to the default for good.
+        thread_update(thread=thread, model=model.name, chosen_by_owner=False)
     return AgentContext(
+        instructions=instructions_for(thread),
+        model=model,
+        unavailable_model=chosen if fell_back else "",
         history=_history(message),
         memories=memories or "(none)",
         message=describe_message(message),
@@ -80,6 +95,11 @@ def gather(message: ChatMessage) -> AgentContext:
             memory_search=search,
         ),
     )
+
+
+def instructions_for(thread: ChatThread) -> str:
+    """The thread's own custom instructions, else its owner's (never anyone else's)."""
+    return thread.instructions or preferences_get(user_id=thread.owner_id).instructions
 
 
 def title_for(text: str) -> str:

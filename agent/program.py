@@ -13,6 +13,8 @@ from typing import Any
 
 from django.conf import settings
 
+from chatproject.catalog import ModelSpec, default_spec
+
 # DSPy (like LiteLLM) fetches a model price list from GitHub on first use unless told to use the
 # copy it ships: the server makes no request its operator did not configure.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -31,6 +33,9 @@ def _signature() -> Any:
         the user's earlier messages, their attached files, running Python, text work, the web, the
         weather), then answer the user's message in Markdown, briefly and accurately."""
 
+        custom_instructions: str = dspy.InputField(
+            desc="the user's custom instructions for how to answer (tone, language, format): follow them"
+        )
         history: str = dspy.InputField(desc="recent turns of this conversation, oldest first")
         memories: str = dspy.InputField(desc="possibly relevant things the user said in other conversations")
         message: str = dspy.InputField(desc="the user's new message")
@@ -43,18 +48,19 @@ def warm_up() -> None:
     """Import DSPy and run the offline model once, so a process's first reply is not slow."""
     from .tools import ToolContext, build_tools
 
-    if settings.AGENT_LM == "offline":
+    if default_spec().is_offline:
         for _ in run_program(tools=build_tools(ToolContext()), history="", memories="", message="2 plus 2"):
             pass
     else:
         _signature()
 
 
-def build_lm() -> Any:
-    """The configured model: the offline one, or a LiteLLM model string through ``dspy.LM``."""
+def build_lm(spec: ModelSpec | None = None) -> Any:
+    """A model (the default when none is given): the offline one, or a LiteLLM model through ``dspy.LM``."""
     import dspy
 
-    if settings.AGENT_LM == "offline":
+    spec = spec or default_spec()
+    if spec.is_offline:
         from .offline import OfflineEngine
 
         return dspy.LM("offline/offline", engine=OfflineEngine(), cache=False, num_retries=0)
@@ -63,13 +69,16 @@ def build_lm() -> Any:
         "num_retries": settings.AGENT_MAX_RETRIES,
         "timeout": settings.AGENT_TIMEOUT_SECONDS,
     }
-    if settings.AGENT_API_BASE:
-        kwargs["api_base"] = settings.AGENT_API_BASE
-    provider = settings.AGENT_LM.split("/", 1)[0]
-    key = {"openai": settings.OPENAI_API_KEY, "anthropic": settings.ANTHROPIC_API_KEY}.get(provider)
+    if spec.api_base:
+        kwargs["api_base"] = spec.api_base
+    # The provider keys of the single-model configuration are settings (tests change them there).
+    key = spec.api_key() or {
+        "OPENAI_API_KEY": settings.OPENAI_API_KEY,
+        "ANTHROPIC_API_KEY": settings.ANTHROPIC_API_KEY,
+    }.get(spec.api_key_env, "")
     if key:
         kwargs["api_key"] = key
-    return dspy.LM(settings.AGENT_LM, **kwargs)
+    return dspy.LM(spec.model, **kwargs)
 
 
 class _StatusProvider:
@@ -114,15 +123,23 @@ def _short(value: Any, limit: int = 500) -> Any:
 
 
 def run_program(
-    *, tools: dict[str, Callable[..., str]], history: str, memories: str, message: str
+    *,
+    tools: dict[str, Callable[..., str]],
+    history: str,
+    memories: str,
+    message: str,
+    instructions: str = "",
+    model: ModelSpec | None = None,
 ) -> Iterator[tuple[str, Any]]:
-    """Run the agent; yields ("delta", text), ("status", dict) and finally ("result", prediction)."""
+    """Run the agent; yields ("delta", text), ("status", dict), ("result", prediction) and last
+    ("usage", {"input_tokens", "output_tokens", "cost"}) summed over the model's calls."""
     import dspy
 
+    model = model or default_spec()
     try:
-        lm = build_lm()
+        lm = build_lm(model)
     except Exception as exc:
-        raise AgentError(f"The model {settings.AGENT_LM!r} cannot be used: {type(exc).__name__}: {exc}") from exc
+        raise AgentError(f"The model {model.name!r} cannot be used: {type(exc).__name__}: {exc}") from exc
     react = dspy.ReAct(
         _signature(),
         tools=[dspy.Tool(function, name=name) for name, function in tools.items()],
@@ -137,7 +154,9 @@ def run_program(
     )
     try:
         with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
-            for item in streaming(history=history, memories=memories, message=message):
+            for item in streaming(
+                custom_instructions=instructions or "(none)", history=history, memories=memories, message=message
+            ):
                 if isinstance(item, dspy.streaming.StreamResponse):
                     if item.chunk:
                         yield "delta", item.chunk
@@ -152,3 +171,16 @@ def run_program(
         raise
     except Exception as exc:
         raise AgentError(f"The model failed: {type(exc).__name__}: {exc}") from exc
+    yield "usage", _usage(lm)
+
+
+def _usage(lm: Any) -> dict[str, Any]:
+    """Tokens and cost of a run, from the LM's history of calls (zero for the offline model)."""
+    totals: dict[str, Any] = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost": 0.0}
+    for call in getattr(lm, "history", None) or []:
+        usage = call.get("usage") or {}
+        totals["calls"] += 1
+        totals["input_tokens"] += int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0)
+        totals["output_tokens"] += int(usage.get("completion_tokens") or usage.get("output_tokens") or 0)
+        totals["cost"] += float(call.get("cost") or 0.0)
+    return totals

@@ -66,10 +66,21 @@ def generate_reply(message: ChatMessage) -> Iterator[ReplyEvent]:
     context = gather(message)
     streamed: list[str] = []
     prediction = None
+    usage: dict[str, Any] = {}
+    model = context.model.name if context.model else settings.AGENT_LM
+    if context.unavailable_model:
+        yield ReplyEvent(status=model_fallback_status(context.unavailable_model, model))
     for kind, value in run_program(
-        tools=build_tools(context.tools), history=context.history, memories=context.memories, message=context.message
+        tools=build_tools(context.tools),
+        history=context.history,
+        memories=context.memories,
+        message=context.message,
+        instructions=context.instructions,
+        model=context.model,
     ):
-        if kind == "delta":
+        if kind == "usage":
+            usage = value
+        elif kind == "delta":
             streamed.append(value)
             yield ReplyEvent(delta=value)
         elif kind == "status":
@@ -83,7 +94,14 @@ def generate_reply(message: ChatMessage) -> Iterator[ReplyEvent]:
         yield ReplyEvent(delta=answer[len(sent) :])
     trajectory = dict(getattr(prediction, "trajectory", {}) or {})
     update_thread_after_reply(message)
-    yield ReplyEvent(metadata={"model": settings.AGENT_LM, "trajectory": _json_safe(trajectory)})
+    extra = {"model_unavailable": context.unavailable_model} if context.unavailable_model else {}
+    yield ReplyEvent(metadata={"model": model, "usage": usage, **extra, "trajectory": _json_safe(trajectory)})
+
+
+def model_fallback_status(wanted: str, used: str) -> dict[str, Any]:
+    """The step shown when a thread's model is no longer offered."""
+    message = f"The model {wanted!r} is not available any more; this thread now uses {used!r}."
+    return {"step": "model_fallback", "error": "unknown_model", "message": message, "model": used}
 
 
 def _json_safe(value: Any) -> Any:

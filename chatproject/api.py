@@ -11,6 +11,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from threads.selectors import preferences_get
+from threads.services import preferences_update
+
+from . import catalog
+from .json_input import StrictCharField
 from .logins import client_address, login_attempt_check
 
 
@@ -56,12 +61,41 @@ class TokenApi(ObtainAuthToken):
         return Response({"token": token.key})
 
 
+class MeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    instructions = serializers.CharField(help_text="Your custom instructions, sent to the agent with every request.")
+    model = serializers.CharField(help_text="The model your new threads start with.")
+
+
+class MeUpdateSerializer(serializers.Serializer):
+    instructions = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
+    model = StrictCharField(required=False, help_text="A model name from GET /api/models/.")
+
+
 class MeApi(APIView):
     """The signed-in user (clients need the id for the WebSocket URL)."""
 
     @extend_schema(
-        responses=inline_serializer("Me", {"id": serializers.IntegerField(), "username": serializers.CharField()}),
-        examples=[OpenApiExample("Me", value={"id": 1, "username": "demo"})],
+        responses=MeSerializer,
+        examples=[OpenApiExample("Me", value={"id": 1, "username": "demo", "instructions": "", "model": "offline"})],
     )
     def get(self, request: Request) -> Response:
-        return Response({"id": request.user.pk, "username": request.user.get_username()})
+        return Response({"id": request.user.pk, "username": request.user.get_username(), **_preferences(request)})
+
+    @extend_schema(
+        request=MeUpdateSerializer,
+        responses=MeSerializer,
+        examples=[OpenApiExample("Instructions", request_only=True, value={"instructions": "Answer in French."})],
+    )
+    def patch(self, request: Request) -> Response:
+        """Set your custom instructions (sent to the agent with every request) and/or default model."""
+        data = MeUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        preferences_update(user=request.user, **data.validated_data)
+        return self.get(request)
+
+
+def _preferences(request: Request) -> dict[str, str]:
+    preferences = preferences_get(user_id=request.user.pk)
+    return {"instructions": preferences.instructions, "model": preferences.model or catalog.default_spec().name}

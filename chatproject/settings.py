@@ -12,6 +12,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from chatproject.catalog import parse_models
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Everything the embedded default writes (SQLite file, uploads, collected static) lives here.
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
@@ -164,6 +166,10 @@ AGENT_EAGER_IN_BACKGROUND = True
 # The model: "offline" (built in, no network) or a LiteLLM model string such as openai/gpt-4o-mini.
 AGENT_LM = os.environ.get("AGENT_LM", "").strip() or "offline"
 AGENT_API_BASE = os.environ.get("AGENT_API_BASE", "").strip()
+# The models users may choose per thread (see agent.catalog for the format); "offline" is always one.
+AGENT_MODELS, _ = parse_models(os.environ.get("AGENT_MODELS", ""), default_lm=AGENT_LM, default_api_base=AGENT_API_BASE)
+# Custom instructions (a user's, or a thread's own) are at most this long.
+AGENT_INSTRUCTIONS_MAX_CHARS = env_int("AGENT_INSTRUCTIONS_MAX_CHARS", 2000)
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "").strip()
 ANTHROPIC_API_KEY = os.environ.get("ANTHROPIC_API_KEY", "").strip()
 AGENT_TIMEOUT_SECONDS = env_int("AGENT_TIMEOUT_SECONDS", 60)

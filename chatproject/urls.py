@@ -20,17 +20,19 @@ api_urlpatterns = [
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("", include("threads.urls")),
     path("", include("messaging.urls")),
+    path("", include("agent.urls")),
 ]
 
 urlpatterns = [
     path("", threads_views.thread_list_page, name="home"),
     path("threads/new/", threads_views.thread_create_page, name="thread-create-page"),
     re_path(
-        r"^threads/(?P<thread_id>[^/]+)/(?P<action>rename|archive|unarchive|delete)/$",
+        r"^threads/(?P<thread_id>[^/]+)/(?P<action>rename|archive|unarchive|delete|model|instructions)/$",
         threads_views.thread_action_page,
         name="thread-action-page",
     ),
     path("t/<str:thread_id>/", messaging_views.chat_page, name="chat-page"),
+    path("settings/", threads_views.preferences_page, name="preferences-page"),
     # Every page that checks a password is throttled (chatproject.logins); these come first so
     # they shadow the same paths in the includes below.
     path("accounts/login/", views.login_throttled(auth_views.LoginView.as_view()), name="login"),

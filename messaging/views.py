@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from chatproject import catalog
 from chatproject.errors import NotFound
 from threads.selectors import thread_get
 
@@ -39,5 +40,13 @@ def chat_page(request: HttpRequest, thread_id: str) -> HttpResponse:
     return render(
         request,
         "messaging/chat.html",
-        {"thread": thread, "chat_messages": messages, "hidden": total - len(messages), "config": config},
+        {
+            "thread": thread,
+            "chat_messages": messages,
+            "hidden": total - len(messages),
+            "config": config,
+            "models": list(catalog.offered()),
+            "thread_model": thread.model or catalog.default_spec().name,
+            "max_instruction_chars": settings.AGENT_INSTRUCTIONS_MAX_CHARS,
+        },
     )

@@ -19,6 +19,10 @@ class ChatThread(models.Model):
     summary = models.TextField(blank=True, default="")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     metadata = models.JSONField(default=dict, blank=True)
+    # The model that answers in this thread (a name of agent.catalog.offered()); "" means AGENT_LM.
+    model = models.CharField(max_length=64, blank=True, default="")
+    # Custom instructions for this thread; "" means the owner's (ChatPreferences.instructions).
+    instructions = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     # Bumped by messaging.services when a message is added, so "recent threads" means recent activity.
     updated_at = models.DateTimeField(auto_now=True)
@@ -37,3 +41,17 @@ class ChatThread(models.Model):
 
     def __str__(self) -> str:
         return self.title or f"Thread {str(self.id)[:8]}"
+
+
+class ChatPreferences(models.Model):
+    """A user's chat settings: custom instructions the agent gets with every request, and the model
+    they chose last (new threads start with it)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="chat_preferences"
+    )
+    instructions = models.TextField(blank=True, default="")
+    model = models.CharField(max_length=64, blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"chat preferences of {self.user_id}"

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 
 from chatproject.errors import NotFound
 
-from .models import ChatThread
+from .models import ChatPreferences, ChatThread
 
 
 def parse_uuid(value: str | uuid.UUID) -> uuid.UUID | None:
@@ -43,3 +43,8 @@ def thread_get(*, user: AbstractBaseUser, thread_id: str | uuid.UUID) -> ChatThr
         return ChatThread.objects.exclude(status=ChatThread.Status.DELETED).get(pk=pk, owner=user)
     except ChatThread.DoesNotExist:
         raise NotFound("Thread not found.") from None
+
+
+def preferences_get(*, user_id: int) -> ChatPreferences:
+    """The user's chat preferences (unsaved defaults when they never set any)."""
+    return ChatPreferences.objects.filter(user_id=user_id).first() or ChatPreferences(user_id=user_id)

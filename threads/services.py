@@ -10,10 +10,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from chatproject import catalog
 from chatproject.errors import InvalidInput, TooLarge
 from chatproject.json_input import json_depth, json_nul_free, json_size
 
-from .models import ChatThread
+from .models import ChatPreferences, ChatThread
 from .signals import thread_deleted
 
 TITLE_MAX_CHARS = ChatThread._meta.get_field("title").max_length
@@ -59,9 +60,83 @@ def _clean_title(title: Any) -> str:
     return title
 
 
-def thread_create(*, owner: AbstractBaseUser, title: str = "", metadata: dict[str, Any] | None = None) -> ChatThread:
-    """Create an active thread owned by ``owner``."""
-    return ChatThread.objects.create(owner=owner, title=_clean_title(title), metadata=validate_metadata(metadata))
+class UnknownModel(InvalidInput):
+    """A model name that is not (or no longer) offered."""
+
+    code = "unknown_model"
+
+
+def clean_model(model: Any) -> str:
+    """A model name users may choose, or "" for the default (AGENT_LM); UnknownModel names the ones offered."""
+    if not isinstance(model, str):
+        raise InvalidInput.field("model", "Must be a string.")
+    if not model.strip():
+        return ""
+    offered = catalog.offered()
+    if model.strip() not in offered:
+        raise UnknownModel.field(
+            "model", f"Unknown model {model.strip()!r}: choose one of {', '.join(offered)} (GET /api/models/)."
+        )
+    return model.strip()
+
+
+def clean_instructions(instructions: Any, *, field: str = "instructions") -> str:
+    """Custom instructions: a string of at most AGENT_INSTRUCTIONS_MAX_CHARS, trimmed."""
+    if not isinstance(instructions, str):
+        raise InvalidInput.field(field, "Must be a string.")
+    instructions = instructions.strip()
+    if len(instructions) > (limit := settings.AGENT_INSTRUCTIONS_MAX_CHARS):
+        raise TooLarge.field(
+            field, f"Ensure this field has no more than {limit} characters ({len(instructions)} given)."
+        )
+    return instructions
+
+
+def preferences_update(*, user: AbstractBaseUser, instructions: str = _UNSET, model: str = _UNSET) -> ChatPreferences:
+    """Change a user's custom instructions and/or last chosen model (validated); creates the row."""
+    values: dict[str, str] = {}
+    if instructions is not _UNSET:
+        values["instructions"] = clean_instructions(instructions)
+    if model is not _UNSET:
+        values["model"] = clean_model(model)
+    preferences, created = ChatPreferences.objects.get_or_create(user=user, defaults=values)
+    if values and not created:
+        for name, value in values.items():
+            setattr(preferences, name, value)
+        preferences.save(update_fields=list(values))
+    return preferences
+
+
+def _model_for_new_thread(owner: AbstractBaseUser) -> str:
+    last = ChatPreferences.objects.filter(user=owner).values_list("model", flat=True).first()
+    # No choice ("") follows AGENT_LM, even when the operator changes it later.
+    return last if last and last in catalog.offered() else ""
+
+
+def thread_create(
+    *,
+    owner: AbstractBaseUser,
+    title: str = "",
+    metadata: dict[str, Any] | None = None,
+    model: str | None = None,
+    instructions: str = "",
+) -> ChatThread:
+    """Create an active thread owned by ``owner``.
+
+    Its model is ``model`` (which becomes the owner's last choice), else the owner's last choice
+    while it is offered, else the default (AGENT_LM).
+    """
+    fields: dict[str, Any] = {
+        "title": _clean_title(title),
+        "metadata": validate_metadata(metadata),
+        "instructions": clean_instructions(instructions),
+    }
+    if model is not None:
+        fields["model"] = clean_model(model)
+        preferences_update(user=owner, model=fields["model"])
+    else:
+        fields["model"] = _model_for_new_thread(owner)
+    return ChatThread.objects.create(owner=owner, **fields)
 
 
 def thread_update(
@@ -71,9 +146,21 @@ def thread_update(
     summary: str = _UNSET,
     status: str = _UNSET,
     metadata: dict[str, Any] = _UNSET,
+    model: str = _UNSET,
+    instructions: str = _UNSET,
+    chosen_by_owner: bool = True,
 ) -> ChatThread:
-    """Change the given fields only. Status moves between active and archived; deleting is thread_delete."""
+    """Change the given fields only. Status moves between active and archived; deleting is thread_delete.
+
+    A model the owner chooses (``chosen_by_owner``) also becomes their default for new threads.
+    """
     changed: list[str] = []
+    if model is not _UNSET:
+        thread.model = clean_model(model)
+        changed.append("model")
+    if instructions is not _UNSET:
+        thread.instructions = clean_instructions(instructions)
+        changed.append("instructions")
     if title is not _UNSET:
         thread.title = _clean_title(title)
         changed.append("title")
@@ -96,6 +183,9 @@ def thread_update(
         changed.append("metadata")
     if changed:
         thread.save(update_fields=[*changed, "updated_at"])
+    if model is not _UNSET and chosen_by_owner:
+        # Only once every field was accepted: a refused update changes nothing.
+        preferences_update(user=thread.owner, model=thread.model)
     return thread
 
 

@@ -80,3 +80,45 @@ class FakeOpenAI(LocalServer):
                 body=sse(body["model"], text, self.piece, self.pause), headers={"Content-Type": "text/event-stream"}
             )
         return Reply.json(completion(body["model"], text))
+
+
+class OfflineBackedOpenAI(LocalServer):
+    """An OpenAI-compatible server whose "model" is the offline model's ``respond``: the whole
+    evaluation set runs through dspy.LM, LiteLLM and HTTP with answers that follow the prompt.
+
+    Reports usage (words as tokens) so the runner's token counts are exercised.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(self.reply)
+
+    @property
+    def api_base(self) -> str:
+        return self.url + "/v1"
+
+    def reply(self, request: Request) -> Reply:
+        from agent.offline import respond
+
+        if request.path != "/v1/chat/completions":
+            return Reply.json({"error": {"message": "not found"}}, status=404)
+        body = request.json()
+        messages = body["messages"]
+        system = messages[0]["content"] if messages[0]["role"] == "system" else ""
+        user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        text = respond(system, user)
+        usage = {
+            "prompt_tokens": len(system.split()) + len(user.split()),
+            "completion_tokens": len(text.split()),
+        }
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        if body.get("stream"):
+            return Reply(body=self._events(body["model"], text, usage), headers={"Content-Type": "text/event-stream"})
+        return Reply.json({**completion(body["model"], text), "usage": usage})
+
+    @staticmethod
+    def _events(model: str, text: str, usage: dict[str, int]) -> Iterator[bytes]:
+        for event in sse(model, text, 40, 0.0):
+            if event.startswith(b"data: [DONE]"):
+                final = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": model}
+                yield f"data: {json.dumps({**final, 'choices': [], 'usage': usage})}\n\n".encode()
+            yield event

@@ -40,9 +40,9 @@ def describe(result: RunResult) -> str:
     stderr = result.stderr.strip()
     if "MemoryError" in stderr:
         parts.append(f"It ran out of memory (the limit is {settings.CODE_MEMORY_BYTES // (1024 * 1024)} MB).")
-    if "Network is unreachable" in stderr or "Connection refused" in stderr:
+    if any(sign in stderr for sign in ("Network is unreachable", "Connection refused", "name resolution")):
         parts.append("The sandbox has no network.")
-    if "blocked in the sandbox" in stderr:
+    if "blocked in the sandbox" in stderr or "Read-only file system" in stderr:
         parts.append("It tried something the sandbox refuses (network, processes, or files outside its folder).")
     if result.stdout.strip():
         parts.append(f"Output:\n{result.stdout.rstrip()}")

@@ -9,7 +9,7 @@ from agent import text as textlib
 from . import ToolContext, register
 
 MAX_TEXT_CHARS = 200_000
-OPERATIONS = ("stats", "keywords", "summary", "upper", "lower", "title", "replace")
+OPERATIONS = ("stats", "count", "keywords", "summary", "upper", "lower", "title", "replace")
 
 
 def process(operation: str, text: str, find: str = "", replace: str = "") -> str:
@@ -18,6 +18,9 @@ def process(operation: str, text: str, find: str = "", replace: str = "") -> str
         return "Text processor error: there is no text to work on."
     if len(text) > MAX_TEXT_CHARS:
         return f"Text processor error: texts are limited to {MAX_TEXT_CHARS} characters."
+    if operation in ("count", "occurrences") and find:
+        times = text.lower().count(find.lower())
+        return f"{find!r} appears {textlib.counted(times, 'time')} in {text!r}."
     if operation in ("stats", "count", "counts"):
         stats = textlib.stats(text)
         counted = textlib.counted
@@ -48,7 +51,8 @@ def process(operation: str, text: str, find: str = "", replace: str = "") -> str
 def make_text_processor(context: ToolContext):
     def text_processor(operation: str, text: str, find: str = "", replace: str = "") -> str:
         """Work on a text. operation is one of: stats (words, characters, sentences, reading time),
-        keywords, summary, upper, lower, title, replace (with find and replace)."""
+        keywords, summary, upper, lower, title, replace (with find and replace), count (how many times
+        find occurs, ignoring case)."""
         return process(operation, text, find, replace)
 
     return text_processor

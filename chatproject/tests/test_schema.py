@@ -11,6 +11,7 @@ def test_schema_lists_every_endpoint_with_examples(client):
     assert {
         "/api/auth/token/",
         "/api/me/",
+        "/api/models/",
         "/api/threads/",
         "/api/threads/{thread_id}/",
         "/api/threads/{thread_id}/messages/",

@@ -378,3 +378,12 @@
   window.addEventListener("online", function () { if (!socket) connect(); });
   connect();
 })();
+
+// Choosing a model switches at once (the form still works without JavaScript, with its button).
+(() => {
+  const form = document.getElementById("model-form");
+  const select = document.getElementById("model-select");
+  if (!form || !select) return;
+  form.classList.add("js");
+  select.addEventListener("change", () => form.requestSubmit());
+})();
