@@ -12,10 +12,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from threads.selectors import preferences_get
+from threads.serializers import InstructionsField, ModelNameField
 from threads.services import preferences_update
 
 from . import catalog
-from .json_input import StrictCharField
 from .logins import client_address, login_attempt_check
 
 
@@ -69,8 +69,8 @@ class MeSerializer(serializers.Serializer):
 
 
 class MeUpdateSerializer(serializers.Serializer):
-    instructions = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
-    model = StrictCharField(required=False, help_text="A model name from GET /api/models/.")
+    instructions = InstructionsField(help_text="Sent to the agent with every request of yours.")
+    model = ModelNameField()
 
 
 class MeApi(APIView):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, parsers, serializers
 
@@ -115,6 +116,12 @@ class JSONField(serializers.JSONField):
         return value
 
 
+# No database column takes a NUL (PostgreSQL refuses it; DRF's CharField refuses it too), so the
+# schema of every string users send says so: clients and the contract test know it up front.
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+NOT_BLANK_NO_NUL_PATTERN = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+
+
 class StrictCharField(serializers.CharField):
     """A CharField that takes only JSON strings: DRF's own turns ``0`` or ``true`` into text,
     which the published schema (``type: string``) says is invalid."""
@@ -123,3 +130,12 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class StrictCharFieldSchema(OpenApiSerializerFieldExtension):
+    target_class = StrictCharField
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        schema.setdefault("pattern", NO_NUL_PATTERN)
+        return schema

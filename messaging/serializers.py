@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 
-from chatproject.json_input import JSONField, StrictCharField
+from chatproject.json_input import NOT_BLANK_NO_NUL_PATTERN, JSONField, StrictCharField
 
 from .models import ChatAttachment, ChatMessage
 
@@ -42,7 +42,9 @@ class MessageSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-@extend_schema_field({"type": "string", "minLength": 1, "pattern": r"\S", "description": "Not blank."})
+@extend_schema_field(
+    {"type": "string", "minLength": 1, "pattern": NOT_BLANK_NO_NUL_PATTERN, "description": "Not blank."}
+)
 class MessageContentField(StrictCharField):
     """The blank and length rules live in the service (shared with the WebSocket path); the
     schema still states "not blank", so a client (or a contract test) knows "   " is refused."""
