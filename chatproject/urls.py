@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from messaging import views as messaging_views
 from threads import views as threads_views
+from webhooks import views as webhooks_views
 
 from . import api, health, views
 
@@ -20,6 +21,7 @@ api_urlpatterns = [
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("", include("threads.urls")),
     path("", include("messaging.urls")),
+    path("", include("webhooks.urls")),
 ]
 
 urlpatterns = [
@@ -31,6 +33,7 @@ urlpatterns = [
         name="thread-action-page",
     ),
     path("t/<str:thread_id>/", messaging_views.chat_page, name="chat-page"),
+    path("webhooks/", webhooks_views.webhooks_page, name="webhooks-page"),
     # Every page that checks a password is throttled (chatproject.logins); these come first so
     # they shadow the same paths in the includes below.
     path("accounts/login/", views.login_throttled(auth_views.LoginView.as_view()), name="login"),

@@ -14,7 +14,7 @@ from chatproject.errors import InvalidInput, TooLarge
 from chatproject.json_input import json_depth, json_size
 
 from .models import ChatThread
-from .signals import thread_deleted
+from .signals import thread_changed, thread_deleted
 
 TITLE_MAX_CHARS = ChatThread._meta.get_field("title").max_length
 _UNSET: Any = object()
@@ -56,11 +56,15 @@ def _clean_title(title: Any) -> str:
     return title
 
 
+@transaction.atomic
 def thread_create(*, owner: AbstractBaseUser, title: str = "", metadata: dict[str, Any] | None = None) -> ChatThread:
-    """Create an active thread owned by ``owner``."""
-    return ChatThread.objects.create(owner=owner, title=_clean_title(title), metadata=validate_metadata(metadata))
+    """Create an active thread owned by ``owner``; sends ``thread_changed`` (created) in its transaction."""
+    thread = ChatThread.objects.create(owner=owner, title=_clean_title(title), metadata=validate_metadata(metadata))
+    thread_changed.send(sender=ChatThread, thread=thread, change="created")
+    return thread
 
 
+@transaction.atomic
 def thread_update(
     *,
     thread: ChatThread,
@@ -69,7 +73,10 @@ def thread_update(
     status: str = _UNSET,
     metadata: dict[str, Any] = _UNSET,
 ) -> ChatThread:
-    """Change the given fields only. Status moves between active and archived; deleting is thread_delete."""
+    """Change the given fields only. Status moves between active and archived; deleting is thread_delete.
+
+    Sends ``thread_changed`` (updated) in its transaction when a field changed.
+    """
     changed: list[str] = []
     if title is not _UNSET:
         thread.title = _clean_title(title)
@@ -93,16 +100,20 @@ def thread_update(
         changed.append("metadata")
     if changed:
         thread.save(update_fields=[*changed, "updated_at"])
+        thread_changed.send(sender=ChatThread, thread=thread, change="updated")
     return thread
 
 
+@transaction.atomic
 def thread_delete(*, thread: ChatThread) -> None:
     """Mark the thread deleted: it disappears for its owner; its rows stay until an admin purges them.
 
-    Sends ``threads.signals.thread_deleted`` after commit (its open WebSockets are closed).
+    Sends ``thread_changed`` (deleted) in its transaction and ``threads.signals.thread_deleted``
+    after commit (its open WebSockets are closed).
     """
     thread.status = ChatThread.Status.DELETED
     thread.save(update_fields=["status", "updated_at"])
+    thread_changed.send(sender=ChatThread, thread=thread, change="deleted")
     transaction.on_commit(lambda: thread_deleted.send(sender=ChatThread, thread_id=thread.pk))
 
 
