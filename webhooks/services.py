@@ -21,7 +21,6 @@ from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
@@ -164,10 +163,17 @@ def _event_body(type: str, data: dict[str, Any]) -> str:
     return json.dumps(body, cls=DjangoJSONEncoder, separators=(",", ":"))
 
 
+def tasks_run_here() -> bool:
+    """True with no broker (the embedded default, unit tests): Celery would run a task inline."""
+    from chatproject.celery import app
+
+    return bool(app.conf.task_always_eager)
+
+
 def _queue_after_commit(delivery_ids: list[uuid.UUID]) -> None:
     """After commit, hand each delivery to a worker. With no broker (the embedded default) the
     periodic thread sends them, so no request waits for someone else's endpoint."""
-    if settings.CELERY_TASK_ALWAYS_EAGER or not delivery_ids:
+    if tasks_run_here() or not delivery_ids:
         return
 
     def queue() -> None:
@@ -193,7 +199,7 @@ def _first_attempt_at() -> Any:
     """Due now where the periodic job sends everything; else leased to the task queued after
     commit, and taken by the periodic job only if that task has not run by then."""
     now = timezone.now()
-    return now if settings.CELERY_TASK_ALWAYS_EAGER else now + timedelta(seconds=conf.lease_seconds())
+    return now if tasks_run_here() else now + timedelta(seconds=conf.lease_seconds())
 
 
 def _deliveries_create(event: WebhookEvent, webhooks: Iterable[Webhook]) -> list[WebhookDelivery]:

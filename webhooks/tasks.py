@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.conf import settings
 
 from chatproject.errors import OUTAGE_ERRORS
 
-from .services import deliveries_queue_due, deliveries_run_due, delivery_attempt
+from .services import deliveries_queue_due, deliveries_run_due, delivery_attempt, tasks_run_here
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +24,7 @@ def deliver_due() -> int:
     """Send what is due (periodic: first attempts never queued, retries). With no broker (the
     server's own thread) the attempts run here; else they go to the workers."""
     try:
-        if settings.CELERY_TASK_ALWAYS_EAGER:
+        if tasks_run_here():
             return deliveries_run_due()
         return deliveries_queue_due()
     except OUTAGE_ERRORS as exc:
