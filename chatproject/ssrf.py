@@ -83,8 +83,8 @@ def address_refusal(address: Address) -> str | None:
         ("multicast", address.is_multicast),
         ("shared (CGNAT)", isinstance(address, ipaddress.IPv4Address) and address in _CGNAT),
         ("unique-local", isinstance(address, ipaddress.IPv6Address) and address in ipaddress.ip_network("fc00::/7")),
-        ("private", address.is_private),
-        ("reserved", address.is_reserved or not address.is_global),
+        ("reserved", address.is_reserved),
+        ("private", address.is_private or not address.is_global),
     )
     return next((name for name, hit in checks if hit), None)
 

@@ -41,11 +41,15 @@ class Receiver(LocalServer):
 
     def handle(self, request: Request) -> Reply:
         try:
-            self.verified.append({"body": StandardWebhook(self.secret).verify(request.body, request.headers), **request.headers})
+            self.verified.append(
+                {"body": StandardWebhook(self.secret).verify(request.body, request.headers), **request.headers}
+            )
         except WebhookVerificationError as exc:
             self.rejected.append(str(exc))
         status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
-        return Reply(status=status, body=b'{"ok": true}', headers={"Content-Type": "application/json", **self.reply_headers})
+        return Reply(
+            status=status, body=b'{"ok": true}', headers={"Content-Type": "application/json", **self.reply_headers}
+        )
 
 
 def hook_for(receiver: Receiver, owner, events=("*",)) -> Webhook:
