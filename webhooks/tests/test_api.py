@@ -7,7 +7,7 @@ import hmac
 import json
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from standardwebhooks.webhooks import Webhook as StandardWebhook
@@ -142,7 +142,7 @@ def incoming(api, thread, kind="generic"):
 def signed_post(anon_api, endpoint, payload, *, msg_id=None, secret=None, at=None):
     body = json.dumps(payload)
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-    at = at or datetime.now(tz=timezone.utc)
+    at = at or datetime.now(tz=UTC)
     signature = StandardWebhook(secret or endpoint["secret"]).sign(msg_id, at, body)
     return anon_api.generic(
         "POST",
@@ -198,12 +198,8 @@ def test_bad_missing_or_stale_signatures_and_unknown_ids_store_nothing(api, anon
     other_secret = "whsec_" + "A" * 43 + "="
     cases = [
         signed_post(anon_api, endpoint, {"content": "x"}, secret=other_secret),
-        signed_post(
-            anon_api, endpoint, {"content": "x"}, at=datetime.fromtimestamp(time.time() - 301, tz=timezone.utc)
-        ),
-        signed_post(
-            anon_api, endpoint, {"content": "x"}, at=datetime.fromtimestamp(time.time() + 301, tz=timezone.utc)
-        ),
+        signed_post(anon_api, endpoint, {"content": "x"}, at=datetime.fromtimestamp(time.time() - 301, tz=UTC)),
+        signed_post(anon_api, endpoint, {"content": "x"}, at=datetime.fromtimestamp(time.time() + 301, tz=UTC)),
         anon_api.post(endpoint["url"], {"content": "x"}, format="json"),
     ]
     for response in cases:

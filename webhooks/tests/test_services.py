@@ -230,9 +230,14 @@ def test_only_subscribed_events_are_recorded_and_a_rolled_back_change_records_no
         hook_for(receiver, owner, events=["thread.deleted"])
         thread = make_thread(owner=owner)
         assert WebhookEvent.objects.count() == 0
-        with pytest.raises(RuntimeError), transaction.atomic():
-            thread_delete(thread=thread)
-            raise RuntimeError("the change fails after the signal")
+
+        def delete_then_fail() -> None:
+            with transaction.atomic():
+                thread_delete(thread=thread)
+                raise RuntimeError("the change fails after the signal")
+
+        with pytest.raises(RuntimeError):
+            delete_then_fail()
         assert WebhookEvent.objects.count() == 0
 
 
