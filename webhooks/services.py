@@ -17,7 +17,7 @@ import random
 import time
 import uuid
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -195,7 +195,7 @@ def _queue_after_commit(delivery_ids: list[uuid.UUID]) -> None:
     transaction.on_commit(queue)
 
 
-def _first_attempt_at() -> Any:
+def _first_attempt_at() -> datetime:
     """Due now where the periodic job sends everything; else leased to the task queued after
     commit, and taken by the periodic job only if that task has not run by then."""
     now = timezone.now()
@@ -259,7 +259,8 @@ def _retry_after_seconds(value: str | None) -> float:
     if value.isdigit():
         return float(value)
     try:
-        return max(0.0, (parsedate_to_datetime(value) - timezone.now()).total_seconds())
+        seconds: float = (parsedate_to_datetime(value) - timezone.now()).total_seconds()
+        return max(0.0, seconds)
     except (TypeError, ValueError):
         return 0
 
@@ -268,8 +269,7 @@ def _next_delay(attempts_made: int, retry_after: float) -> float | None:
     """Seconds until the next attempt, or None when the schedule is spent."""
     if attempts_made >= len(conf.RETRY_DELAYS_SECONDS):
         return None
-    delay = conf.RETRY_DELAYS_SECONDS[attempts_made]
-    delay *= 1 + random.uniform(-conf.JITTER, conf.JITTER)
+    delay = conf.RETRY_DELAYS_SECONDS[attempts_made] * (1 + random.uniform(-conf.JITTER, conf.JITTER))
     return max(delay, min(retry_after, conf.RETRY_AFTER_MAX_SECONDS))
 
 

@@ -28,10 +28,13 @@ def receive(*, secret: str, headers: dict[str, str], body: bytes, now: float) ->
         raise InvalidInput.field("body", "Must be a JSON object.") from None
     if not isinstance(payload, dict):
         raise InvalidInput.field("body", "Must be a JSON object.")
+    content = payload.get("content")
+    if not isinstance(content, str):
+        raise InvalidInput.field("content", "Must be a string.")
     reply = payload.get("reply", True)
     if not isinstance(reply, bool):
         raise InvalidInput.field("reply", "Must be true or false.")
     metadata = payload.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise InvalidInput.field("metadata", "Must be a JSON object.")
-    return Incoming(content=payload.get("content"), delivery_id=headers["webhook-id"], reply=reply, metadata=metadata)
+    return Incoming(content=content, delivery_id=headers["webhook-id"], reply=reply, metadata=metadata)
