@@ -19,7 +19,7 @@ class Webhook(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhooks")
-    url = models.URLField(max_length=2000)
+    url = models.CharField(max_length=2000, help_text="Checked by webhooks.services (https, public addresses).")
     events = models.JSONField(default=list)
     description = models.CharField(max_length=200, blank=True)
     active = models.BooleanField(default=True)

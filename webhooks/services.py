@@ -326,8 +326,10 @@ def _post(webhook: Webhook, event: WebhookEvent) -> tuple[ssrf.Response | None, 
 def delivery_attempt(*, delivery_id: Any) -> WebhookDelivery | None:
     """Make one attempt at a pending delivery and record it; None when it is not pending.
 
-    2xx succeeds. 410 Gone fails it and disables the endpoint at once. Anything else (another
-    status, a redirect, a timeout, a refused or unsafe address) is retried on RETRY_DELAYS_SECONDS
+    A disabled endpoint's deliveries fail without a request, except ``webhook.test`` (how an
+    owner checks a fixed endpoint before enabling it). 2xx succeeds. 410 Gone fails it and
+    disables the endpoint at once. Anything else (another status, a redirect, a timeout, a
+    refused or unsafe address) is retried on RETRY_DELAYS_SECONDS
     (never sooner than a Retry-After asks); when the schedule is spent the delivery fails. An
     endpoint failing every attempt for DISABLE_AFTER_FAILING_DAYS, or every attempt of
     DISABLE_AFTER_FAILED_EVENTS events in a row, is disabled.
@@ -340,7 +342,7 @@ def delivery_attempt(*, delivery_id: Any) -> WebhookDelivery | None:
     if delivery is None:
         return None
     webhook = delivery.webhook
-    if not webhook.active:
+    if not webhook.active and delivery.event.type != TEST_EVENT:
         delivery.status = WebhookDelivery.Status.FAILED
         delivery.next_attempt_at = None
         delivery.error = "The endpoint is disabled."

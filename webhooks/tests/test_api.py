@@ -324,3 +324,26 @@ def test_an_incoming_message_is_itself_an_outgoing_event(api, anon_api, user, se
         deliveries_run_due()
     (request,) = server.requests
     assert request.json()["data"]["message"]["content"] == "from CI"
+
+
+@pytest.mark.django_db
+def test_lists_cost_a_fixed_number_of_queries(api, user, django_assert_max_num_queries):
+    for _ in range(3):
+        create(api)
+        incoming(api, make_thread(owner=user))
+    with django_assert_max_num_queries(3):  # token, count, page
+        assert len(api.get("/api/webhooks/").json()["results"]) == 3
+    with django_assert_max_num_queries(3):
+        assert len(api.get("/api/webhooks/incoming/").json()["results"]) == 3
+
+
+@pytest.mark.django_db
+def test_admin_shows_deliveries_read_only_and_no_secrets(api, admin_client):
+    webhook = create(api).json()
+    api.post(f"/api/webhooks/{webhook['id']}/test/")
+    delivery = WebhookDelivery.objects.get()
+    listing = admin_client.get("/admin/webhooks/webhookdelivery/")
+    assert listing.status_code == 200 and delivery.event_id in listing.content.decode()
+    assert admin_client.get("/admin/webhooks/webhookdelivery/add/").status_code == 403
+    page = admin_client.get(f"/admin/webhooks/webhook/{webhook['id']}/change/").content.decode()
+    assert webhook["secret"] not in page and webhook["url"] in page

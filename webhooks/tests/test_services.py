@@ -293,3 +293,21 @@ def test_create_refuses_unknown_events_and_unsafe_urls(settings):
     assert "private" in error.value.errors["url"][0]
     webhook = services.webhook_create(owner=owner, url="https://93.184.215.14/hook", events=["*"])
     assert webhook.secret.startswith("whsec_") and len(json.dumps(webhook.secret)) > 40
+
+
+@pytest.mark.django_db
+def test_a_disabled_endpoint_gets_only_test_events():
+    owner = make_user()
+    with Receiver() as receiver:
+        webhook = hook_for(receiver, owner, events=["thread.updated"])
+        thread = make_thread(owner=owner)
+        thread_update(thread=thread, title="one")
+        services.webhook_update(webhook=webhook, active=False)
+        services.webhook_send_test(webhook=webhook)
+        services.deliveries_run_due()
+    by_type = {d.event.type: d for d in WebhookDelivery.objects.select_related("event")}
+    assert (
+        by_type["thread.updated"].status == "failed" and by_type["thread.updated"].error == "The endpoint is disabled."
+    )
+    assert by_type["webhook.test"].status == "succeeded"
+    assert [got["body"]["type"] for got in receiver.verified] == ["webhook.test"]
