@@ -25,6 +25,7 @@ BENCHMARKS = {
     "sandbox": "bench/sandbox_runs.py",
     "markdown": "bench/markdown_render.py",
     "faults": "bench/faults.py",
+    "webhooks": "bench/webhooks_delivery.py",
 }
 
 
