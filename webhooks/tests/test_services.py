@@ -311,3 +311,18 @@ def test_a_disabled_endpoint_gets_only_test_events():
     )
     assert by_type["webhook.test"].status == "succeeded"
     assert [got["body"]["type"] for got in receiver.verified] == ["webhook.test"]
+
+
+@pytest.mark.django_db
+def test_export_completed_is_sent_when_the_exports_app_signals_it():
+    from webhooks.receivers import on_export_completed
+
+    owner = make_user()
+    with Receiver() as receiver:
+        hook_for(receiver, owner, events=["export.completed"])
+        on_export_completed(sender=None, user=owner, export={"id": "e1", "format": "json"})
+        services.deliveries_run_due()
+    (got,) = receiver.verified
+    assert got["body"]["type"] == "export.completed" and got["body"]["data"] == {
+        "export": {"id": "e1", "format": "json"}
+    }
