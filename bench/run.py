@@ -27,6 +27,7 @@ BENCHMARKS = {
     "markdown": "bench/markdown_render.py",
     "faults": "bench/faults.py",
     "agent-eval": "bench/agent_eval.py",
+    "webhooks": "bench/webhooks_delivery.py",
 }
 
 

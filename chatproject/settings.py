@@ -151,7 +151,12 @@ STREAM_STALE_SECONDS = env_int("STREAM_STALE_SECONDS", 10)
 # Celery beat sends them on the production stack; with no broker a thread of the server runs them.
 SWEEP_INTERVAL_SECONDS = env_int("SWEEP_INTERVAL_SECONDS", 2)
 REPLY_GIVE_UP_SECONDS = env_int("REPLY_GIVE_UP_SECONDS", 6 * 3600)
-PERIODIC_TASKS = ["messaging.sweep_streams", "agent.sweep_unanswered"]
+PERIODIC_TASKS = ["messaging.sweep_streams", "agent.sweep_unanswered", "webhooks.deliver_due"]
+
+# --- Webhooks (see webhooks/conf.py) ------------------------------------------------------------
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+# Lets webhook URLs reach loopback and private addresses: development and tests only, never production.
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", default=False)
 
 # --- Agent ------------------------------------------------------------------------------------
 # What produces a reply: a function from a user message to ReplyEvents (see agent.services).

@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from messaging import views as messaging_views
 from threads import views as threads_views
+from webhooks import views as webhooks_views
 
 from . import api, health, views
 
@@ -21,6 +22,7 @@ api_urlpatterns = [
     path("", include("threads.urls")),
     path("", include("messaging.urls")),
     path("", include("agent.urls")),
+    path("", include("webhooks.urls")),
 ]
 
 urlpatterns = [
@@ -33,6 +35,7 @@ urlpatterns = [
     ),
     path("t/<str:thread_id>/", messaging_views.chat_page, name="chat-page"),
     path("settings/", threads_views.preferences_page, name="preferences-page"),
+    path("webhooks/", webhooks_views.webhooks_page, name="webhooks-page"),
     # Every page that checks a password is throttled (chatproject.logins); these come first so
     # they shadow the same paths in the includes below.
     path("accounts/login/", views.login_throttled(auth_views.LoginView.as_view()), name="login"),

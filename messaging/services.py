@@ -37,7 +37,7 @@ from .models import ChatAttachment, ChatMessage, ReplyStream
 from .realtime import thread_broadcast
 from .selectors import attachment_bytes_total, reply_in_progress_count
 from .serializers import message_payload
-from .signals import user_message_posted
+from .signals import reply_finished, user_message_created, user_message_posted
 
 CLIENT_ID_MAX_CHARS = ChatMessage._meta.get_field("client_id").max_length
 
@@ -156,7 +156,8 @@ def message_create(
 
 
 def _announce_user_message(message: ChatMessage) -> None:
-    """After commit: show the message to everyone in the thread, then let the agent reply.
+    """After commit: show the message to everyone in the thread, then let the agent reply (unless
+    it was stored with ``reply=False``). Sends ``user_message_created`` now, in the transaction.
 
     The message is stored whatever happens here: a failure to announce it (Redis or the broker
     down) is logged, not reported to the sender, and its reply is queued again from the outbox.
@@ -164,9 +165,11 @@ def _announce_user_message(message: ChatMessage) -> None:
 
     def announce() -> None:
         thread_broadcast(message.thread_id, {"type": "chat.event", "event": {"type": "message", "message": payload}})
-        user_message_posted.send(sender=ChatMessage, message_id=message.pk, thread_id=message.thread_id)
+        if message.awaiting_reply:
+            user_message_posted.send(sender=ChatMessage, message_id=message.pk, thread_id=message.thread_id)
 
     payload = message_payload(message)
+    user_message_created.send(sender=ChatMessage, message=message)
     transaction.on_commit(announce, robust=True)
 
 
@@ -217,8 +220,9 @@ def message_send(
     metadata: dict[str, Any] | None = None,
     parent_id: Any = None,
     client_id: str | None = None,
+    reply: bool = True,
 ) -> tuple[ChatMessage, bool]:
-    """Store a user's text message; returns ``(message, created)``.
+    """Store a user's text message; returns ``(message, created)``. ``reply=False``: no agent reply.
 
     The same ``client_id`` in a thread returns the stored message with ``created`` False and
     announces nothing. A new message is broadcast to the thread after commit and sends
@@ -235,7 +239,7 @@ def message_send(
             metadata=metadata,
             parent_id=parent_id,
             client_id=client_id,
-            awaiting_reply=True,
+            awaiting_reply=reply,
         )
 
     return _send_once(
@@ -479,7 +483,8 @@ def stream_finish(
     """End the stream and persist the AI message; None when the stream had already ended.
 
     ``content`` defaults to the deltas joined in order. Clients get ``stream_end`` with the
-    message after commit (and an ``agent_error`` event when the status is ``error``).
+    message after commit (and an ``agent_error`` event when the status is ``error``); sends
+    ``reply_finished`` in the transaction.
     """
     if status not in (ReplyStream.Status.COMPLETE, ReplyStream.Status.ERROR, ReplyStream.Status.INTERRUPTED):
         raise InvalidInput.field("status", f'"{status}" does not end a stream.')
@@ -501,6 +506,7 @@ def stream_finish(
         )
         ReplyStream.objects.filter(pk=stream.pk).update(message=message)
         stream.message = message
+        reply_finished.send(sender=ReplyStream, message=message, status=status)
         payload = message_payload(message)
         chunk_count = len(stream.chunks)
 

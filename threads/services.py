@@ -15,7 +15,7 @@ from chatproject.errors import InvalidInput, TooLarge
 from chatproject.json_input import json_depth, json_nul_free, json_size
 
 from .models import ChatPreferences, ChatThread
-from .signals import thread_deleted
+from .signals import thread_changed, thread_deleted
 
 TITLE_MAX_CHARS = ChatThread._meta.get_field("title").max_length
 _UNSET: Any = object()
@@ -113,6 +113,7 @@ def _model_for_new_thread(owner: AbstractBaseUser) -> str:
     return last if last and last in catalog.offered() else ""
 
 
+@transaction.atomic
 def thread_create(
     *,
     owner: AbstractBaseUser,
@@ -121,7 +122,7 @@ def thread_create(
     model: str | None = None,
     instructions: str = "",
 ) -> ChatThread:
-    """Create an active thread owned by ``owner``.
+    """Create an active thread owned by ``owner``; sends ``thread_changed`` (created) in its transaction.
 
     Its model is ``model`` (which becomes the owner's last choice), else the owner's last choice
     while it is offered, else the default (AGENT_LM).
@@ -136,9 +137,12 @@ def thread_create(
         preferences_update(user=owner, model=fields["model"])
     else:
         fields["model"] = _model_for_new_thread(owner)
-    return ChatThread.objects.create(owner=owner, **fields)
+    thread = ChatThread.objects.create(owner=owner, **fields)
+    thread_changed.send(sender=ChatThread, thread=thread, change="created")
+    return thread
 
 
+@transaction.atomic
 def thread_update(
     *,
     thread: ChatThread,
@@ -153,6 +157,7 @@ def thread_update(
     """Change the given fields only. Status moves between active and archived; deleting is thread_delete.
 
     A model the owner chooses (``chosen_by_owner``) also becomes their default for new threads.
+    Sends ``thread_changed`` (updated) in its transaction when a field changed.
     """
     changed: list[str] = []
     if model is not _UNSET:
@@ -183,19 +188,23 @@ def thread_update(
         changed.append("metadata")
     if changed:
         thread.save(update_fields=[*changed, "updated_at"])
+        thread_changed.send(sender=ChatThread, thread=thread, change="updated")
     if model is not _UNSET and chosen_by_owner:
         # Only once every field was accepted: a refused update changes nothing.
         preferences_update(user=thread.owner, model=thread.model)
     return thread
 
 
+@transaction.atomic
 def thread_delete(*, thread: ChatThread) -> None:
     """Mark the thread deleted: it disappears for its owner; its rows stay until an admin purges them.
 
-    Sends ``threads.signals.thread_deleted`` after commit (its open WebSockets are closed).
+    Sends ``thread_changed`` (deleted) in its transaction and ``threads.signals.thread_deleted``
+    after commit (its open WebSockets are closed).
     """
     thread.status = ChatThread.Status.DELETED
     thread.save(update_fields=["status", "updated_at"])
+    thread_changed.send(sender=ChatThread, thread=thread, change="deleted")
     transaction.on_commit(lambda: thread_deleted.send(sender=ChatThread, thread_id=thread.pk))
 
 

@@ -1,0 +1,69 @@
+"""The webhooks page in a real browser against a real server (and, with REDIS_URL, a real Celery
+worker and beat): add an endpoint, see its secret once, send a test, watch it delivered to a
+local receiver that verifies it with ``standardwebhooks``. Screenshot in ``test-artifacts/``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from chatproject.testing import ROOT, Stack
+from webhooks.tests.test_services import Receiver
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    env = {"WEBHOOKS_ALLOW_PRIVATE": "1", "SWEEP_INTERVAL_SECONDS": "1"}
+    with Stack(tmp_path_factory.mktemp("webhooks-browser"), env=env, worker_concurrency=2) as stack:
+        yield stack
+
+
+def test_add_an_endpoint_send_a_test_and_see_it_delivered(stack):
+    from playwright.sync_api import expect, sync_playwright
+
+    person = stack.create_users(1)[0]
+    ARTIFACTS.mkdir(exist_ok=True)
+    with Receiver() as receiver, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+            page.goto(stack.http_url(0, "/"))
+            page.fill("#id_username", person["username"])
+            page.fill("#id_password", person["password"])
+            page.click("button[type=submit]")
+            page.click("text=Webhooks")
+            expect(page.get_by_role("heading", name="Webhooks", exact=True)).to_be_visible()
+
+            page.fill("#wh-url", receiver.url + "/hook")
+            page.fill("#wh-description", "Local receiver")
+            page.click("text=Add endpoint")
+            secret = page.locator("#wh-secret-value")
+            expect(secret).to_have_text(re.compile(r"^whsec_"))
+            receiver.secret = secret.inner_text()
+
+            row = page.locator(".wh-row").first
+            expect(row).to_contain_text(receiver.url + "/hook")
+            row.get_by_role("button", name="Send test").click()
+            # Delivered by the server's sweeping thread (embedded) or a Celery worker (Redis).
+            for _ in range(40):
+                row.get_by_role("button", name="Deliveries").click()
+                if "succeeded" in row.locator(".deliveries").inner_text():
+                    break
+                page.wait_for_timeout(500)
+            expect(row.locator(".deliveries")).to_contain_text("webhook.test")
+            expect(row.locator(".deliveries")).to_contain_text("succeeded")
+            page.screenshot(path=str(ARTIFACTS / "webhooks-page.png"), full_page=True)
+
+            row.get_by_role("button", name="Disable").click()
+            expect(page.locator(".wh-row").first).to_contain_text("(disabled)")
+        finally:
+            browser.close()
+    assert receiver.rejected == []
+    assert [got["body"]["type"] for got in receiver.verified] == ["webhook.test"]
