@@ -6,11 +6,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chatproject.errors import InvalidInput
 from threads.selectors import thread_get
 
-from .selectors import attachment_get, message_list
+from .selectors import attachment_get, message_get, message_list, message_path
 from .serializers import MessageCreateSerializer, MessageSerializer
-from .services import message_send
+from .services import ACTIVE_LEAF, message_send
 
 MESSAGE_EXAMPLE = OpenApiExample(
     "A user message",
@@ -24,6 +25,9 @@ MESSAGE_EXAMPLE = OpenApiExample(
         "content": "What is 15% of 240?",
         "metadata": {},
         "parent": None,
+        "children_count": 1,
+        "sibling_ids": ["8c0e7a52-51f4-4c8e-b7a4-0d3f2a9e6b21"],
+        "client_id": None,
         "created_at": "2026-11-24T09:42:10Z",
         "attachments": [],
     },
@@ -32,14 +36,34 @@ MESSAGE_EXAMPLE = OpenApiExample(
 
 @extend_schema(parameters=[OpenApiParameter("thread_id", OpenApiTypes.UUID, OpenApiParameter.PATH)])
 class MessageListApi(generics.GenericAPIView):
-    """Messages of one of your threads, oldest first (``?page=last`` for the newest page)."""
+    """Messages of one of your threads, oldest first (``?page=last`` for the newest page).
+
+    Every message of every branch, in time order; ``?path=active`` only the active branch from its
+    root, ``?leaf=<message id>`` only the path from the root down to that message.
+    """
 
     serializer_class = MessageCreateSerializer
 
     def get_queryset(self):
-        return message_list(thread=thread_get(user=self.request.user, thread_id=self.kwargs["thread_id"]))
+        thread = thread_get(user=self.request.user, thread_id=self.kwargs["thread_id"])
+        leaf_id = self.request.query_params.get("leaf")
+        if leaf_id is not None:
+            return message_path(thread=thread, leaf=message_get(thread=thread, message_id=leaf_id))
+        path = self.request.query_params.get("path")
+        if path is not None:
+            if path != "active":
+                raise InvalidInput.field("path", 'The only path is "active".')
+            return message_path(thread=thread)
+        return message_list(thread=thread)
 
-    @extend_schema(responses=MessageSerializer(many=True), examples=[MESSAGE_EXAMPLE])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("path", str, enum=["active"], description="Only the active branch, root first."),
+            OpenApiParameter("leaf", OpenApiTypes.UUID, description="Only the path from the root to this message."),
+        ],
+        responses=MessageSerializer(many=True),
+        examples=[MESSAGE_EXAMPLE],
+    )
     def get(self, request: Request, thread_id: str) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(MessageSerializer(page, many=True).data)
@@ -71,7 +95,7 @@ class MessageListApi(generics.GenericAPIView):
             sender=request.user,
             content=data.validated_data["content"],
             metadata=data.validated_data.get("metadata"),
-            parent_id=data.validated_data.get("parent"),
+            parent_id=data.validated_data.get("parent", ACTIVE_LEAF),
             client_id=data.validated_data.get("client_id"),
         )
         return Response(

@@ -46,7 +46,7 @@ from .models import ReplyStream
 from .realtime import register_home_loop, thread_group, user_group
 from .selectors import message_list_after, message_list_in_thread, stream_get, stream_list_open
 from .serializers import message_payload
-from .services import message_send, message_send_file, stream_sweep_stale
+from .services import ACTIVE_LEAF, message_send, message_send_file, stream_sweep_stale
 
 logger = logging.getLogger(__name__)
 
@@ -332,7 +332,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             sender=self.user,
             content=frame["content"],
             metadata=frame.get("metadata"),
-            parent_id=frame.get("parent"),
+            parent_id=frame.get("parent", ACTIVE_LEAF),
             client_id=frame.get("client_id"),
         )
         if not created:

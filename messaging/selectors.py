@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from chatproject.errors import NotFound
 from threads.models import ChatThread
 from threads.selectors import parse_uuid
+from threads.tree import newest_leaf, path_to
 
 from .models import ChatAttachment, ChatMessage, ReplyStream
 
@@ -19,6 +21,85 @@ from .models import ChatAttachment, ChatMessage, ReplyStream
 def message_list(*, thread: ChatThread) -> QuerySet[ChatMessage]:
     """The thread's messages, oldest first, attachments prefetched (one query per page for them)."""
     return ChatMessage.objects.filter(thread=thread).prefetch_related("attachments").order_by("created_at", "id")
+
+
+def _tree_pairs(thread_id: uuid.UUID) -> list[tuple[uuid.UUID, uuid.UUID | None]]:
+    """Every message of the thread as ``(id, parent_id)``, oldest first: one narrow query."""
+    return list(
+        ChatMessage.objects.filter(thread_id=thread_id).order_by("created_at", "id").values_list("id", "parent_id")
+    )
+
+
+def message_path_ids(*, thread: ChatThread, leaf_id: uuid.UUID | None = None) -> list[uuid.UUID]:
+    """The ids of ``message_path``, root first, without loading the messages."""
+    leaf_id = thread.active_leaf_id if leaf_id is None else leaf_id
+    if leaf_id is None:
+        return []
+    return path_to(_tree_pairs(thread.pk), leaf_id)
+
+
+def message_path(*, thread: ChatThread, leaf: ChatMessage | None = None) -> list[ChatMessage]:
+    """The messages from the thread's root down to ``leaf``, in order, attachments prefetched.
+
+    ``leaf=None`` means the thread's active leaf as loaded with ``thread`` (empty list for a
+    thread without messages). NotFound when ``leaf`` is not a message of the thread. Two queries
+    plus one for attachments, whatever the thread's size.
+    """
+    if leaf is not None and leaf.thread_id != thread.pk:
+        raise NotFound("Message not found in this thread.")
+    ids = message_path_ids(thread=thread, leaf_id=leaf.pk if leaf is not None else None)
+    if not ids:
+        return []
+    by_id = {m.pk: m for m in ChatMessage.objects.filter(pk__in=ids).prefetch_related("attachments")}
+    return [by_id[pk] for pk in ids if pk in by_id]
+
+
+def message_get(*, thread: ChatThread, message_id: str | uuid.UUID) -> ChatMessage:
+    """A message of the thread, or NotFound (malformed ids and other threads' messages alike)."""
+    pk = parse_uuid(message_id)
+    message = ChatMessage.objects.filter(pk=pk, thread=thread).first() if pk else None
+    if message is None:
+        raise NotFound("Message not found in this thread.")
+    return message
+
+
+def active_leaf_for(*, thread: ChatThread, message: ChatMessage) -> ChatMessage:
+    """The leaf a click on ``message`` leads to: the newest message under it (itself if none)."""
+    if message.thread_id != thread.pk:
+        raise NotFound("Message not found in this thread.")
+    leaf_id = newest_leaf(_tree_pairs(thread.pk), message.pk)
+    return message if leaf_id == message.pk else ChatMessage.objects.get(pk=leaf_id)
+
+
+def message_tree_info(*, messages: Sequence[ChatMessage]) -> Sequence[ChatMessage]:
+    """Set ``children_count`` and ``sibling_ids`` (itself included, oldest first) on each message.
+
+    Two queries for any number of messages (none for none), so a page of a list costs the same
+    whatever its size; the serializer reads the attributes.
+    """
+    if not messages:
+        return messages
+    ids = [m.pk for m in messages]
+    counts = dict(
+        ChatMessage.objects.filter(parent_id__in=ids)
+        .values("parent_id")
+        .annotate(n=Count("id"))
+        .values_list("parent_id", "n")
+    )
+    thread_ids = {m.thread_id for m in messages}
+    parent_ids = {m.parent_id for m in messages if m.parent_id is not None}
+    siblings = Q(parent_id__in=parent_ids)
+    if any(m.parent_id is None for m in messages):
+        siblings |= Q(parent__isnull=True, thread_id__in=thread_ids)
+    by_parent: dict[tuple[uuid.UUID, uuid.UUID | None], list[str]] = {}
+    for pk, parent_id, thread_id in (
+        ChatMessage.objects.filter(siblings).order_by("created_at", "id").values_list("id", "parent_id", "thread_id")
+    ):
+        by_parent.setdefault((thread_id, parent_id), []).append(str(pk))
+    for message in messages:
+        message.children_count = counts.get(message.pk, 0)  # type: ignore[attr-defined]
+        message.sibling_ids = by_parent.get((message.thread_id, message.parent_id), [str(message.pk)])  # type: ignore[attr-defined]
+    return messages
 
 
 def attachment_get(*, user: AbstractBaseUser, attachment_id: str | uuid.UUID) -> ChatAttachment:

@@ -6,6 +6,7 @@ from rest_framework.renderers import JSONRenderer
 from chatproject.json_input import JSONField
 
 from .models import ChatAttachment, ChatMessage
+from .selectors import message_tree_info
 
 
 class AttachmentSerializer(serializers.ModelSerializer):
@@ -15,13 +16,32 @@ class AttachmentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class MessageListSerializer(serializers.ListSerializer):
+    def to_representation(self, data):
+        messages = list(data.all() if hasattr(data, "all") else data)
+        # Tree info for the whole list at once: a constant number of queries per page.
+        message_tree_info(messages=[m for m in messages if not hasattr(m, "sibling_ids")])
+        return super().to_representation(messages)
+
+
 class MessageSerializer(serializers.ModelSerializer):
-    """The one JSON shape of a message, in REST responses and WebSocket events alike."""
+    """The one JSON shape of a message, in REST responses and WebSocket events alike.
+
+    ``children_count`` and ``sibling_ids`` (the children of the same parent, itself included,
+    oldest first) let a client draw "< 2/3 >" and switch branch without another request.
+    """
 
     thread = serializers.UUIDField(source="thread_id", read_only=True)
     sender = serializers.IntegerField(source="sender_id", read_only=True, allow_null=True)
     parent = serializers.UUIDField(source="parent_id", read_only=True, allow_null=True)
     attachments = AttachmentSerializer(many=True, read_only=True)
+    children_count = serializers.IntegerField(read_only=True)
+    sibling_ids = serializers.ListField(child=serializers.UUIDField(), read_only=True)
+
+    def to_representation(self, instance: ChatMessage) -> dict:
+        if not hasattr(instance, "sibling_ids"):
+            message_tree_info(messages=[instance])
+        return super().to_representation(instance)
 
     class Meta:
         model = ChatMessage
@@ -34,18 +54,26 @@ class MessageSerializer(serializers.ModelSerializer):
             "content",
             "metadata",
             "parent",
+            "children_count",
+            "sibling_ids",
             "client_id",
             "created_at",
             "attachments",
         ]
         read_only_fields = fields
+        list_serializer_class = MessageListSerializer
 
 
 class MessageCreateSerializer(serializers.Serializer):
     # Blank and length rules live in the service, shared with the WebSocket path.
     content = serializers.CharField(allow_blank=True, trim_whitespace=False)
     metadata = JSONField(required=False, help_text="A JSON object.")
-    parent = serializers.UUIDField(required=False, allow_null=True, help_text="A message of this thread it answers.")
+    parent = serializers.UUIDField(
+        required=False,
+        allow_null=True,
+        help_text="Where it goes in the tree: a message of this thread. Left out, it continues the active branch; "
+        "an edit sends the parent of the message edited (null for a thread's first message).",
+    )
     client_id = serializers.CharField(
         required=False, max_length=64, help_text="Idempotency key: resending it stores no second message."
     )

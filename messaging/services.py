@@ -30,7 +30,7 @@ from chatproject.errors import InvalidInput, QuotaExceeded, RateLimited, TooLarg
 from chatproject.ratelimit import window_hit, window_seconds_left
 from threads.models import ChatThread
 from threads.selectors import parse_uuid
-from threads.services import thread_touch, validate_metadata
+from threads.services import thread_advance_leaf, thread_touch, validate_metadata
 
 from .models import ChatAttachment, ChatMessage, ReplyStream
 from .realtime import thread_broadcast
@@ -39,6 +39,16 @@ from .serializers import message_payload
 from .signals import user_message_posted
 
 CLIENT_ID_MAX_CHARS = ChatMessage._meta.get_field("client_id").max_length
+
+
+class _ActiveLeaf:
+    def __repr__(self) -> str:
+        return "ACTIVE_LEAF"
+
+
+# ``parent_id`` when none was given: the message continues the thread's active branch. An
+# explicit None is a new root (an edit of a thread's first message).
+ACTIVE_LEAF: Any = _ActiveLeaf()
 
 
 def _clean_content(content: Any, *, allow_empty: bool) -> str:
@@ -65,6 +75,9 @@ def _clean_client_id(client_id: Any) -> str | None:
 
 
 def _resolve_parent(*, thread: ChatThread, parent_id: Any) -> uuid.UUID | None:
+    if parent_id is ACTIVE_LEAF:
+        # Read now, not from ``thread``: a consumer holds its thread for the whole connection.
+        return ChatThread.objects.filter(pk=thread.pk).values_list("active_leaf_id", flat=True).first()
     if parent_id is None:
         return None
     pk = parse_uuid(parent_id)
@@ -117,12 +130,15 @@ def message_create(
     sender: AbstractBaseUser | None = None,
     type: str = ChatMessage.Type.TEXT,
     metadata: dict[str, Any] | None = None,
-    parent_id: Any = None,
+    parent_id: Any = ACTIVE_LEAF,
     client_id: str | None = None,
     awaiting_reply: bool = False,
+    activate: bool = True,
 ) -> ChatMessage:
     """Store a message of any role and bump the thread's activity time. Triggers nothing.
 
+    Without ``parent_id`` the message continues the thread's active branch (its parent is the
+    active leaf); ``None`` makes it a new root. ``activate`` makes it the thread's active leaf.
     ``awaiting_reply`` puts the message in the reply outbox (see ``ChatMessage.awaiting_reply``).
     """
     if role not in ChatMessage.Role.values:
@@ -141,7 +157,11 @@ def message_create(
         client_id=client_id,
         awaiting_reply=awaiting_reply,
     )
-    thread_touch(thread_id=thread.pk)
+    if activate:
+        thread_touch(thread_id=thread.pk, active_leaf_id=message.pk)
+        thread.active_leaf_id = message.pk
+    else:
+        thread_touch(thread_id=thread.pk)
     return message
 
 
@@ -205,10 +225,14 @@ def message_send(
     sender: AbstractBaseUser,
     content: str,
     metadata: dict[str, Any] | None = None,
-    parent_id: Any = None,
+    parent_id: Any = ACTIVE_LEAF,
     client_id: str | None = None,
 ) -> tuple[ChatMessage, bool]:
     """Store a user's text message; returns ``(message, created)``.
+
+    Without ``parent_id`` it continues the thread's active branch; with one it starts a branch
+    there (an edit: the parent of the message edited; ``None`` for a new root). Either way it
+    becomes the active leaf.
 
     The same ``client_id`` in a thread returns the stored message with ``created`` False and
     announces nothing. A new message is broadcast to the thread after commit and sends
@@ -487,7 +511,9 @@ def stream_finish(
             type=type,
             parent_id=stream.reply_to_id,
             metadata={**(metadata or {}), "stream_id": str(stream.pk), "stream_status": status},
+            activate=False,
         )
+        thread_advance_leaf(thread_id=stream.thread_id, from_id=stream.reply_to_id, to_id=message.pk)
         ReplyStream.objects.filter(pk=stream.pk).update(message=message)
         stream.message = message
         payload = message_payload(message)

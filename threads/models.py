@@ -19,6 +19,11 @@ class ChatThread(models.Model):
     summary = models.TextField(blank=True, default="")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     metadata = models.JSONField(default=dict, blank=True)
+    # The leaf of the branch the user sees: sends without a parent continue it. Named by string so
+    # threads imports nothing of messaging; messaging.services and threads.services keep it set.
+    active_leaf = models.ForeignKey(
+        "messaging.ChatMessage", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # Bumped by messaging.services when a message is added, so "recent threads" means recent activity.
     updated_at = models.DateTimeField(auto_now=True)

@@ -10,7 +10,7 @@ USER_STATUSES = [ChatThread.Status.ACTIVE, ChatThread.Status.ARCHIVED]
 class ThreadSerializer(serializers.ModelSerializer):
     class Meta:
         model = ChatThread
-        fields = ["id", "title", "summary", "status", "metadata", "created_at", "updated_at"]
+        fields = ["id", "title", "summary", "status", "metadata", "active_leaf", "created_at", "updated_at"]
         read_only_fields = fields
 
 
@@ -24,6 +24,9 @@ class ThreadUpdateSerializer(serializers.Serializer):
     summary = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     status = serializers.ChoiceField(required=False, choices=USER_STATUSES, help_text="Use DELETE to delete.")
     metadata = JSONField(required=False, help_text="A JSON object; replaces the current one.")
+    active_leaf = serializers.UUIDField(
+        required=False, help_text="Switch branch: a message of this thread; the newest message under it becomes active."
+    )
 
 
 class ThreadFilterSerializer(serializers.Serializer):

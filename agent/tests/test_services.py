@@ -101,5 +101,5 @@ def test_background_replies_run_on_a_small_pool_and_all_finish():
     for future in futures:
         future.result(timeout=30)
     for n, question in enumerate(questions):
-        assert ChatMessage.objects.get(parent=question).content == f"{n} plus 1 = **{n + 1}**"
+        assert ChatMessage.objects.get(parent=question, role="ai").content == f"{n} plus 1 = **{n + 1}**"
     assert callers == {threading.get_ident()}

@@ -720,3 +720,23 @@ async def test_a_channel_layer_that_cannot_reach_redis_ends_the_connection_with_
     assert (error["type"], error["code"], error["retry_after"]) == ("error", "unavailable", 5)
     assert await close_code(communicator) == 4503
     await communicator.disconnect()
+
+
+async def test_a_message_without_parent_continues_the_active_branch(alice, thread):
+    client = await connect(alice, thread)
+    await ready(client)
+    await client.send_json_to({"type": "message", "content": "2 plus 2"})
+    first = await receive_until(client, "stream_end")
+    question, answer = first[0]["message"], first[-1]["message"]
+    assert question["parent"] is None and answer["parent"] == question["id"]
+    await client.send_json_to({"type": "message", "content": "3 plus 3"})
+    second = await receive_until(client, "stream_end")
+    assert second[0]["message"]["parent"] == answer["id"]
+    # An explicit null is an edit of the first message: a second root, a sibling of the first.
+    await client.send_json_to({"type": "message", "content": "5 plus 5", "parent": None})
+    third = await receive_until(client, "stream_end")
+    assert third[0]["message"]["parent"] is None
+    assert third[0]["message"]["sibling_ids"] == [question["id"], third[0]["message"]["id"]]
+    leaf = await sync_to_async(lambda: type(thread).objects.get(pk=thread.pk).active_leaf_id)()
+    assert str(leaf) == third[-1]["message"]["id"]
+    await client.disconnect()
