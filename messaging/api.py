@@ -10,8 +10,8 @@ from chatproject.errors import InvalidInput
 from threads.selectors import thread_get
 
 from .selectors import attachment_get, message_get, message_list, message_path
-from .serializers import MessageCreateSerializer, MessageSerializer
-from .services import ACTIVE_LEAF, message_send
+from .serializers import MessageCreateSerializer, MessageSerializer, RegenerateSerializer, StreamSerializer
+from .services import ACTIVE_LEAF, message_regenerate, message_send, stream_stop
 
 MESSAGE_EXAMPLE = OpenApiExample(
     "A user message",
@@ -101,6 +101,57 @@ class MessageListApi(generics.GenericAPIView):
         return Response(
             MessageSerializer(message).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("thread_id", OpenApiTypes.UUID, OpenApiParameter.PATH),
+        OpenApiParameter("message_id", OpenApiTypes.UUID, OpenApiParameter.PATH),
+    ]
+)
+class MessageRegenerateApi(APIView):
+    """Answer a user message again (or, given an AI message, the message it answers).
+
+    202: a new AI reply to ``reply_to`` streams over the WebSocket like any reply (``stream_start``
+    with its ``attempt``) and becomes the active branch when it ends. The same ``client_id`` again
+    answers 200 and asks nothing more.
+    """
+
+    @extend_schema(
+        request=RegenerateSerializer,
+        responses={202: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT},
+        examples=[
+            OpenApiExample(
+                "Accepted",
+                response_only=True,
+                status_codes=["202"],
+                value={"reply_to": "8c0e7a52-51f4-4c8e-b7a4-0d3f2a9e6b21", "attempt": 1},
+            )
+        ],
+    )
+    def post(self, request: Request, thread_id: str, message_id: str) -> Response:
+        thread = thread_get(user=request.user, thread_id=thread_id)
+        data = RegenerateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        message, created = message_regenerate(
+            thread=thread, sender=request.user, message_id=message_id, client_id=data.validated_data.get("client_id")
+        )
+        return Response(
+            {"reply_to": str(message.pk), "attempt": message.reply_attempt},
+            status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
+        )
+
+
+@extend_schema(parameters=[OpenApiParameter("stream_id", OpenApiTypes.UUID, OpenApiParameter.PATH)])
+class StreamStopApi(APIView):
+    """Stop a reply while it streams: it ends as ``stopped`` with the text sent so far kept.
+
+    Stopping a reply that has ended already answers its end as it is. Another user's stream: 404.
+    """
+
+    @extend_schema(request=None, responses=StreamSerializer)
+    def post(self, request: Request, stream_id: str) -> Response:
+        return Response(StreamSerializer(stream_stop(user=request.user, stream_id=stream_id)).data)
 
 
 class AttachmentDownloadApi(APIView):

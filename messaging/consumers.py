@@ -46,7 +46,14 @@ from .models import ReplyStream
 from .realtime import register_home_loop, thread_group, user_group
 from .selectors import message_list_after, message_list_in_thread, stream_get, stream_list_open
 from .serializers import message_payload
-from .services import ACTIVE_LEAF, message_send, message_send_file, stream_sweep_stale
+from .services import (
+    ACTIVE_LEAF,
+    message_regenerate,
+    message_send,
+    message_send_file,
+    stream_stop,
+    stream_sweep_stale,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -308,9 +315,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             "file": self._receive_file,
             "sync": self._receive_sync,
             "ping": self._receive_ping,
+            "regenerate": self._receive_regenerate,
+            "stop": self._receive_stop,
         }.get(kind if isinstance(kind, str) else "")
         if handler is None:
-            known = "message, file, sync, ping"
+            known = "message, file, regenerate, stop, sync, ping"
             await self._send(_error("unknown_type", f"Unknown frame type {frame.get('type')!r}; known: {known}."))
             return
         client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str) else None
@@ -367,6 +376,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         if not created:
             await self._send_message(await database_sync_to_async(message_payload)(message), force=True)
+
+    async def _receive_regenerate(self, frame: dict[str, Any]) -> None:
+        """The new reply arrives as a stream like any other; a repeated ``client_id`` asks nothing more."""
+        if "message_id" not in frame:
+            raise InvalidInput.field("message_id", "This field is required.")
+        await database_sync_to_async(message_regenerate)(
+            thread=self.thread, sender=self.user, message_id=frame["message_id"], client_id=frame.get("client_id")
+        )
+
+    async def _receive_stop(self, frame: dict[str, Any]) -> None:
+        """Every client of the thread hears ``stream_end`` with ``status: "stopped"``."""
+        if "stream_id" not in frame:
+            raise InvalidInput.field("stream_id", "This field is required.")
+        await database_sync_to_async(stream_stop)(
+            user=self.user, stream_id=frame["stream_id"], thread_id=self.thread.pk
+        )
 
     async def _receive_sync(self, frame: dict[str, Any]) -> None:
         after = frame.get("after")

@@ -43,6 +43,8 @@ class ChatMessage(models.Model):
     reply_attempt = models.PositiveIntegerField(default=0)
     # The client_id of the regenerate that asked for ``reply_attempt``, until its stream takes it.
     reply_client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    # When the last regenerate asked for a reply (the outbox's clock for it, instead of created_at).
+    reply_requested_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -107,6 +109,9 @@ class ReplyStream(models.Model):
         ERROR = "error", "Error"
         INTERRUPTED = "interrupted", "Interrupted"
         STOPPED = "stopped", "Stopped"
+
+    # The statuses a stream ends with.
+    ENDED = (Status.COMPLETE, Status.ERROR, Status.INTERRUPTED, Status.STOPPED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     thread = models.ForeignKey(ChatThread, on_delete=models.CASCADE, related_name="reply_streams")

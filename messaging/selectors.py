@@ -158,12 +158,12 @@ def reply_in_progress_count(*, user: AbstractBaseUser) -> int:
     """Replies the user is waiting for: streams still open in their threads, plus their recent
     messages that no reply has started for yet."""
     streaming = ReplyStream.objects.filter(thread__owner=user, status=ReplyStream.Status.STREAMING).count()
-    waiting = ChatMessage.objects.filter(
-        sender=user,
-        role=ChatMessage.Role.USER,
-        created_at__gte=timezone.now() - REPLY_WAIT_WINDOW,
-        awaiting_reply=True,
-    ).count()
+    since = timezone.now() - REPLY_WAIT_WINDOW
+    waiting = (
+        ChatMessage.objects.filter(sender=user, role=ChatMessage.Role.USER, awaiting_reply=True)
+        .filter(Q(created_at__gte=since) | Q(reply_requested_at__gte=since))
+        .count()
+    )
     return streaming + waiting
 
 
@@ -173,9 +173,10 @@ def attachment_bytes_total(*, user: AbstractBaseUser) -> int:
 
 
 def message_list_awaiting_reply(*, stored_before: datetime, limit: int) -> list[ChatMessage]:
-    """User messages in the reply outbox stored before ``stored_before``, oldest first."""
+    """User messages in the reply outbox stored (and, for a regenerate, asked again) before
+    ``stored_before``, oldest first."""
     return list(
-        ChatMessage.objects.filter(awaiting_reply=True, created_at__lt=stored_before).order_by("created_at", "id")[
-            :limit
-        ]
+        ChatMessage.objects.filter(awaiting_reply=True, created_at__lt=stored_before)
+        .filter(Q(reply_requested_at__isnull=True) | Q(reply_requested_at__lt=stored_before))
+        .order_by("created_at", "id")[:limit]
     )

@@ -5,7 +5,7 @@ from rest_framework.renderers import JSONRenderer
 
 from chatproject.json_input import JSONField
 
-from .models import ChatAttachment, ChatMessage
+from .models import ChatAttachment, ChatMessage, ReplyStream
 from .selectors import message_tree_info
 
 
@@ -77,6 +77,22 @@ class MessageCreateSerializer(serializers.Serializer):
     client_id = serializers.CharField(
         required=False, max_length=64, help_text="Idempotency key: resending it stores no second message."
     )
+
+
+class RegenerateSerializer(serializers.Serializer):
+    client_id = serializers.CharField(
+        required=False, max_length=64, help_text="Idempotency key: asking again with it starts no second reply."
+    )
+
+
+class StreamSerializer(serializers.ModelSerializer):
+    reply_to = serializers.UUIDField(source="reply_to_id", read_only=True)
+    message = MessageSerializer(read_only=True, allow_null=True)
+
+    class Meta:
+        model = ReplyStream
+        fields = ["id", "thread", "reply_to", "attempt", "status", "message", "started_at", "ended_at"]
+        read_only_fields = fields
 
 
 def message_payload(message: ChatMessage) -> dict:

@@ -21,12 +21,13 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from chatproject.errors import InvalidInput, QuotaExceeded, RateLimited, TooLarge, TooManyReplies
+from chatproject.errors import InvalidInput, NotFound, QuotaExceeded, RateLimited, TooLarge, TooManyReplies
 from chatproject.ratelimit import window_hit, window_seconds_left
 from threads.models import ChatThread
 from threads.selectors import parse_uuid
@@ -261,6 +262,56 @@ def message_send(
     )
 
 
+def message_regenerate(
+    *, thread: ChatThread, sender: AbstractBaseUser, message_id: Any, client_id: Any = None
+) -> tuple[ChatMessage, bool]:
+    """Ask the agent for another reply to a user message (or, given an AI message, to the message
+    it answers): a new AI sibling streams like any reply. Returns ``(user message, created)``.
+
+    The user message becomes the thread's active leaf, so the new reply is the one shown when it
+    ends. The same ``client_id`` again asks nothing more (``created`` False). Sends
+    ``user_message_posted`` after commit (the agent queues the reply); the rate limit and the cap
+    on replies in progress apply as to a send.
+    """
+    client_id = _clean_client_id(client_id)
+    pk = parse_uuid(message_id) if isinstance(message_id, str | uuid.UUID) else None
+    message = ChatMessage.objects.filter(pk=pk, thread=thread).first() if pk else None
+    if message is None:
+        raise NotFound("Message not found in this thread.")
+    if message.role == ChatMessage.Role.AI and message.parent_id is not None:
+        message = ChatMessage.objects.get(pk=message.parent_id)
+    if message.role != ChatMessage.Role.USER:
+        raise InvalidInput.field("message_id", "Only a user message, or an AI reply to one, can be answered again.")
+
+    def asked_already() -> bool:
+        return client_id is not None and (
+            ChatMessage.objects.filter(pk=message.pk, reply_client_id=client_id).exists()
+            or ReplyStream.objects.filter(reply_to=message, client_id=client_id).exists()
+        )
+
+    if asked_already():
+        return message, False
+    _check_rate_limit(sender)
+    with transaction.atomic():
+        _lock_sender(sender)
+        if asked_already():  # the same request raced in on another connection
+            return message, False
+        _check_replies_in_progress(sender)
+        ChatMessage.objects.filter(pk=message.pk).update(
+            reply_attempt=F("reply_attempt") + 1,
+            reply_client_id=client_id,
+            reply_requested_at=timezone.now(),
+            awaiting_reply=True,
+        )
+        thread_touch(thread_id=thread.pk, active_leaf_id=message.pk)
+        transaction.on_commit(
+            lambda: user_message_posted.send(sender=ChatMessage, message_id=message.pk, thread_id=thread.pk),
+            robust=True,
+        )
+    message.refresh_from_db()
+    return message, True
+
+
 def _safe_filename(filename: Any) -> str:
     """The last path component, reduced to safe characters; refuses names with nothing left."""
     if not isinstance(filename, str):
@@ -429,19 +480,29 @@ def _stream_event(stream_id: uuid.UUID, event: dict[str, Any]) -> dict[str, Any]
 
 
 def stream_start(*, reply_to: ChatMessage) -> ReplyStream | None:
-    """Open the reply stream for a user message; None when it has one already (a redelivered task).
+    """Open the reply stream for the user message's current reply attempt; None when that attempt
+    has its stream already (a redelivered task, or a task queued again by the outbox sweep).
 
-    The message leaves the reply outbox in the same transaction: it has its one reply now.
+    The message leaves the reply outbox in the same transaction: this attempt has its reply now.
     """
     try:
         with transaction.atomic():
-            stream = ReplyStream.objects.create(
-                thread_id=reply_to.thread_id, reply_to=reply_to, heartbeat_at=timezone.now()
+            attempt, client_id = (
+                ChatMessage.objects.filter(pk=reply_to.pk).values_list("reply_attempt", "reply_client_id").get()
             )
-            ChatMessage.objects.filter(pk=reply_to.pk, awaiting_reply=True).update(awaiting_reply=False)
-    except IntegrityError:
+            stream = ReplyStream.objects.create(
+                thread_id=reply_to.thread_id,
+                reply_to=reply_to,
+                attempt=attempt,
+                client_id=client_id,
+                heartbeat_at=timezone.now(),
+            )
+            ChatMessage.objects.filter(pk=reply_to.pk, awaiting_reply=True, reply_attempt=attempt).update(
+                awaiting_reply=False
+            )
+    except (IntegrityError, ChatMessage.DoesNotExist):
         return None
-    event = _stream_event(stream.pk, {"type": "stream_start", "reply_to": str(reply_to.pk)})
+    event = _stream_event(stream.pk, {"type": "stream_start", "reply_to": str(reply_to.pk), "attempt": stream.attempt})
     transaction.on_commit(lambda: thread_broadcast(stream.thread_id, event))
     return stream
 
@@ -494,7 +555,7 @@ def stream_finish(
     ``content`` defaults to the deltas joined in order. Clients get ``stream_end`` with the
     message after commit (and an ``agent_error`` event when the status is ``error``).
     """
-    if status not in (ReplyStream.Status.COMPLETE, ReplyStream.Status.ERROR, ReplyStream.Status.INTERRUPTED):
+    if status not in ReplyStream.ENDED:
         raise InvalidInput.field("status", f'"{status}" does not end a stream.')
     with transaction.atomic():
         won = ReplyStream.objects.filter(pk=stream.pk, status=ReplyStream.Status.STREAMING).update(
@@ -529,6 +590,30 @@ def stream_finish(
 
         transaction.on_commit(announce)
     return message
+
+
+def stream_stop(*, user: AbstractBaseUser, stream_id: Any, thread_id: uuid.UUID | None = None) -> ReplyStream:
+    """Stop a reply of one of the user's threads: it ends at once as ``stopped`` with the text sent
+    so far persisted (clients get ``stream_end``); the worker learns it at its next delta or ReAct
+    step and quits. Stopping a reply that has ended already changes nothing. NotFound for another
+    user's stream, a deleted thread's, one outside ``thread_id`` when given, or a malformed id.
+    """
+    pk = parse_uuid(stream_id) if isinstance(stream_id, str | uuid.UUID) else None
+    stream = (
+        ReplyStream.objects.select_related("thread")
+        .filter(pk=pk, thread__owner=user)
+        .filter(**({"thread_id": thread_id} if thread_id else {}))
+        .exclude(thread__status=ChatThread.Status.DELETED)
+        .first()
+        if pk and user.is_authenticated
+        else None
+    )
+    if stream is None:
+        raise NotFound("Reply stream not found.")
+    if stream.status == ReplyStream.Status.STREAMING:
+        stream_finish(stream=stream, status=ReplyStream.Status.STOPPED, metadata={"stopped": True})
+    stream.refresh_from_db()
+    return stream
 
 
 def stream_sweep_stale(*, thread_id: uuid.UUID | None = None) -> int:

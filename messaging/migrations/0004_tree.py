@@ -58,6 +58,11 @@ class Migration(migrations.Migration):
             field=models.CharField(blank=True, max_length=64, null=True),
         ),
         migrations.AddField(
+            model_name='chatmessage',
+            name='reply_requested_at',
+            field=models.DateTimeField(blank=True, null=True),
+        ),
+        migrations.AddField(
             model_name='replystream',
             name='attempt',
             field=models.PositiveIntegerField(default=0),
