@@ -8,10 +8,18 @@ from rest_framework.views import APIView
 
 from chatproject.errors import InvalidInput
 from threads.selectors import thread_get
+from threads.serializers import ThreadSerializer
 
-from .selectors import attachment_get, message_get, message_list, message_path
-from .serializers import MessageCreateSerializer, MessageSerializer, RegenerateSerializer, StreamSerializer
-from .services import ACTIVE_LEAF, message_regenerate, message_send, stream_stop
+from .selectors import attachment_get, message_get, message_list, message_path, thread_tree
+from .serializers import (
+    ForkSerializer,
+    MessageCreateSerializer,
+    MessageSerializer,
+    RegenerateSerializer,
+    StreamSerializer,
+    TreeSerializer,
+)
+from .services import ACTIVE_LEAF, ForkMode, message_regenerate, message_send, stream_stop, thread_fork
 
 MESSAGE_EXAMPLE = OpenApiExample(
     "A user message",
@@ -152,6 +160,44 @@ class StreamStopApi(APIView):
     @extend_schema(request=None, responses=StreamSerializer)
     def post(self, request: Request, stream_id: str) -> Response:
         return Response(StreamSerializer(stream_stop(user=request.user, stream_id=stream_id)).data)
+
+
+@extend_schema(parameters=[OpenApiParameter("thread_id", OpenApiTypes.UUID, OpenApiParameter.PATH)])
+class ThreadForkApi(APIView):
+    """Copy part of one of your threads' tree into a new thread ("<title> (fork)").
+
+    ``path``: the root-to-message path; ``path_with_branches``: that path and the siblings along
+    it; ``subtree``: the message and everything under it, re-rooted at it. 201 with the new thread.
+    """
+
+    @extend_schema(
+        request=ForkSerializer,
+        responses={201: ThreadSerializer},
+        examples=[
+            OpenApiExample(
+                "Fork",
+                request_only=True,
+                value={"message_id": "8c0e7a52-51f4-4c8e-b7a4-0d3f2a9e6b21", "mode": ForkMode.PATH},
+            )
+        ],
+    )
+    def post(self, request: Request, thread_id: str) -> Response:
+        thread = thread_get(user=request.user, thread_id=thread_id)
+        data = ForkSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fork = thread_fork(
+            thread=thread, message_id=data.validated_data["message_id"], mode=data.validated_data["mode"]
+        )
+        return Response(ThreadSerializer(fork).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(parameters=[OpenApiParameter("thread_id", OpenApiTypes.UUID, OpenApiParameter.PATH)])
+class VisualizationApi(APIView):
+    """The whole tree of one of your threads as flat nodes for ``d3.stratify()`` (two queries)."""
+
+    @extend_schema(responses=TreeSerializer)
+    def get(self, request: Request, thread_id: str) -> Response:
+        return Response(thread_tree(thread=thread_get(user=request.user, thread_id=thread_id)))
 
 
 class AttachmentDownloadApi(APIView):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import Substr
 from django.utils import timezone
 
 from chatproject.errors import NotFound
@@ -100,6 +102,54 @@ def message_tree_info(*, messages: Sequence[ChatMessage]) -> Sequence[ChatMessag
         message.children_count = counts.get(message.pk, 0)  # type: ignore[attr-defined]
         message.sibling_ids = by_parent.get((message.thread_id, message.parent_id), [str(message.pk)])  # type: ignore[attr-defined]
     return messages
+
+
+PREVIEW_CHARS = 120
+# Markdown marks dropped from previews: they are plain text.
+_MARKS = str.maketrans("", "", "*_`#>[]|~")
+
+
+def preview_text(content: str) -> str:
+    """The first PREVIEW_CHARS characters of a message as plain text on one line."""
+    return " ".join(content.translate(_MARKS).split())[:PREVIEW_CHARS]
+
+
+def thread_tree(*, thread: ChatThread) -> dict[str, Any]:
+    """Every message of the thread as a node ready for ``d3.stratify()`` (``id``, ``parent``),
+    with its role, type, preview, time, child count and whether it is on the active path.
+
+    One query whatever the thread's size (only the start of each message is read). A thread with
+    several roots (an edited first message) has them all with ``parent`` null: the client adds a
+    virtual root.
+    """
+    rows = list(
+        ChatMessage.objects.filter(thread_id=thread.pk)
+        .order_by("created_at", "id")
+        .annotate(start=Substr("content", 1, PREVIEW_CHARS * 3))
+        .values_list("id", "parent_id", "role", "type", "start", "created_at")
+    )
+    children: dict[uuid.UUID, int] = {}
+    for row in rows:
+        if row[1] is not None:
+            children[row[1]] = children.get(row[1], 0) + 1
+    active = set(path_to([(row[0], row[1]) for row in rows], thread.active_leaf_id)) if thread.active_leaf_id else set()
+    return {
+        "thread": str(thread.pk),
+        "active_leaf": str(thread.active_leaf_id) if thread.active_leaf_id else None,
+        "nodes": [
+            {
+                "id": str(pk),
+                "parent": str(parent) if parent else None,
+                "role": role,
+                "type": type_,
+                "preview": preview_text(start),
+                "created_at": created_at.isoformat().replace("+00:00", "Z"),
+                "on_active_path": pk in active,
+                "children": children.get(pk, 0),
+            }
+            for pk, parent, role, type_, start, created_at in rows
+        ],
+    }
 
 
 def attachment_get(*, user: AbstractBaseUser, attachment_id: str | uuid.UUID) -> ChatAttachment:

@@ -95,6 +95,31 @@ class StreamSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ForkSerializer(serializers.Serializer):
+    message_id = serializers.UUIDField(help_text="The message of this thread the fork is made at.")
+    # Checked by the service (one list of modes): "path", "path_with_branches" or "subtree".
+    mode = serializers.CharField(default="path", help_text='"path", "path_with_branches" or "subtree".')
+
+
+class TreeNodeSerializer(serializers.Serializer):
+    """The shape of one node (documentation only: the selector builds plain dicts)."""
+
+    id = serializers.UUIDField()
+    parent = serializers.UUIDField(allow_null=True)
+    role = serializers.CharField()
+    type = serializers.CharField()
+    preview = serializers.CharField(help_text="The first 120 characters, as plain text.")
+    created_at = serializers.DateTimeField()
+    on_active_path = serializers.BooleanField()
+    children = serializers.IntegerField()
+
+
+class TreeSerializer(serializers.Serializer):
+    thread = serializers.UUIDField()
+    active_leaf = serializers.UUIDField(allow_null=True)
+    nodes = TreeNodeSerializer(many=True)
+
+
 def message_payload(message: ChatMessage) -> dict:
     """A message as plain JSON types (UUIDs and dates as strings), for channel-layer events."""
     return json.loads(JSONRenderer().render(MessageSerializer(message).data))

@@ -21,7 +21,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Case, F, Value, When
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
@@ -31,7 +31,8 @@ from chatproject.errors import InvalidInput, NotFound, QuotaExceeded, RateLimite
 from chatproject.ratelimit import window_hit, window_seconds_left
 from threads.models import ChatThread
 from threads.selectors import parse_uuid
-from threads.services import thread_advance_leaf, thread_touch, validate_metadata
+from threads.services import TITLE_MAX_CHARS, thread_advance_leaf, thread_touch, validate_metadata
+from threads.tree import newest_leaf, path_to
 
 from .models import ChatAttachment, ChatMessage, ReplyStream
 from .realtime import thread_broadcast
@@ -310,6 +311,100 @@ def message_regenerate(
         )
     message.refresh_from_db()
     return message, True
+
+
+class ForkMode:
+    PATH = "path"
+    PATH_WITH_BRANCHES = "path_with_branches"
+    SUBTREE = "subtree"
+    values = (PATH, PATH_WITH_BRANCHES, SUBTREE)
+
+
+# Fork copies are written in batches of this many rows.
+FORK_BATCH = 500
+
+
+@transaction.atomic
+def thread_fork(*, thread: ChatThread, message_id: Any, mode: str = ForkMode.PATH) -> ChatThread:
+    """A new thread of the same owner, titled "<title> (fork)", holding copies of part of the tree:
+
+    - ``path``: the messages from the root down to the message;
+    - ``path_with_branches``: that path plus the siblings of every message on it (not their subtrees);
+    - ``subtree``: the message and everything under it, the message becoming the root.
+
+    Copies get new ids and keep role, type, content, sender, metadata and their original
+    timestamps (so their order); their parents are the copies of their parents. Attachments are
+    copied as rows pointing at the same stored file (files are never rewritten, so sharing is
+    safe; the copy counts against the owner's quota again). The copy of the message (for
+    ``subtree``, of the newest message under it) is the new thread's active leaf. Triggers nothing:
+    no reply is asked for.
+    """
+    if mode not in ForkMode.values:
+        raise InvalidInput.field("mode", f'"{mode}" is not a valid choice: {", ".join(ForkMode.values)}.')
+    pk = parse_uuid(message_id) if isinstance(message_id, str | uuid.UUID) else None
+    pairs = list(ChatMessage.objects.filter(thread=thread).order_by("created_at", "id").values_list("id", "parent_id"))
+    if pk is None or pk not in dict(pairs):
+        raise InvalidInput.field("message_id", "No such message in this thread.")
+    if mode == ForkMode.SUBTREE:
+        wanted = {pk}
+        for node, parent in pairs:
+            if parent in wanted:
+                wanted.add(node)
+        leaf = newest_leaf(pairs, pk)
+    else:
+        wanted = set(path_to(pairs, pk))
+        if mode == ForkMode.PATH_WITH_BRANCHES:
+            parents_on_path = {parent for node, parent in pairs if node in wanted}
+            wanted |= {node for node, parent in pairs if parent in parents_on_path}
+        leaf = pk
+    originals = list(
+        ChatMessage.objects.filter(pk__in=wanted).order_by("created_at", "id").prefetch_related("attachments")
+    )
+    fork = ChatThread.objects.create(
+        owner=thread.owner,
+        title=f"{thread.title or 'Untitled'}"[: TITLE_MAX_CHARS - len(" (fork)")] + " (fork)",
+        metadata={"forked_from": {"thread": str(thread.pk), "message": str(pk), "mode": mode}},
+    )
+    new_ids = {m.pk: uuid.uuid4() for m in originals}
+    copies = [
+        ChatMessage(
+            id=new_ids[m.pk],
+            thread=fork,
+            sender_id=m.sender_id,
+            role=m.role,
+            type=m.type,
+            content=m.content,
+            metadata={k: v for k, v in m.metadata.items() if k != "stream_id"},
+            parent_id=None if m.pk == pk and mode == ForkMode.SUBTREE else new_ids.get(m.parent_id),
+        )
+        for m in originals
+    ]
+    ChatMessage.objects.bulk_create(copies, batch_size=FORK_BATCH)
+    # auto_now_add stamped every copy "now": give them back their times, one statement a batch.
+    for start in range(0, len(originals), FORK_BATCH):
+        batch = originals[start : start + FORK_BATCH]
+        ChatMessage.objects.filter(pk__in=[new_ids[m.pk] for m in batch]).update(
+            created_at=Case(*(When(pk=new_ids[m.pk], then=Value(m.created_at)) for m in batch))
+        )
+    attachments = []
+    for m in originals:
+        for a in m.attachments.all():
+            copy = ChatAttachment(
+                message_id=new_ids[m.pk],
+                thread=fork,
+                file=a.file.name,
+                filename=a.filename,
+                file_type=a.file_type,
+                size=a.size,
+                sha256=a.sha256,
+                metadata=a.metadata,
+            )
+            copy.url = reverse("attachment-download", kwargs={"attachment_id": copy.id})
+            attachments.append(copy)
+    ChatAttachment.objects.bulk_create(attachments, batch_size=FORK_BATCH)
+    ChatThread.objects.filter(pk=fork.pk).update(active_leaf_id=new_ids[leaf])
+    fork.refresh_from_db()
+    return fork
 
 
 def _safe_filename(filename: Any) -> str:
