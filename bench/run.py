@@ -3,6 +3,7 @@
     python3 bench/run.py                 # every benchmark
     python3 bench/run.py realtime [...]  # one, with its own arguments (--help)
     python3 bench/run.py faults [...]    # the fault suite and its recovery times (pytest arguments)
+    python3 bench/run.py tree [...]      # the visualization endpoint and paths on a 5,000-message thread
 
 Uses the embedded default unless DATABASE_URL / REDIS_URL are set; the README's numbers were
 measured with both set (PostgreSQL and Redis on this machine). ``faults`` always runs the
@@ -25,6 +26,7 @@ BENCHMARKS = {
     "sandbox": "bench/sandbox_runs.py",
     "markdown": "bench/markdown_render.py",
     "faults": "bench/faults.py",
+    "tree": "bench/tree_view.py",
 }
 
 

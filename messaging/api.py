@@ -10,7 +10,7 @@ from chatproject.errors import InvalidInput
 from threads.selectors import thread_get
 from threads.serializers import ThreadSerializer
 
-from .selectors import attachment_get, message_get, message_list, message_path, thread_tree
+from .selectors import attachment_get, message_get, message_list, message_path_pages, thread_tree
 from .serializers import (
     ForkSerializer,
     MessageCreateSerializer,
@@ -56,12 +56,12 @@ class MessageListApi(generics.GenericAPIView):
         thread = thread_get(user=self.request.user, thread_id=self.kwargs["thread_id"])
         leaf_id = self.request.query_params.get("leaf")
         if leaf_id is not None:
-            return message_path(thread=thread, leaf=message_get(thread=thread, message_id=leaf_id))
+            return message_path_pages(thread=thread, leaf=message_get(thread=thread, message_id=leaf_id))
         path = self.request.query_params.get("path")
         if path is not None:
             if path != "active":
                 raise InvalidInput.field("path", 'The only path is "active".')
-            return message_path(thread=thread)
+            return message_path_pages(thread=thread)
         return message_list(thread=thread)
 
     @extend_schema(
