@@ -101,7 +101,7 @@ def main() -> None:
         tree = thread_tree(thread=thread)
         path = message_path(thread=thread)
         print(f"tree bench: {args.messages} messages, {len(path)} on the active path, {engine}, {args.runs} runs")
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: wall times grow with it")
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: wall times grow with it")
 
         def visualization() -> None:
             response = client.get(f"/api/visualization/{thread.pk}/")
