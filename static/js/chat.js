@@ -280,12 +280,13 @@
       .catch(function (err) { showNotice(err.message); });
   }
 
-  // A "last page" can be short (the path's length is not a multiple of the page size): add the page before it.
+  // A "last page" can be short (the path's length is not a multiple of the page size): fill it up
+  // from the page before it, so that older messages come exactly a page size at a time.
   function fillPage(page) {
     if (page.results.length >= config.pageSize || !page.previous) return Promise.resolve(page.results);
     return fetch(page.previous, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { return r.json(); })
-      .then(function (before) { return before.results.concat(page.results); });
+      .then(function (before) { return before.results.concat(page.results).slice(-config.pageSize); });
   }
 
   function olderMarker(messages) {
