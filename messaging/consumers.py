@@ -44,7 +44,7 @@ from .frames import BadFrame, FrameGate, parse_frame, too_large
 from .layer_watch import watch_for
 from .models import ReplyStream
 from .realtime import register_home_loop, thread_group, user_group
-from .selectors import message_list_after, message_list_in_thread, stream_get, stream_list_open
+from .selectors import message_list_after, message_list_in_thread, message_tree_info, stream_get, stream_list_open
 from .serializers import message_payload
 from .services import (
     ACTIVE_LEAF,
@@ -81,7 +81,8 @@ def _thread_or_none(user: Any, thread_id: str) -> ChatThread | None:
 
 def _replay(thread: ChatThread, after: str | None) -> tuple[list[dict], list[dict]]:
     """Messages after ``after`` (all when None) and the streams still open, as plain data."""
-    messages = [message_payload(m) for m in message_list_after(thread=thread, after_id=after)] if after else []
+    later = message_tree_info(messages=list(message_list_after(thread=thread, after_id=after))) if after else []
+    messages = [message_payload(m) for m in later]
     streams = [
         {"id": str(s.pk), "reply_to": str(s.reply_to_id), "chunks": s.chunks}
         for s in stream_list_open(thread_id=thread.pk)
