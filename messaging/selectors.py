@@ -166,7 +166,7 @@ def thread_tree(*, thread: ChatThread) -> dict[str, Any]:
     """
     query = (
         ChatMessage.objects.filter(thread_id=thread.pk)
-        .annotate(start=Substr("content", 1, PREVIEW_CHARS * 3))
+        .annotate(start=Substr("content", 1, PREVIEW_CHARS + 40))
         .values_list("id", "parent_id", "role", "type", "start", "created_at")
     )
     sql, params = query.query.sql_with_params()
