@@ -12,7 +12,7 @@ from django.conf import settings
 
 from chatproject.catalog import ModelSpec, resolve
 from messaging.models import ChatMessage
-from messaging.selectors import attachment_list_in_thread, message_list_in_thread
+from messaging.selectors import attachment_list_in_thread, message_list_in_thread, message_path
 from threads.models import ChatThread
 from threads.selectors import preferences_get
 from threads.services import thread_update
@@ -46,16 +46,12 @@ def describe_message(message: ChatMessage) -> str:
 
 
 def _history(message: ChatMessage) -> str:
-    """The turns before this message, newest kept first when the budget runs out, oldest first."""
-    earlier = (
-        message_list_in_thread(thread_id=message.thread_id)
-        .filter(created_at__lte=message.created_at)
-        .exclude(pk=message.pk)
-        .order_by("-created_at", "-id")[:50]
-    )
+    """The turns on the path from the root to this message (never another branch's), newest kept
+    first when the budget runs out, oldest first."""
+    earlier = message_path(thread=message.thread, leaf=message)[:-1][-50:]
     lines: list[str] = []
     used = 0
-    for turn in earlier:
+    for turn in reversed(earlier):
         speaker = {"user": "User", "ai": "Assistant"}.get(turn.role, "System")
         line = f"{speaker}: {describe_message(turn)}"
         if used + len(line) > settings.AGENT_HISTORY_CHARS:

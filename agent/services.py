@@ -326,7 +326,7 @@ def reply_sweep_unanswered() -> dict[str, int]:
     give_up_before = now - timedelta(seconds=settings.REPLY_GIVE_UP_SECONDS)
     counts = {"queued": 0, "given_up": 0}
     for message in waiting:
-        if message.created_at < give_up_before:
+        if (message.reply_requested_at or message.created_at) < give_up_before:
             counts["given_up"] += reply_give_up(message) is not None
             continue
         outcome = reply_enqueue(message.pk, again=True)

@@ -4,6 +4,7 @@
     python3 bench/run.py realtime [...]  # one, with its own arguments (--help)
     python3 bench/run.py faults [...]    # the fault suite and its recovery times (pytest arguments)
     python3 bench/run.py agent-eval [...] # the agent evaluation set and its score (--help)
+    python3 bench/run.py tree [...]      # the visualization endpoint and paths on a 5,000-message thread
 
 Uses the embedded default unless DATABASE_URL / REDIS_URL are set; the README's numbers were
 measured with both set (PostgreSQL and Redis on this machine). ``faults`` always runs the
@@ -28,6 +29,7 @@ BENCHMARKS = {
     "faults": "bench/faults.py",
     "agent-eval": "bench/agent_eval.py",
     "webhooks": "bench/webhooks_delivery.py",
+    "tree": "bench/tree_view.py",
 }
 
 

@@ -36,6 +36,7 @@ urlpatterns = [
     path("t/<str:thread_id>/", messaging_views.chat_page, name="chat-page"),
     path("settings/", threads_views.preferences_page, name="preferences-page"),
     path("webhooks/", webhooks_views.webhooks_page, name="webhooks-page"),
+    path("t/<str:thread_id>/tree/", messaging_views.tree_page, name="tree-page"),
     # Every page that checks a password is throttled (chatproject.logins); these come first so
     # they shadow the same paths in the includes below.
     path("accounts/login/", views.login_throttled(auth_views.LoginView.as_view()), name="login"),

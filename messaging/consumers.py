@@ -44,9 +44,16 @@ from .frames import BadFrame, FrameGate, parse_frame, too_large
 from .layer_watch import watch_for
 from .models import ReplyStream
 from .realtime import register_home_loop, thread_group, user_group
-from .selectors import message_list_after, message_list_in_thread, stream_get, stream_list_open
+from .selectors import message_list_after, message_list_in_thread, message_tree_info, stream_get, stream_list_open
 from .serializers import message_payload
-from .services import message_send, message_send_file, stream_sweep_stale
+from .services import (
+    ACTIVE_LEAF,
+    message_regenerate,
+    message_send,
+    message_send_file,
+    stream_stop,
+    stream_sweep_stale,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +81,8 @@ def _thread_or_none(user: Any, thread_id: str) -> ChatThread | None:
 
 def _replay(thread: ChatThread, after: str | None) -> tuple[list[dict], list[dict]]:
     """Messages after ``after`` (all when None) and the streams still open, as plain data."""
-    messages = [message_payload(m) for m in message_list_after(thread=thread, after_id=after)] if after else []
+    later = message_tree_info(messages=list(message_list_after(thread=thread, after_id=after))) if after else []
+    messages = [message_payload(m) for m in later]
     streams = [
         {"id": str(s.pk), "reply_to": str(s.reply_to_id), "chunks": s.chunks}
         for s in stream_list_open(thread_id=thread.pk)
@@ -308,9 +316,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             "file": self._receive_file,
             "sync": self._receive_sync,
             "ping": self._receive_ping,
+            "regenerate": self._receive_regenerate,
+            "stop": self._receive_stop,
         }.get(kind if isinstance(kind, str) else "")
         if handler is None:
-            known = "message, file, sync, ping"
+            known = "message, file, regenerate, stop, sync, ping"
             await self._send(_error("unknown_type", f"Unknown frame type {frame.get('type')!r}; known: {known}."))
             return
         client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str) else None
@@ -332,7 +342,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             sender=self.user,
             content=frame["content"],
             metadata=frame.get("metadata"),
-            parent_id=frame.get("parent"),
+            parent_id=frame.get("parent", ACTIVE_LEAF),
             client_id=frame.get("client_id"),
         )
         if not created:
@@ -367,6 +377,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         if not created:
             await self._send_message(await database_sync_to_async(message_payload)(message), force=True)
+
+    async def _receive_regenerate(self, frame: dict[str, Any]) -> None:
+        """The new reply arrives as a stream like any other; a repeated ``client_id`` asks nothing more."""
+        if "message_id" not in frame:
+            raise InvalidInput.field("message_id", "This field is required.")
+        await database_sync_to_async(message_regenerate)(
+            thread=self.thread, sender=self.user, message_id=frame["message_id"], client_id=frame.get("client_id")
+        )
+
+    async def _receive_stop(self, frame: dict[str, Any]) -> None:
+        """Every client of the thread hears ``stream_end`` with ``status: "stopped"``."""
+        if "stream_id" not in frame:
+            raise InvalidInput.field("stream_id", "This field is required.")
+        await database_sync_to_async(stream_stop)(
+            user=self.user, stream_id=frame["stream_id"], thread_id=self.thread.pk
+        )
 
     async def _receive_sync(self, frame: dict[str, Any]) -> None:
         after = frame.get("after")

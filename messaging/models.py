@@ -38,6 +38,13 @@ class ChatMessage(models.Model):
     # answer, cleared when its reply stream starts. A message still waiting after a few seconds
     # had its task lost (the broker was down, or restarted) and is queued again by the sweep.
     awaiting_reply = models.BooleanField(default=False)
+    # Replies asked of this user message so far (a regenerate adds one): the attempt the next
+    # reply stream takes, so a redelivered task cannot start a second stream for one attempt.
+    reply_attempt = models.PositiveIntegerField(default=0)
+    # The client_id of the regenerate that asked for ``reply_attempt``, until its stream takes it.
+    reply_client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    # When the last regenerate asked for a reply (the outbox's clock for it, instead of created_at).
+    reply_requested_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -101,10 +108,18 @@ class ReplyStream(models.Model):
         COMPLETE = "complete", "Complete"
         ERROR = "error", "Error"
         INTERRUPTED = "interrupted", "Interrupted"
+        STOPPED = "stopped", "Stopped"
+
+    # The statuses a stream ends with.
+    ENDED = (Status.COMPLETE, Status.ERROR, Status.INTERRUPTED, Status.STOPPED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     thread = models.ForeignKey(ChatThread, on_delete=models.CASCADE, related_name="reply_streams")
     reply_to = models.ForeignKey(ChatMessage, on_delete=models.CASCADE, related_name="reply_streams")
+    # Which reply to ``reply_to`` this is: 0 for the first, one more per regenerate.
+    attempt = models.PositiveIntegerField(default=0)
+    # The regenerate request's idempotency key, when one asked for this attempt.
+    client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.STREAMING)
     # Every delta sent so far, in order; the index of a delta is its ``seq``.
     chunks = models.JSONField(default=list, blank=True)
@@ -119,8 +134,8 @@ class ReplyStream(models.Model):
     class Meta:
         indexes = [models.Index(fields=["status", "heartbeat_at"], name="stream_status_heartbeat")]
         constraints = [
-            # One reply per user message: a redelivered task cannot start a second stream.
-            models.UniqueConstraint(fields=["reply_to"], name="stream_one_per_message"),
+            # One stream per reply attempt: a redelivered task cannot start a second one.
+            models.UniqueConstraint(fields=["reply_to", "attempt"], name="stream_one_per_attempt"),
         ]
 
     def __str__(self) -> str:

@@ -21,6 +21,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Value, When
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
@@ -31,7 +32,8 @@ from chatproject.json_input import json_nul_free
 from chatproject.ratelimit import window_hit, window_seconds_left
 from threads.models import ChatThread
 from threads.selectors import parse_uuid
-from threads.services import thread_touch, validate_metadata
+from threads.services import TITLE_MAX_CHARS, thread_advance_leaf, thread_touch, validate_metadata
+from threads.tree import newest_leaf, path_to
 
 from .models import ChatAttachment, ChatMessage, ReplyStream
 from .realtime import thread_broadcast
@@ -40,6 +42,16 @@ from .serializers import message_payload
 from .signals import reply_finished, user_message_created, user_message_posted
 
 CLIENT_ID_MAX_CHARS = ChatMessage._meta.get_field("client_id").max_length
+
+
+class _ActiveLeaf:
+    def __repr__(self) -> str:
+        return "ACTIVE_LEAF"
+
+
+# ``parent_id`` when none was given: the message continues the thread's active branch. An
+# explicit None is a new root (an edit of a thread's first message).
+ACTIVE_LEAF: Any = _ActiveLeaf()
 
 
 def _clean_content(content: Any, *, allow_empty: bool) -> str:
@@ -68,6 +80,9 @@ def _clean_client_id(client_id: Any) -> str | None:
 
 
 def _resolve_parent(*, thread: ChatThread, parent_id: Any) -> uuid.UUID | None:
+    if parent_id is ACTIVE_LEAF:
+        # Read now, not from ``thread``: a consumer holds its thread for the whole connection.
+        return ChatThread.objects.filter(pk=thread.pk).values_list("active_leaf_id", flat=True).first()
     if parent_id is None:
         return None
     pk = parse_uuid(parent_id)
@@ -123,12 +138,15 @@ def message_create(
     sender: AbstractBaseUser | None = None,
     type: str = ChatMessage.Type.TEXT,
     metadata: dict[str, Any] | None = None,
-    parent_id: Any = None,
+    parent_id: Any = ACTIVE_LEAF,
     client_id: str | None = None,
     awaiting_reply: bool = False,
+    activate: bool = True,
 ) -> ChatMessage:
     """Store a message of any role and bump the thread's activity time. Triggers nothing.
 
+    Without ``parent_id`` the message continues the thread's active branch (its parent is the
+    active leaf); ``None`` makes it a new root. ``activate`` makes it the thread's active leaf.
     ``awaiting_reply`` puts the message in the reply outbox (see ``ChatMessage.awaiting_reply``).
     """
     if role not in ChatMessage.Role.values:
@@ -151,7 +169,11 @@ def message_create(
         client_id=client_id,
         awaiting_reply=awaiting_reply,
     )
-    thread_touch(thread_id=thread.pk)
+    if activate:
+        thread_touch(thread_id=thread.pk, active_leaf_id=message.pk)
+        thread.active_leaf_id = message.pk
+    else:
+        thread_touch(thread_id=thread.pk)
     return message
 
 
@@ -218,11 +240,15 @@ def message_send(
     sender: AbstractBaseUser,
     content: str,
     metadata: dict[str, Any] | None = None,
-    parent_id: Any = None,
+    parent_id: Any = ACTIVE_LEAF,
     client_id: str | None = None,
     reply: bool = True,
 ) -> tuple[ChatMessage, bool]:
     """Store a user's text message; returns ``(message, created)``. ``reply=False``: no agent reply.
+
+    Without ``parent_id`` it continues the thread's active branch; with one it starts a branch
+    there (an edit: the parent of the message edited; ``None`` for a new root). Either way it
+    becomes the active leaf.
 
     The same ``client_id`` in a thread returns the stored message with ``created`` False and
     announces nothing. A new message is broadcast to the thread after commit and sends
@@ -249,6 +275,150 @@ def message_send(
         validate=lambda: _clean_content(content, allow_empty=False),
         store=store,
     )
+
+
+def message_regenerate(
+    *, thread: ChatThread, sender: AbstractBaseUser, message_id: Any, client_id: Any = None
+) -> tuple[ChatMessage, bool]:
+    """Ask the agent for another reply to a user message (or, given an AI message, to the message
+    it answers): a new AI sibling streams like any reply. Returns ``(user message, created)``.
+
+    The user message becomes the thread's active leaf, so the new reply is the one shown when it
+    ends. The same ``client_id`` again asks nothing more (``created`` False). Sends
+    ``user_message_posted`` after commit (the agent queues the reply); the rate limit and the cap
+    on replies in progress apply as to a send.
+    """
+    client_id = _clean_client_id(client_id)
+    pk = parse_uuid(message_id) if isinstance(message_id, str | uuid.UUID) else None
+    message = ChatMessage.objects.filter(pk=pk, thread=thread).first() if pk else None
+    if message is None:
+        raise NotFound("Message not found in this thread.")
+    if message.role == ChatMessage.Role.AI and message.parent_id is not None:
+        message = ChatMessage.objects.get(pk=message.parent_id)
+    if message.role != ChatMessage.Role.USER:
+        raise InvalidInput.field("message_id", "Only a user message, or an AI reply to one, can be answered again.")
+
+    def asked_already() -> bool:
+        return client_id is not None and (
+            ChatMessage.objects.filter(pk=message.pk, reply_client_id=client_id).exists()
+            or ReplyStream.objects.filter(reply_to=message, client_id=client_id).exists()
+        )
+
+    if asked_already():
+        return message, False
+    _check_rate_limit(sender)
+    with transaction.atomic():
+        _lock_sender(sender)
+        if asked_already():  # the same request raced in on another connection
+            return message, False
+        _check_replies_in_progress(sender)
+        ChatMessage.objects.filter(pk=message.pk).update(
+            reply_attempt=F("reply_attempt") + 1,
+            reply_client_id=client_id,
+            reply_requested_at=timezone.now(),
+            awaiting_reply=True,
+        )
+        thread_touch(thread_id=thread.pk, active_leaf_id=message.pk)
+        transaction.on_commit(
+            lambda: user_message_posted.send(sender=ChatMessage, message_id=message.pk, thread_id=thread.pk),
+            robust=True,
+        )
+    message.refresh_from_db()
+    return message, True
+
+
+class ForkMode:
+    PATH = "path"
+    PATH_WITH_BRANCHES = "path_with_branches"
+    SUBTREE = "subtree"
+    values = (PATH, PATH_WITH_BRANCHES, SUBTREE)
+
+
+# Fork copies are written in batches of this many rows.
+FORK_BATCH = 500
+
+
+@transaction.atomic
+def thread_fork(*, thread: ChatThread, message_id: Any, mode: str = ForkMode.PATH) -> ChatThread:
+    """A new thread of the same owner, titled "<title> (fork)", holding copies of part of the tree:
+
+    - ``path``: the messages from the root down to the message;
+    - ``path_with_branches``: that path plus the siblings of every message on it (not their subtrees);
+    - ``subtree``: the message and everything under it, the message becoming the root.
+
+    Copies get new ids and keep role, type, content, sender, metadata and their original
+    timestamps (so their order); their parents are the copies of their parents. Attachments are
+    copied as rows pointing at the same stored file (files are never rewritten, so sharing is
+    safe; the copy counts against the owner's quota again). The copy of the message (for
+    ``subtree``, of the newest message under it) is the new thread's active leaf. Triggers nothing:
+    no reply is asked for.
+    """
+    if mode not in ForkMode.values:
+        raise InvalidInput.field("mode", f'"{mode}" is not a valid choice: {", ".join(ForkMode.values)}.')
+    pk = parse_uuid(message_id) if isinstance(message_id, str | uuid.UUID) else None
+    pairs = list(ChatMessage.objects.filter(thread=thread).order_by("created_at", "id").values_list("id", "parent_id"))
+    if pk is None or pk not in dict(pairs):
+        raise InvalidInput.field("message_id", "No such message in this thread.")
+    if mode == ForkMode.SUBTREE:
+        wanted = {pk}
+        for node, parent in pairs:
+            if parent in wanted:
+                wanted.add(node)
+        leaf = newest_leaf(pairs, pk)
+    else:
+        wanted = set(path_to(pairs, pk))
+        if mode == ForkMode.PATH_WITH_BRANCHES:
+            parents_on_path = {parent for node, parent in pairs if node in wanted}
+            wanted |= {node for node, parent in pairs if parent in parents_on_path}
+        leaf = pk
+    originals = list(
+        ChatMessage.objects.filter(pk__in=wanted).order_by("created_at", "id").prefetch_related("attachments")
+    )
+    fork = ChatThread.objects.create(
+        owner=thread.owner,
+        title=f"{thread.title or 'Untitled'}"[: TITLE_MAX_CHARS - len(" (fork)")] + " (fork)",
+        metadata={"forked_from": {"thread": str(thread.pk), "message": str(pk), "mode": mode}},
+    )
+    new_ids = {m.pk: uuid.uuid4() for m in originals}
+    copies = [
+        ChatMessage(
+            id=new_ids[m.pk],
+            thread=fork,
+            sender_id=m.sender_id,
+            role=m.role,
+            type=m.type,
+            content=m.content,
+            metadata={k: v for k, v in m.metadata.items() if k != "stream_id"},
+            parent_id=None if m.pk == pk and mode == ForkMode.SUBTREE else new_ids.get(m.parent_id),
+        )
+        for m in originals
+    ]
+    ChatMessage.objects.bulk_create(copies, batch_size=FORK_BATCH)
+    # auto_now_add stamped every copy "now": give them back their times, one statement a batch.
+    for start in range(0, len(originals), FORK_BATCH):
+        batch = originals[start : start + FORK_BATCH]
+        ChatMessage.objects.filter(pk__in=[new_ids[m.pk] for m in batch]).update(
+            created_at=Case(*(When(pk=new_ids[m.pk], then=Value(m.created_at)) for m in batch))
+        )
+    attachments = []
+    for m in originals:
+        for a in m.attachments.all():
+            copy = ChatAttachment(
+                message_id=new_ids[m.pk],
+                thread=fork,
+                file=a.file.name,
+                filename=a.filename,
+                file_type=a.file_type,
+                size=a.size,
+                sha256=a.sha256,
+                metadata=a.metadata,
+            )
+            copy.url = reverse("attachment-download", kwargs={"attachment_id": copy.id})
+            attachments.append(copy)
+    ChatAttachment.objects.bulk_create(attachments, batch_size=FORK_BATCH)
+    ChatThread.objects.filter(pk=fork.pk).update(active_leaf_id=new_ids[leaf])
+    fork.refresh_from_db()
+    return fork
 
 
 def _safe_filename(filename: Any) -> str:
@@ -419,19 +589,29 @@ def _stream_event(stream_id: uuid.UUID, event: dict[str, Any]) -> dict[str, Any]
 
 
 def stream_start(*, reply_to: ChatMessage) -> ReplyStream | None:
-    """Open the reply stream for a user message; None when it has one already (a redelivered task).
+    """Open the reply stream for the user message's current reply attempt; None when that attempt
+    has its stream already (a redelivered task, or a task queued again by the outbox sweep).
 
-    The message leaves the reply outbox in the same transaction: it has its one reply now.
+    The message leaves the reply outbox in the same transaction: this attempt has its reply now.
     """
     try:
         with transaction.atomic():
-            stream = ReplyStream.objects.create(
-                thread_id=reply_to.thread_id, reply_to=reply_to, heartbeat_at=timezone.now()
+            attempt, client_id = (
+                ChatMessage.objects.filter(pk=reply_to.pk).values_list("reply_attempt", "reply_client_id").get()
             )
-            ChatMessage.objects.filter(pk=reply_to.pk, awaiting_reply=True).update(awaiting_reply=False)
-    except IntegrityError:
+            stream = ReplyStream.objects.create(
+                thread_id=reply_to.thread_id,
+                reply_to=reply_to,
+                attempt=attempt,
+                client_id=client_id,
+                heartbeat_at=timezone.now(),
+            )
+            ChatMessage.objects.filter(pk=reply_to.pk, awaiting_reply=True, reply_attempt=attempt).update(
+                awaiting_reply=False
+            )
+    except (IntegrityError, ChatMessage.DoesNotExist):
         return None
-    event = _stream_event(stream.pk, {"type": "stream_start", "reply_to": str(reply_to.pk)})
+    event = _stream_event(stream.pk, {"type": "stream_start", "reply_to": str(reply_to.pk), "attempt": stream.attempt})
     transaction.on_commit(lambda: thread_broadcast(stream.thread_id, event))
     return stream
 
@@ -486,7 +666,7 @@ def stream_finish(
     message after commit (and an ``agent_error`` event when the status is ``error``); sends
     ``reply_finished`` in the transaction.
     """
-    if status not in (ReplyStream.Status.COMPLETE, ReplyStream.Status.ERROR, ReplyStream.Status.INTERRUPTED):
+    if status not in ReplyStream.ENDED:
         raise InvalidInput.field("status", f'"{status}" does not end a stream.')
     with transaction.atomic():
         won = ReplyStream.objects.filter(pk=stream.pk, status=ReplyStream.Status.STREAMING).update(
@@ -503,7 +683,9 @@ def stream_finish(
             type=type,
             parent_id=stream.reply_to_id,
             metadata={**(metadata or {}), "stream_id": str(stream.pk), "stream_status": status},
+            activate=False,
         )
+        thread_advance_leaf(thread_id=stream.thread_id, from_id=stream.reply_to_id, to_id=message.pk)
         ReplyStream.objects.filter(pk=stream.pk).update(message=message)
         stream.message = message
         reply_finished.send(sender=ReplyStream, message=message, status=status)
@@ -520,6 +702,30 @@ def stream_finish(
 
         transaction.on_commit(announce)
     return message
+
+
+def stream_stop(*, user: AbstractBaseUser, stream_id: Any, thread_id: uuid.UUID | None = None) -> ReplyStream:
+    """Stop a reply of one of the user's threads: it ends at once as ``stopped`` with the text sent
+    so far persisted (clients get ``stream_end``); the worker learns it at its next delta or ReAct
+    step and quits. Stopping a reply that has ended already changes nothing. NotFound for another
+    user's stream, a deleted thread's, one outside ``thread_id`` when given, or a malformed id.
+    """
+    pk = parse_uuid(stream_id) if isinstance(stream_id, str | uuid.UUID) else None
+    stream = (
+        ReplyStream.objects.select_related("thread")
+        .filter(pk=pk, thread__owner=user)
+        .filter(**({"thread_id": thread_id} if thread_id else {}))
+        .exclude(thread__status=ChatThread.Status.DELETED)
+        .first()
+        if pk and user.is_authenticated
+        else None
+    )
+    if stream is None:
+        raise NotFound("Reply stream not found.")
+    if stream.status == ReplyStream.Status.STREAMING:
+        stream_finish(stream=stream, status=ReplyStream.Status.STOPPED, metadata={"stopped": True})
+    stream.refresh_from_db()
+    return stream
 
 
 def stream_sweep_stale(*, thread_id: uuid.UUID | None = None) -> int:

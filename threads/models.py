@@ -23,6 +23,11 @@ class ChatThread(models.Model):
     model = models.CharField(max_length=64, blank=True, default="")
     # Custom instructions for this thread; "" means the owner's (ChatPreferences.instructions).
     instructions = models.TextField(blank=True, default="")
+    # The leaf of the branch the user sees: sends without a parent continue it. Named by string so
+    # threads imports nothing of messaging; messaging.services and threads.services keep it set.
+    active_leaf = models.ForeignKey(
+        "messaging.ChatMessage", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # Bumped by messaging.services when a message is added, so "recent threads" means recent activity.
     updated_at = models.DateTimeField(auto_now=True)

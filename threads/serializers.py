@@ -49,7 +49,18 @@ class ThreadSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ChatThread
-        fields = ["id", "title", "summary", "status", "metadata", "model", "instructions", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "title",
+            "summary",
+            "status",
+            "metadata",
+            "model",
+            "instructions",
+            "active_leaf",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = fields
 
     def get_model(self, thread: ChatThread) -> str:
@@ -70,6 +81,9 @@ class ThreadUpdateSerializer(serializers.Serializer):
     metadata = JSONField(required=False, help_text="A JSON object; replaces the current one.")
     model = ModelNameField(help_text="A model name from GET /api/models/; new threads default to your last choice.")
     instructions = InstructionsField(help_text="Custom instructions for this thread; empty uses your own.")
+    active_leaf = serializers.UUIDField(
+        required=False, help_text="Switch branch: a message of this thread; the newest message under it becomes active."
+    )
 
 
 class ThreadFilterSerializer(serializers.Serializer):

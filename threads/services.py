@@ -7,15 +7,17 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from chatproject import catalog
-from chatproject.errors import InvalidInput, TooLarge
+from chatproject.errors import InvalidInput, NotFound, TooLarge
 from chatproject.json_input import json_depth, json_nul_free, json_size
 
 from .models import ChatPreferences, ChatThread
+from .selectors import parse_uuid
 from .signals import thread_changed, thread_deleted
+from .tree import newest_leaf
 
 TITLE_MAX_CHARS = ChatThread._meta.get_field("title").max_length
 _UNSET: Any = object()
@@ -153,13 +155,19 @@ def thread_update(
     model: str = _UNSET,
     instructions: str = _UNSET,
     chosen_by_owner: bool = True,
+    active_leaf: Any = _UNSET,
 ) -> ChatThread:
     """Change the given fields only. Status moves between active and archived; deleting is thread_delete.
 
     A model the owner chooses (``chosen_by_owner``) also becomes their default for new threads.
+    ``active_leaf`` (a message id of this thread) switches branch: the newest message under that
+    message becomes the active leaf, as when a user clicks a branch.
     Sends ``thread_changed`` (updated) in its transaction when a field changed.
     """
     changed: list[str] = []
+    if active_leaf is not _UNSET:
+        thread.active_leaf_id = _branch_leaf(thread, active_leaf)
+        changed.append("active_leaf")
     if model is not _UNSET:
         thread.model = clean_model(model)
         changed.append("model")
@@ -195,6 +203,17 @@ def thread_update(
     return thread
 
 
+def _branch_leaf(thread: ChatThread, message_id: Any) -> Any:
+    pk = parse_uuid(message_id) if message_id is not None else None
+    # The reverse relation of ChatMessage.thread: threads reads the tree without importing messaging.
+    pairs = list(thread.messages.order_by("created_at", "id").values_list("id", "parent_id"))
+    if pk is None:
+        raise InvalidInput.field("active_leaf", "Must be a message id.")
+    if pk not in {node for node, _ in pairs}:
+        raise NotFound("Message not found in this thread.")
+    return newest_leaf(pairs, pk)
+
+
 @transaction.atomic
 def thread_delete(*, thread: ChatThread) -> None:
     """Mark the thread deleted: it disappears for its owner; its rows stay until an admin purges them.
@@ -208,9 +227,22 @@ def thread_delete(*, thread: ChatThread) -> None:
     transaction.on_commit(lambda: thread_deleted.send(sender=ChatThread, thread_id=thread.pk))
 
 
-def thread_touch(*, thread_id: Any) -> None:
-    """Record activity on a thread (a new message) without loading it."""
-    ChatThread.objects.filter(pk=thread_id).update(updated_at=timezone.now())
+def thread_touch(*, thread_id: Any, active_leaf_id: Any = _UNSET) -> None:
+    """Record activity on a thread (a new message) without loading it, and move its active leaf."""
+    fields: dict[str, Any] = {"updated_at": timezone.now()}
+    if active_leaf_id is not _UNSET:
+        fields["active_leaf_id"] = active_leaf_id
+    ChatThread.objects.filter(pk=thread_id).update(**fields)
+
+
+def thread_advance_leaf(*, thread_id: Any, from_id: Any, to_id: Any) -> bool:
+    """Move the active leaf from ``from_id`` (or none) to ``to_id``; False when the user has moved
+    elsewhere meanwhile (a reply finishing on a branch they left does not pull them back)."""
+    return bool(
+        ChatThread.objects.filter(pk=thread_id)
+        .filter(models.Q(active_leaf_id=from_id) | models.Q(active_leaf__isnull=True))
+        .update(active_leaf_id=to_id)
+    )
 
 
 @transaction.atomic

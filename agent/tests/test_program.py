@@ -1,5 +1,6 @@
 """The real-model path: dspy.LM over HTTP to a scripted OpenAI-compatible server on 127.0.0.1."""
 
+import json
 import time
 
 import pytest
@@ -139,3 +140,18 @@ def test_a_model_string_litellm_does_not_know_is_an_agent_error(user, settings):
     answer = reply_to_message(question.pk)
     assert answer.type == "error"
     assert answer.content.startswith("The agent failed: AgentError: The model"), answer.content
+
+
+def test_a_fact_said_only_on_a_sibling_branch_never_reaches_the_prompt(user, hosted_model):
+    thread = make_thread(user)
+    root = make_message(thread, "Let us talk about my cat.")
+    make_message(thread, "My cat is called Zanzibar.", parent_id=root.pk)  # a branch the user left
+    make_message(thread, "She likes fish.", parent_id=root.pk)
+    question = make_message(thread, "What is my cat called?")
+    model = FakeOpenAI([], fields(reasoning="Not said.", answer="You did not say."), piece=10_000)
+    with model:
+        hosted_model(model)
+        reply_to_message(question.pk)
+    prompts = " ".join(json.dumps(r.json()["messages"]) for r in model.requests)
+    assert "Let us talk about my cat." in prompts and "She likes fish." in prompts
+    assert "Zanzibar" not in prompts

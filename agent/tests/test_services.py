@@ -112,7 +112,7 @@ def test_background_replies_run_on_a_small_pool_and_all_finish(settings):
     for future in futures:
         future.result(timeout=30)
     for n, question in enumerate(questions):
-        assert ChatMessage.objects.get(parent=question).content == f"question {n} done"
+        assert ChatMessage.objects.get(parent=question, role="ai").content == f"question {n} done"
     # Every reply ran on the pool, never on the caller's thread, and on no more than its workers.
     assert len(REPLY_THREADS) == len(questions)
     assert threading.current_thread().name not in REPLY_THREADS

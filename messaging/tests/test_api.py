@@ -76,8 +76,8 @@ def test_listing_costs_the_same_queries_whatever_the_page_size(
     thread = make_thread(user)
     for n in range(12):
         make_attachment(make_message(thread, f"m{n}"), f"f{n}.txt")
-    # token lookup, thread, count, page, attachments
-    with django_assert_num_queries(5):
+    # token lookup, thread, count, page, attachments, children counts, siblings
+    with django_assert_num_queries(7):
         response = api.get(messages_url(thread.pk), {"page_size": page_size})
     assert len(response.json()["results"]) == min(page_size, 12)
 

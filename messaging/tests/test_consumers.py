@@ -720,3 +720,71 @@ async def test_a_channel_layer_that_cannot_reach_redis_ends_the_connection_with_
     assert (error["type"], error["code"], error["retry_after"]) == ("error", "unavailable", 5)
     assert await close_code(communicator) == 4503
     await communicator.disconnect()
+
+
+async def test_a_message_without_parent_continues_the_active_branch(alice, thread):
+    client = await connect(alice, thread)
+    await ready(client)
+    await client.send_json_to({"type": "message", "content": "2 plus 2"})
+    first = await receive_until(client, "stream_end")
+    question, answer = first[0]["message"], first[-1]["message"]
+    assert question["parent"] is None and answer["parent"] == question["id"]
+    await client.send_json_to({"type": "message", "content": "3 plus 3"})
+    second = await receive_until(client, "stream_end")
+    assert second[0]["message"]["parent"] == answer["id"]
+    # An explicit null is an edit of the first message: a second root, a sibling of the first.
+    await client.send_json_to({"type": "message", "content": "5 plus 5", "parent": None})
+    third = await receive_until(client, "stream_end")
+    assert third[0]["message"]["parent"] is None
+    assert third[0]["message"]["sibling_ids"] == [question["id"], third[0]["message"]["id"]]
+    leaf = await sync_to_async(lambda: type(thread).objects.get(pk=thread.pk).active_leaf_id)()
+    assert str(leaf) == third[-1]["message"]["id"]
+    await client.disconnect()
+
+
+async def test_regenerate_streams_a_new_sibling_once_per_client_id(alice, thread):
+    client = await connect(alice, thread)
+    await ready(client)
+    await client.send_json_to({"type": "message", "content": "2 plus 2"})
+    first = await receive_until(client, "stream_end")
+    question, answer = first[0]["message"], first[-1]["message"]
+    await client.send_json_to({"type": "regenerate", "message_id": answer["id"], "client_id": "r1"})
+    again = await receive_until(client, "stream_end")
+    assert again[0]["type"] == "stream_start" and again[0]["reply_to"] == question["id"] and again[0]["attempt"] == 1
+    second = again[-1]["message"]
+    assert second["parent"] == question["id"] and second["id"] != answer["id"]
+    assert second["sibling_ids"] == [answer["id"], second["id"]]
+    # The same request again asks nothing more; a bad one is an error event.
+    await client.send_json_to({"type": "regenerate", "message_id": question["id"], "client_id": "r1"})
+    await client.send_json_to({"type": "regenerate", "message_id": str(uuid.uuid4()), "client_id": "r2"})
+    error = await client.receive_json_from(timeout=5)
+    assert error["type"] == "error" and error["code"] == "not_found" and error["client_id"] == "r2"
+    assert await message_count(thread) == 3
+    await client.disconnect()
+
+
+async def test_stop_ends_the_reply_for_every_client_with_its_partial_text(alice, thread, settings):
+    settings.AGENT_REPLY_GENERATOR = "messaging.tests.test_regenerate_stop.slow_reply"
+    settings.AGENT_EAGER_IN_BACKGROUND = True
+    client = await connect(alice, thread)
+    watcher = await connect(alice, thread)
+    await ready(client, watcher)
+    await client.send_json_to({"type": "message", "content": "tell me a long story"})
+    events = await receive_until(client, "stream_chunk")
+    stream_id = events[-1]["stream_id"]
+    intruder = await sync_to_async(make_user)("mallory")
+    intruder_client = await connect(intruder, await sync_to_async(make_thread)(intruder))
+    await ready(intruder_client)
+    await intruder_client.send_json_to({"type": "stop", "stream_id": stream_id})
+    refused = await intruder_client.receive_json_from(timeout=5)
+    assert refused["type"] == "error" and refused["code"] == "not_found"
+    await client.send_json_to({"type": "stop", "stream_id": stream_id})
+    for each in (client, watcher):
+        events = await receive_until(each, "stream_end")
+        end = events[-1]
+        assert end["status"] == "stopped" and end["stream_id"] == stream_id
+        assert end["message"]["content"].startswith("word0 ") and end["message"]["role"] == "ai"
+    stored = await sync_to_async(ReplyStream.objects.get)(pk=stream_id)
+    assert stored.status == "stopped" and end["message"]["content"] == "".join(stored.chunks)
+    for each in (client, watcher, intruder_client):
+        await each.disconnect()

@@ -51,3 +51,35 @@ def test_chat_page_of_a_thread_i_cannot_see_is_404(browser, user, other_user, th
 def test_chat_page_needs_login(client, user):
     thread = make_thread(user)
     assert client.get(f"/t/{thread.pk}/").status_code == 302
+
+
+def test_chat_page_shows_the_active_branch_with_sibling_info(browser, user, django_assert_max_num_queries):
+    thread = make_thread(user)
+    root = make_message(thread, "root question")
+    make_message(thread, "old answer", role="ai")
+    new = make_message(thread, "new answer", role="ai", parent_id=root.pk)
+    with django_assert_max_num_queries(12):
+        page = browser.get(f"/t/{thread.pk}/").content.decode()
+    assert "root question" in page and "new answer" in page and "old answer" not in page
+    siblings = page.split(f'data-id="{new.pk}"')[1].split(">")[0]
+    assert f'data-parent="{root.pk}"' in siblings and "data-siblings=" in siblings
+    assert f"/t/{thread.pk}/tree/" in page
+
+
+def test_chat_page_starts_early_enough_to_show_the_message_asked_for(browser, user, monkeypatch):
+    monkeypatch.setattr(views, "RECENT_MESSAGES", 2)
+    thread = make_thread(user)
+    messages = [make_message(thread, f"message {n}") for n in range(6)]
+    page = browser.get(f"/t/{thread.pk}/").content.decode()
+    assert "message 3" not in page and "message 4" in page
+    page = browser.get(f"/t/{thread.pk}/?at={messages[1].pk}").content.decode()
+    assert "message 0" not in page and "message 1" in page and "message 5" in page
+    config = json.loads(page.split('id="chat-config" type="application/json">')[1].split("</script>")[0])
+    assert config["at"] == str(messages[1].pk)
+
+
+def test_tree_page(browser, user, other_user):
+    thread = make_thread(user, "Branches")
+    page = browser.get(f"/t/{thread.pk}/tree/").content.decode()
+    assert "vendor/d3.min.js" in page and "js/tree.js" in page and "Branches" in page
+    assert browser.get(f"/t/{make_thread(other_user).pk}/tree/").status_code == 404

@@ -1,5 +1,9 @@
 // The chat page: send over the WebSocket, show messages and streamed replies live, reconnect with
 // back-off and resume from the last message seen. The protocol is documented in README.md.
+// Conversations are trees: the page shows the active branch only. Each message can be copied;
+// a user message edited (a new sibling branch), an AI reply regenerated (a new sibling reply),
+// a streaming reply stopped; "< 2/3 >" switches between siblings; older messages of the branch
+// load 50 at a time when scrolled to the top.
 (function () {
   "use strict";
 
@@ -36,11 +40,34 @@
   const outbox = new Map();
   // Streams being shown, by stream_id: { node, text, nextSeq }.
   const streams = new Map();
+  // Messages shown, by id: what the actions need (content to copy, parent to edit from, siblings).
+  const byId = new Map();
+  let lastCreatedAt = "";
+  let loadingOlder = false;
 
-  document.querySelectorAll("[data-markdown]").forEach(function (node) {
-    ChatMarkdown.renderInto(node, node.textContent);
+  list.querySelectorAll(".msg[data-id]").forEach(function (li) {
+    const content = li.querySelector(".content");
+    const message = {
+      id: li.dataset.id,
+      role: li.dataset.role,
+      type: li.dataset.type,
+      parent: li.dataset.parent || null,
+      sibling_ids: li.dataset.siblings ? li.dataset.siblings.split(",") : [li.dataset.id],
+      content: content.textContent,
+    };
+    byId.set(message.id, message);
+    ChatMarkdown.renderInto(content, message.content);
+    decorate(li, message);
   });
-  scrollToEnd(true);
+  if (config.at) {
+    const target = list.querySelector('[data-id="' + CSS.escape(config.at) + '"]');
+    if (target) {
+      target.classList.add("highlight");
+      target.scrollIntoView({ block: "center" });
+    }
+  } else {
+    scrollToEnd(true);
+  }
 
   function scrollToEnd(force) {
     const nearEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 120;
@@ -74,6 +101,8 @@
 
   function fillMessage(li, message) {
     li.dataset.id = message.id;
+    li.dataset.role = message.role;
+    li.dataset.parent = message.parent || "";
     li.className = "msg msg-" + message.role + (message.type === "error" ? " msg-error" : "");
     const body = li.querySelector(".bubble");
     body.querySelectorAll(".attachment, .note, .pending-note").forEach(function (n) { n.remove(); });
@@ -87,8 +116,228 @@
     });
     const streamStatus = (message.metadata || {}).stream_status;
     if (streamStatus === "interrupted") addNote(body, "Reply interrupted");
-    lastMessageId = message.id;
+    if (streamStatus === "stopped") addNote(body, "Stopped");
+    byId.set(message.id, message);
+    decorate(li, message);
+    // The newest message seen (in time, on any branch) is where a reconnect resumes.
+    if (!message.created_at || message.created_at >= lastCreatedAt) {
+      lastCreatedAt = message.created_at || lastCreatedAt;
+      lastMessageId = message.id;
+    }
   }
+
+  // --- Tree actions ----------------------------------------------------------------------------
+
+  function button(label, className, title, onClick) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "act " + className;
+    b.textContent = label;
+    if (title) { b.title = title; b.setAttribute("aria-label", title); }
+    b.addEventListener("click", onClick);
+    return b;
+  }
+
+  // The row under a message: copy; edit (yours) or regenerate (the agent's); "< 2/3 >" when it has siblings.
+  function decorate(li, message) {
+    li.querySelectorAll(".actions").forEach(function (n) { n.remove(); });
+    const row = document.createElement("div");
+    row.className = "actions";
+    const siblings = message.sibling_ids || [message.id];
+    if (siblings.length > 1) {
+      const at = siblings.indexOf(message.id);
+      const prev = button("‹", "sib-prev", "Previous version", function () { switchTo(siblings[at - 1]); });
+      const next = button("›", "sib-next", "Next version", function () { switchTo(siblings[at + 1]); });
+      prev.disabled = at <= 0;
+      next.disabled = at >= siblings.length - 1;
+      const pos = document.createElement("span");
+      pos.className = "sib-pos";
+      pos.textContent = (at + 1) + "/" + siblings.length;
+      row.append(prev, pos, next);
+    }
+    row.appendChild(button("Copy", "act-copy", "Copy this message", function (e) { copyText(message.content, e.target); }));
+    if (message.role === "user" && message.type === "text") {
+      row.appendChild(button("Edit", "act-edit", "Edit this message", function () { startEdit(li, message); }));
+    }
+    if (message.role === "ai" && message.parent) {
+      row.appendChild(button("Regenerate", "act-regen", "Answer again", function () { regenerate(message); }));
+    }
+    li.appendChild(row);
+  }
+
+  function copyText(text, control) {
+    function done() {
+      control.textContent = "Copied";
+      setTimeout(function () { control.textContent = "Copy"; }, 1500);
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { copyFallback(text); done(); });
+    } else {
+      copyFallback(text);
+      done();
+    }
+  }
+
+  function copyFallback(text) {
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "offscreen";
+    document.body.appendChild(area);
+    area.select();
+    try { document.execCommand("copy"); } catch (err) { /* nothing more to try */ }
+    area.remove();
+  }
+
+  // Everything shown after the message (not the messages still being sent).
+  function removeAfter(id) {
+    let node = id ? list.querySelector('[data-id="' + CSS.escape(id) + '"]') : null;
+    if (id && !node) return false;
+    const doomed = [];
+    for (let next = node ? node.nextElementSibling : list.firstElementChild; next; next = next.nextElementSibling) {
+      if (next.classList.contains("msg") && !next.classList.contains("pending")) doomed.push(next);
+      if (!id && next.classList.contains("more")) doomed.push(next);
+    }
+    doomed.forEach(function (n) {
+      if (n.dataset.streamId) streams.delete(n.dataset.streamId);
+      n.remove();
+    });
+    return true;
+  }
+
+  function isShown(id) {
+    return !id || !!list.querySelector('.msg[data-id="' + CSS.escape(id) + '"]');
+  }
+
+  function startEdit(li, message) {
+    if (li.querySelector(".editor")) return;
+    const body = li.querySelector(".bubble");
+    const editor = document.createElement("form");
+    editor.className = "editor";
+    const area = document.createElement("textarea");
+    area.value = message.content;
+    area.rows = Math.min(8, message.content.split("\n").length + 1);
+    area.setAttribute("aria-label", "Edit message");
+    const save = document.createElement("button");
+    save.type = "submit";
+    save.textContent = "Send edit";
+    const cancel = button("Cancel", "secondary", "", function () { editor.remove(); body.hidden = false; });
+    editor.append(area, save, cancel);
+    body.hidden = true;
+    li.insertBefore(editor, body.nextSibling);
+    area.focus();
+    editor.addEventListener("submit", function (e) {
+      e.preventDefault();
+      const content = area.value;
+      if (!content.trim()) return;
+      // The original stays on the server; its branch is left for the edit's.
+      removeAfter(message.parent);
+      queue({ type: "message", content: content, parent: message.parent || null }, content);
+    });
+  }
+
+  function regenerate(message) {
+    if (!send({ type: "regenerate", message_id: message.id, client_id: newClientId() })) {
+      showNotice("Offline: try again when the connection is back.");
+      return;
+    }
+    removeAfter(message.parent);
+  }
+
+  function api(method, url, body) {
+    return fetch(url, {
+      method: method,
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": config.csrfToken, Accept: "application/json" },
+      body: body ? JSON.stringify(body) : undefined,
+    }).then(function (response) {
+      return response.json().then(function (data) {
+        if (!response.ok) throw new Error(data.detail || data.message || "Request failed (" + response.status + ")");
+        return data;
+      });
+    });
+  }
+
+  function pathUrl(params) {
+    return "/api/threads/" + config.threadId + "/messages/?" + new URLSearchParams(params).toString();
+  }
+
+  // Another version of a message: the newest branch under it becomes active, shown without a page load.
+  function switchTo(id) {
+    api("PATCH", "/api/threads/" + config.threadId + "/", { active_leaf: id })
+      .then(function () { return api("GET", pathUrl({ path: "active", page: "last", page_size: config.pageSize })); })
+      .then(function (page) { return fillPage(page); })
+      .then(function (messages) {
+        list.querySelectorAll(".msg:not(.pending), .more").forEach(function (n) {
+          if (n.dataset.streamId) streams.delete(n.dataset.streamId);
+          n.remove();
+        });
+        messages.forEach(function (message) { fillMessage(bubble(message.role, message.id), message); });
+        olderMarker(messages);
+        const target = list.querySelector('[data-id="' + CSS.escape(id) + '"]');
+        if (target) target.scrollIntoView({ block: "nearest" });
+      })
+      .catch(function (err) { showNotice(err.message); });
+  }
+
+  // A "last page" can be short (the path's length is not a multiple of the page size): fill it up
+  // from the page before it, so that older messages come exactly a page size at a time.
+  function fillPage(page) {
+    if (page.results.length >= config.pageSize || !page.previous) return Promise.resolve(page.results);
+    return fetch(page.previous, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.json(); })
+      .then(function (before) { return before.results.concat(page.results).slice(-config.pageSize); });
+  }
+
+  function olderMarker(messages) {
+    let more = document.getElementById("load-older");
+    const first = messages.length ? messages[0] : null;
+    if (first && first.parent) {
+      if (!more) {
+        more = document.createElement("li");
+        more.className = "more";
+        more.id = "load-older";
+        const link = document.createElement("a");
+        link.href = "?all=1";
+        more.appendChild(link);
+        list.insertBefore(more, list.firstChild);
+      }
+      more.querySelector("a").textContent = "Load earlier messages";
+    } else if (more) {
+      more.remove();
+    }
+  }
+
+  function loadOlder() {
+    const first = list.querySelector(".msg[data-id]");
+    const firstMessage = first && byId.get(first.dataset.id);
+    if (loadingOlder || !firstMessage || !firstMessage.parent) return;
+    loadingOlder = true;
+    api("GET", pathUrl({ leaf: firstMessage.parent, page: "last", page_size: config.pageSize }))
+      .then(fillPage)
+      .then(function (messages) {
+        const height = list.scrollHeight;
+        messages.forEach(function (message) {
+          const li = bubble(message.role, message.id);
+          list.insertBefore(li, first);
+          fillMessage(li, message);
+        });
+        olderMarker(messages);
+        list.scrollTop += list.scrollHeight - height;
+      })
+      .catch(function (err) { showNotice(err.message); })
+      .finally(function () { loadingOlder = false; });
+  }
+
+  list.addEventListener("scroll", function () {
+    if (list.scrollTop < 40 && document.getElementById("load-older")) loadOlder();
+  });
+  list.addEventListener("click", function (e) {
+    if (e.target.closest("#load-older a")) {
+      e.preventDefault();
+      loadOlder();
+    }
+  });
 
   function addNote(body, text, className) {
     const note = document.createElement("div");
@@ -106,20 +355,38 @@
     }
     let li = list.querySelector('[data-id="' + message.id + '"]');
     if (!li && message.client_id) li = list.querySelector('[data-client-id="' + CSS.escape(message.client_id) + '"]');
-    if (!li) li = bubble(message.role, message.id);
+    if (!li) {
+      // A message of a branch not shown (another tab worked elsewhere in the tree) stays there.
+      if (!isShown(message.parent)) return;
+      removeAfter(message.parent);
+      li = bubble(message.role, message.id);
+    }
     li.classList.remove("pending", "failed");
     fillMessage(li, message);
     if (message.client_id) outbox.delete(message.client_id);
     scrollToEnd(message.role === "user");
   }
 
-  function startStream(streamId) {
+  function startStream(streamId, replyTo) {
     // A replayed start (after a reconnect) restarts the text: the chunks follow from seq 0.
     let state = streams.get(streamId);
     if (!state) {
+      // A reply on a branch not shown is not shown either.
+      if (replyTo && !isShown(replyTo)) return;
+      // A regenerated reply replaces what followed its question on the page.
+      if (replyTo) removeAfter(replyTo);
       const li = bubble("ai");
       li.classList.add("streaming");
       li.dataset.streamId = streamId;
+      li.dataset.parent = replyTo || "";
+      const stop = button("Stop", "act-stop", "Stop this reply", function () {
+        stop.disabled = true;
+        send({ type: "stop", stream_id: streamId });
+      });
+      const row = document.createElement("div");
+      row.className = "actions";
+      row.appendChild(stop);
+      li.appendChild(row);
       state = { node: li, text: "", nextSeq: 0 };
       streams.set(streamId, state);
     }
@@ -168,7 +435,12 @@
     const state = streams.get(streamId);
     let li = state ? state.node : null;
     streams.delete(streamId);
-    if (!li) li = list.querySelector('[data-id="' + event.message.id + '"]') || bubble("ai");
+    if (!li) li = list.querySelector('[data-id="' + event.message.id + '"]');
+    if (!li) {
+      if (!isShown(event.message.parent)) return;
+      removeAfter(event.message.parent);
+      li = bubble("ai");
+    }
     li.classList.remove("streaming");
     fillMessage(li, event.message);
     if (event.status === "error") li.classList.add("msg-error");
@@ -178,7 +450,7 @@
   function onEvent(event) {
     switch (event.type) {
       case "message": showMessage(event.message); break;
-      case "stream_start": startStream(event.stream_id); break;
+      case "stream_start": startStream(event.stream_id, event.reply_to); break;
       case "stream_chunk": appendChunk(event); break;
       case "stream_status": showStep(event); break;
       case "stream_end": endStream(event.stream_id, event); break;
@@ -250,6 +522,7 @@
     setConn("closed", label);
     showNotice(label + ".");
     [input, fileInput, sendButton].forEach(function (control) { control.disabled = true; });
+    list.querySelectorAll(".actions button").forEach(function (control) { control.disabled = true; });
   }
 
   function newClientId() {

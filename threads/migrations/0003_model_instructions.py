@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('threads', '0001_initial'),
+        ('threads', '0002_active_leaf'),
     ]
 
     operations = [
