@@ -14,6 +14,7 @@ import heapq
 import math
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -190,6 +191,20 @@ def memory_add(message: ChatMessage) -> MemoryEntry | None:
         return None
     entry, _ = MemoryEntry.objects.get_or_create(message=message, defaults=_entry_fields(message))
     return entry
+
+
+def memory_add_many(messages: Iterable[ChatMessage], *, batch_size: int = 1000) -> int:
+    """Remember many user messages at once (an import), in a few queries; idempotent.
+
+    Other roles are not remembered. Each process's index picks the new rows up on its next use.
+    """
+    entries = [
+        MemoryEntry(message_id=m.pk, **_entry_fields(m))
+        for m in messages
+        if m.role == ChatMessage.Role.USER and m.sender_id is not None
+    ]
+    MemoryEntry.objects.bulk_create(entries, batch_size=batch_size, ignore_conflicts=True)
+    return len(entries)
 
 
 def _entry_fields(message: ChatMessage) -> dict[str, Any]:

@@ -30,6 +30,7 @@ BENCHMARKS = {
     "agent-eval": "bench/agent_eval.py",
     "webhooks": "bench/webhooks_delivery.py",
     "tree": "bench/tree_view.py",
+    "export": "bench/export_bulk.py",
 }
 
 

@@ -85,6 +85,12 @@ class QuotaExceeded(DomainError):
     code = "quota_exceeded"
 
 
+class PayloadTooLarge(DomainError):
+    """A whole request is over its size limit (an import file, what a ZIP unpacks to): 413."""
+
+    code = "too_large"
+
+
 class _PayloadTooLarge(drf_exceptions.APIException):
     status_code = 413
 
@@ -140,7 +146,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]):
     elif isinstance(exc, RateLimited):
         code = exc.code
         exc = drf_exceptions.Throttled(wait=exc.retry_after, detail=exc.message)
-    elif isinstance(exc, QuotaExceeded):
+    elif isinstance(exc, QuotaExceeded | PayloadTooLarge):
         code = exc.code
         exc = _PayloadTooLarge(exc.message)
     response = exception_handler(exc, context)

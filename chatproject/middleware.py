@@ -26,7 +26,8 @@ class RequestBodyLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        limit = settings.REQUEST_MAX_BODY_BYTES
+        limit_setting = settings.REQUEST_MAX_BODY_PATH_OVERRIDES.get(request.path, "REQUEST_MAX_BODY_BYTES")
+        limit = getattr(settings, limit_setting)
         declared = request.META.get("CONTENT_LENGTH", "")
         if declared.isascii() and declared.isdigit():
             if int(declared) > limit:

@@ -135,6 +135,13 @@ THREAD_SUMMARY_MAX_CHARS = env_int("THREAD_SUMMARY_MAX_CHARS", 4000, minimum=100
 # as two \uXXXX escapes), metadata at 3 bytes a byte (\u escapes of multi-byte characters), and
 # 64 KiB of other fields and whitespace: 498688 bytes (487 KiB) by default.
 REQUEST_MAX_BODY_BYTES = env_int("REQUEST_MAX_BODY_BYTES", 12 * MAX_MESSAGE_CHARS + 3 * METADATA_MAX_BYTES + 64 * 1024)
+# The largest file POST /api/import/ (and the import page) accepts, and the most a ZIP may
+# unpack to; the body limit above does not apply to those two paths.
+MAX_IMPORT_BYTES = env_int("MAX_IMPORT_BYTES", 50 * 1024 * 1024)
+# Imports of more messages than this run as a background task with progress on the import page.
+IMPORT_BACKGROUND_MESSAGES = env_int("IMPORT_BACKGROUND_MESSAGES", 2000)
+# Paths whose body limit is another setting (named, so a test that changes it changes the limit).
+REQUEST_MAX_BODY_PATH_OVERRIDES = {"/api/import/": "MAX_IMPORT_BYTES", "/import/": "MAX_IMPORT_BYTES"}
 # Total bytes of one user's attachments (in every thread, deleted ones too: their files stay).
 UPLOAD_QUOTA_BYTES = env_int("UPLOAD_QUOTA_BYTES", 100 * 1024 * 1024)
 # Replies one user may have in progress (streaming, or waiting for a worker); more are refused.

@@ -6,6 +6,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
+from exports import views as exports_views
 from messaging import views as messaging_views
 from threads import views as threads_views
 from webhooks import views as webhooks_views
@@ -23,6 +24,7 @@ api_urlpatterns = [
     path("", include("messaging.urls")),
     path("", include("agent.urls")),
     path("", include("webhooks.urls")),
+    path("", include("exports.urls")),
 ]
 
 urlpatterns = [
@@ -37,6 +39,8 @@ urlpatterns = [
     path("settings/", threads_views.preferences_page, name="preferences-page"),
     path("webhooks/", webhooks_views.webhooks_page, name="webhooks-page"),
     path("t/<str:thread_id>/tree/", messaging_views.tree_page, name="tree-page"),
+    path("import/", exports_views.import_page, name="import-page"),
+    path("import/<str:job_id>/", exports_views.import_job_page, name="import-job-page"),
     # Every page that checks a password is throttled (chatproject.logins); these come first so
     # they shadow the same paths in the includes below.
     path("accounts/login/", views.login_throttled(auth_views.LoginView.as_view()), name="login"),

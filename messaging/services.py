@@ -10,8 +10,9 @@ import hashlib
 import json
 import mimetypes
 import uuid
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -742,3 +743,102 @@ def stream_sweep_stale(*, thread_id: uuid.UUID | None = None) -> int:
         if stream_finish(stream=stream, status=ReplyStream.Status.INTERRUPTED, metadata={"interrupted": True}):
             ended += 1
     return ended
+
+
+# --- Imports --------------------------------------------------------------------------------------
+
+
+@dataclass
+class AttachmentImport:
+    filename: str
+    data: bytes
+    content_type: str = ""
+
+
+@dataclass
+class MessageImport:
+    """A message from another export. ``key`` names it within its conversation; ``parent_key`` is
+    the key of an earlier message of the same list (None for a root)."""
+
+    key: str
+    role: str
+    content: str
+    parent_key: str | None = None
+    type: str = ChatMessage.Type.TEXT
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    attachments: list[AttachmentImport] = field(default_factory=list)
+
+
+IMPORT_BATCH = 1000
+
+
+def message_import_bulk(
+    *,
+    thread: ChatThread,
+    owner: AbstractBaseUser,
+    messages: Sequence[MessageImport],
+    active_leaf_key: str | None = None,
+) -> dict[str, ChatMessage]:
+    """Store a whole conversation's messages in a few queries, keeping roles, types, contents,
+    metadata, tree shape (``parent_key``) and times; returns them by key. The message named by
+    ``active_leaf_key`` (else the newest) becomes the thread's active leaf.
+
+    Triggers nothing: nothing is broadcast, no ``user_message_posted`` is sent and no message
+    waits for a reply. Content is not held to MAX_MESSAGE_CHARS (what another product stored is
+    kept whole; the import file's size bounds it). Raises InvalidInput for an unknown role or
+    type, a parent that is not an earlier message, metadata that is not an object, or a file
+    that is empty, over MAX_UPLOAD_BYTES or past the owner's UPLOAD_QUOTA_BYTES; nothing of the
+    conversation is stored then (the caller's transaction is rolled back).
+    """
+    stored: dict[str, ChatMessage] = {}
+    now = timezone.now()
+    for number, item in enumerate(messages):
+        where = f"message {number + 1}"
+        if item.role not in ChatMessage.Role.values:
+            raise InvalidInput.field("role", f'{where}: "{item.role}" is not a valid choice.')
+        if item.type not in ChatMessage.Type.values:
+            raise InvalidInput.field("type", f'{where}: "{item.type}" is not a valid choice.')
+        if not isinstance(item.content, str):
+            raise InvalidInput.field("content", f"{where}: must be a string.")
+        if item.key in stored:
+            raise InvalidInput.field("id", f'{where}: "{item.key}" appears twice.')
+        parent = None
+        if item.parent_key is not None:
+            parent = stored.get(item.parent_key)
+            if parent is None:
+                raise InvalidInput.field("parent", f"{where}: its parent is not an earlier message.")
+        stored[item.key] = ChatMessage(
+            thread=thread,
+            sender=owner if item.role == ChatMessage.Role.USER else None,
+            role=item.role,
+            type=item.type,
+            content=item.content,
+            metadata=validate_metadata(item.metadata, limited=False),
+            parent_id=parent.pk if parent else None,
+            created_at=item.created_at or now,
+        )
+    files = [(stored[m.key], a) for m in messages for a in m.attachments]
+    for _, attachment in files:
+        _check_file_size(attachment.data)
+    if files:
+        _check_upload_quota(owner, sum(len(a.data) for _, a in files))
+    rows = list(stored.values())
+    times = [row.created_at for row in rows]
+    ChatMessage.objects.bulk_create(rows, batch_size=IMPORT_BATCH)
+    # auto_now_add replaced the times on insert: put the original ones back.
+    for row, created_at in zip(rows, times, strict=True):
+        row.created_at = created_at
+    ChatMessage.objects.bulk_update(rows, ["created_at"], batch_size=IMPORT_BATCH)
+    for message, attachment in files:
+        attachment_create(
+            message=message, filename=attachment.filename, data=attachment.data, content_type=attachment.content_type
+        )
+    if rows:
+        latest = max(times)
+        type(thread).objects.filter(pk=thread.pk, updated_at__lt=latest).update(updated_at=latest)
+        newest = max(rows, key=lambda row: row.created_at)
+        leaf = stored.get(active_leaf_key) if active_leaf_key is not None else None
+        thread_advance_leaf(thread_id=thread.pk, from_id=None, to_id=(leaf or newest).pk)
+        thread.active_leaf_id = (leaf or newest).pk
+    return stored

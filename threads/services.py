@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -254,3 +255,38 @@ def demo_user_ensure(*, username: str, password: str) -> AbstractBaseUser | None
     user = User.objects.create_user(username=username, password=password)
     thread_create(owner=user, title="Welcome")
     return user
+
+
+def thread_import(
+    *,
+    owner: AbstractBaseUser,
+    title: str,
+    summary: str = "",
+    status: str = ChatThread.Status.ACTIVE,
+    metadata: dict[str, Any] | None = None,
+    created_at: datetime | None = None,
+    updated_at: datetime | None = None,
+) -> ChatThread:
+    """Create a thread brought in from an export, keeping its times. Sends nothing.
+
+    A title longer than 200 characters is shortened (an import keeps what it can); a status other
+    than active or archived becomes active; metadata follows the rules for users' metadata.
+    """
+    if not isinstance(title, str) or not isinstance(summary, str):
+        raise InvalidInput.field("title", "Must be a string.")
+    if len(summary) > (limit := settings.THREAD_SUMMARY_MAX_CHARS):
+        summary = summary[:limit]
+    if status not in (ChatThread.Status.ACTIVE, ChatThread.Status.ARCHIVED):
+        status = ChatThread.Status.ACTIVE
+    thread = ChatThread.objects.create(
+        owner=owner,
+        title=title.strip()[:TITLE_MAX_CHARS],
+        summary=summary,
+        status=status,
+        metadata=validate_metadata(metadata),
+    )
+    times = {"created_at": created_at or thread.created_at, "updated_at": updated_at or created_at or thread.updated_at}
+    # auto_now fields ignore given values on save: set the original times with an update.
+    ChatThread.objects.filter(pk=thread.pk).update(**times)
+    thread.created_at, thread.updated_at = times["created_at"], times["updated_at"]
+    return thread

@@ -1,0 +1,174 @@
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chatproject.errors import InvalidInput
+
+from .formats import FORMATS
+from .services import (
+    ExportRequest,
+    export_all_stream,
+    export_request_parse,
+    export_thread_stream,
+    import_file_open,
+    import_job_create,
+    import_job_get,
+    import_job_payload,
+    import_runs_in_background,
+    threads_import,
+)
+
+SCHEMA_URL = "/static/schema/chat-export-v1.json"
+_EXPORT_PARAMETERS = [
+    OpenApiParameter("format", str, enum=list(FORMATS), description="Default json."),
+    OpenApiParameter(
+        "branches", str, enum=["active", "all"], description="Default all for json/csv, active for md/html."
+    ),
+    OpenApiParameter("archive", str, enum=["zip"], description="A ZIP: one file per thread plus attachment files."),
+    OpenApiParameter("attachments", str, enum=["inline"], description="Files as base64 in the JSON document."),
+]
+_EXPORT_DOC = f"JSON documents follow the schema at [{SCHEMA_URL}]({SCHEMA_URL})."
+
+
+def _request(request: Request) -> ExportRequest:
+    query = request.query_params
+    return export_request_parse(
+        format=query.get("format"),
+        branches=query.get("branches"),
+        archive=query.get("archive"),
+        status=query.get("status"),
+        since=query.get("since"),
+        attachments=query.get("attachments"),
+    )
+
+
+# Bytes handed to the event loop at a time when served over ASGI.
+ASGI_BATCH_BYTES = 256 * 1024
+
+
+def _take(iterator: Iterator[bytes]) -> list[bytes]:
+    batch: list[bytes] = []
+    size = 0
+    for part in iterator:
+        batch.append(part)
+        size += len(part)
+        if size >= ASGI_BATCH_BYTES:
+            break
+    return batch
+
+
+class ExportResponse(StreamingHttpResponse):
+    """A streamed download that stays streamed under ASGI (Daphne).
+
+    Django serves a synchronous iterator over ASGI by reading all of it into a list first, which
+    would hold a whole export in memory; this one runs the iterator in the request's sync thread
+    (where its database connection lives) a batch of about ASGI_BATCH_BYTES at a time.
+    """
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        iterator = iter(self.streaming_content)
+        take = sync_to_async(_take, thread_sensitive=True)
+        while batch := await take(iterator):
+            for part in batch:
+                yield part
+
+
+def _download(name: str, chunks: Any, request: ExportRequest) -> StreamingHttpResponse:
+    content_type = "application/zip" if request.archive else request.format.content_type
+    response = ExportResponse(chunks, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+class _ExportApi(APIView):
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # ``format`` is our parameter here, not DRF's renderer override: answer JSON errors anyway.
+        return super().perform_content_negotiation(request, force=True)
+
+
+class ExportThreadApi(_ExportApi):
+    @extend_schema(
+        summary="Download one of your threads",
+        description=_EXPORT_DOC,
+        parameters=[OpenApiParameter("thread_id", OpenApiTypes.UUID, OpenApiParameter.PATH), *_EXPORT_PARAMETERS],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+    )
+    def get(self, request: Request, thread_id: str) -> StreamingHttpResponse:
+        export = _request(request)
+        name, chunks = export_thread_stream(user=request.user, thread_id=thread_id, request=export)
+        return _download(name, chunks, export)
+
+
+class ExportAllApi(_ExportApi):
+    @extend_schema(
+        summary="Download all your threads, streamed",
+        description=_EXPORT_DOC + " Without `archive=zip`, one document holds every thread.",
+        parameters=[
+            *_EXPORT_PARAMETERS,
+            OpenApiParameter("status", str, enum=["active", "archived"]),
+            OpenApiParameter("since", str, description="Threads active since this date (YYYY-MM-DD or ISO 8601)."),
+        ],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+    )
+    def get(self, request: Request) -> StreamingHttpResponse:
+        export = _request(request)
+        name, chunks = export_all_stream(user=request.user, request=export)
+        return _download(name, chunks, export)
+
+
+class ImportUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        help_text="Our JSON export, ChatGPT's conversations.json, an Open WebUI export, or a ZIP of one."
+    )
+
+
+class ImportApi(APIView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        summary="Import conversations from a file",
+        request={"multipart/form-data": ImportUploadSerializer},
+        responses={
+            201: OpenApiResponse(
+                description='{"imported": [{"id", "title", "messages"}], "skipped": [{"index", "title", "reason"}]}'
+            ),
+            202: OpenApiResponse(
+                description='A large file: {"job": {...}} with its progress at /api/import/jobs/{id}/.'
+            ),
+            400: OpenApiResponse(description="Not JSON, not a known format, a ZIP bomb."),
+            413: OpenApiResponse(description="Over MAX_IMPORT_BYTES."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise InvalidInput.field("file", "No file was submitted.")
+        file = import_file_open(stream=upload, size=upload.size)
+        if import_runs_in_background(file):
+            job = import_job_create(user=request.user, file=file, filename=upload.name or "", stream=upload)
+            return Response({"job": import_job_payload(job)}, status=status.HTTP_202_ACCEPTED)
+        return Response(threads_import(user=request.user, file=file), status=status.HTTP_201_CREATED)
+
+
+class ImportJobApi(APIView):
+    @extend_schema(
+        summary="A background import's progress and result",
+        parameters=[OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+        responses={
+            200: OpenApiResponse(
+                description="{id, status, conversations_total, conversations_done, imported, skipped, error}"
+            )
+        },
+    )
+    def get(self, request: Request, job_id: str) -> Response:
+        return Response(import_job_payload(import_job_get(user=request.user, job_id=job_id)))

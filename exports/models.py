@@ -1,0 +1,36 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class ImportJob(models.Model):
+    """A large import running as a background task: its file until it is done, then its result."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="import_jobs")
+    filename = models.CharField(max_length=255, blank=True, default="")
+    # The uploaded file, kept only until the task has read it.
+    file = models.FileField(upload_to="imports/", max_length=500, blank=True)
+    kind = models.CharField(max_length=32, blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    conversations_total = models.PositiveIntegerField(default=0)
+    conversations_done = models.PositiveIntegerField(default=0)
+    # {"imported": [...], "skipped": [...]} once done; the reason in "error" when it failed.
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["owner", "-created_at"], name="importjob_owner_recent")]
+
+    def __str__(self) -> str:
+        return f"import {self.id} ({self.status})"

@@ -1,0 +1,82 @@
+"""Reads for exports: a user's threads with their messages, a batch of threads at a time."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import groupby
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from messaging.models import ChatAttachment, ChatMessage
+from messaging.selectors import attachments_by_message, message_list_in_threads, message_path
+from threads.models import ChatThread
+from threads.selectors import thread_get, thread_list
+from threads.tree import path_to
+
+# Threads read per query of messages: memory holds one batch's messages at a time.
+THREAD_BATCH = 100
+
+
+@dataclass
+class ThreadExport:
+    thread: ChatThread
+    # The messages to write, oldest first: the whole tree, or the active branch only.
+    messages: list[ChatMessage]
+    active_leaf: uuid.UUID | None
+    attachments: dict[uuid.UUID, list[ChatAttachment]]
+
+
+def branch_path(messages: list[ChatMessage], leaf: uuid.UUID | None) -> list[ChatMessage]:
+    """``message_path`` over messages already read (a batch of a bulk export): no query."""
+    if leaf is None:
+        return []
+    by_id = {m.pk: m for m in messages}
+    return [by_id[pk] for pk in path_to(((m.pk, m.parent_id) for m in messages), leaf)]
+
+
+def export_thread_get(*, user: AbstractBaseUser, thread_id: str | uuid.UUID, branches: str) -> ThreadExport:
+    """One of the user's threads for export, or NotFound (another user's thread too)."""
+    thread = thread_get(user=user, thread_id=thread_id)
+    if branches == "all":
+        messages = list(message_list_in_threads(thread_ids=[thread.pk]))
+    else:
+        messages = message_path(thread=thread)
+    return ThreadExport(thread, messages, thread.active_leaf_id, attachments_by_message(thread_ids=[thread.pk]))
+
+
+def export_thread_count(*, user: AbstractBaseUser, status: str | None = None, since: datetime | None = None) -> int:
+    threads = thread_list(user=user, status=status)
+    return (threads.filter(updated_at__gte=since) if since else threads).count()
+
+
+def export_threads_iter(
+    *, user: AbstractBaseUser, branches: str, status: str | None = None, since: datetime | None = None
+) -> Iterator[ThreadExport]:
+    """Every visible thread of the user (``status``, active since ``since``), most recent first.
+
+    Two queries a batch of THREAD_BATCH threads (messages, attachments) after one for the ids;
+    memory holds one batch, whatever the number of threads.
+    """
+    threads = thread_list(user=user, status=status)
+    if since:
+        threads = threads.filter(updated_at__gte=since)
+    ids = list(threads.values_list("pk", flat=True))
+    for start in range(0, len(ids), THREAD_BATCH):
+        batch = ids[start : start + THREAD_BATCH]
+        by_id = {t.pk: t for t in ChatThread.objects.filter(pk__in=batch)}
+        attachments = attachments_by_message(thread_ids=batch)
+        grouped = {
+            thread_id: list(messages)
+            for thread_id, messages in groupby(
+                message_list_in_threads(thread_ids=batch).iterator(chunk_size=2000), key=lambda m: m.thread_id
+            )
+        }
+        for thread_id in batch:
+            if thread_id in by_id:
+                thread, messages = by_id[thread_id], grouped.get(thread_id, [])
+                if branches != "all":
+                    messages = branch_path(messages, thread.active_leaf_id)
+                yield ThreadExport(thread, messages, thread.active_leaf_id, attachments)

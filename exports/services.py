@@ -1,0 +1,338 @@
+"""Exports (streamed documents and archives) and imports (parsed files stored through the other
+apps' services). Reads go through ``exports.selectors``; nothing here writes another app's rows
+directly."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import IO, Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files import File
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.text import slugify
+
+from agent.memory import memory_add_many
+from chatproject.errors import OUTAGE_ERRORS, DomainError, InvalidInput, NotFound
+from messaging.services import message_import_bulk
+from threads.selectors import parse_uuid
+from threads.services import thread_import
+
+from .document import attachment_path, thread_document
+from .formats import ExportContext, ExportFormat, format_get
+from .importers import Conversation, ImportFile
+from .models import ImportJob
+from .selectors import ThreadExport, export_thread_get, export_threads_iter
+from .signals import export_completed
+from .zipstream import ZipStream
+
+logger = logging.getLogger(__name__)
+
+BRANCHES = ("active", "all")
+ARCHIVES = ("zip",)
+STATUSES = ("active", "archived")
+
+
+def _choice(name: str, value: str, accepted: tuple[str, ...]) -> str:
+    if value not in accepted:
+        raise InvalidInput.field(name, f'"{value}" is not accepted: use one of {", ".join(accepted)}.')
+    return value
+
+
+@dataclass
+class ExportRequest:
+    """An export's options, checked: every bad value is InvalidInput naming its parameter."""
+
+    format: ExportFormat
+    branches: str
+    archive: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    inline: bool = False
+    counts: dict[str, int] = field(default_factory=lambda: {"threads": 0, "messages": 0})
+
+
+def export_request_parse(
+    *,
+    format: str | None = None,
+    branches: str | None = None,
+    archive: str | None = None,
+    status: str | None = None,
+    since: str | None = None,
+    attachments: str | None = None,
+) -> ExportRequest:
+    """Check the query parameters of an export (None or "" means the default)."""
+    writer = format_get(format or "json")
+    parsed_since: datetime | None = None
+    if since:
+        parsed_since = parse_datetime(since)
+        if parsed_since is None and (day := parse_date(since)) is not None:
+            parsed_since = datetime.combine(day, time.min)
+        if parsed_since is None:
+            raise InvalidInput.field("since", f'"{since}" is not a date: use YYYY-MM-DD or an ISO 8601 date-time.')
+        if timezone.is_naive(parsed_since):
+            parsed_since = timezone.make_aware(parsed_since, timezone.get_current_timezone())
+    return ExportRequest(
+        format=writer,
+        branches=_choice("branches", branches, BRANCHES) if branches else writer.default_branches,
+        archive=_choice("archive", archive, ARCHIVES) if archive else None,
+        status=_choice("status", status, STATUSES) if status else None,
+        since=parsed_since,
+        inline=_choice("attachments", attachments, ("inline",)) == "inline" if attachments else False,
+    )
+
+
+def export_filename(*, title: str, thread_id: Any = None, extension: str) -> str:
+    """A safe download name from a title: ASCII letters, digits and dashes, never empty."""
+    stem = slugify(title)[:60] or "chat"
+    if thread_id is not None:
+        stem = f"{stem}-{str(thread_id)[:8]}"
+    return f"{stem}.{extension}"
+
+
+def _document(item: ThreadExport, request: ExportRequest, *, in_archive: bool) -> dict[str, Any]:
+    request.counts["threads"] += 1
+    request.counts["messages"] += len(item.messages)
+    return thread_document(
+        item.thread,
+        item.messages,
+        item.attachments,
+        active_leaf=item.active_leaf,
+        inline=request.inline,
+        in_archive=in_archive,
+    )
+
+
+def _whole(writer: ExportFormat, context: ExportContext, documents: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    yield from writer.begin(context)
+    for index, document in enumerate(documents):
+        yield from writer.thread(document, context, first=index == 0)
+    yield from writer.end(context)
+
+
+def _archive(items: Iterator[ThreadExport], request: ExportRequest, context: ExportContext) -> Iterator[bytes]:
+    archive = ZipStream()
+    writer = request.format
+    used: set[str] = set()
+    for item in items:
+        document = _document(item, request, in_archive=True)
+        name = export_filename(title=item.thread.title, thread_id=item.thread.pk, extension=writer.extension)
+        used.add(name)
+        yield from archive.add(f"threads/{name}", _whole(writer, context, iter([document])))
+        for message in item.messages:
+            for attachment in item.attachments.get(message.pk, []):
+                yield from archive.add(attachment_path(attachment), _file_chunks(attachment))
+    yield from archive.close()
+
+
+def _file_chunks(attachment: Any) -> Iterator[bytes]:
+    try:
+        with attachment.file.open("rb") as handle:
+            yield from iter(lambda: handle.read(64 * 1024), b"")
+    except OSError:
+        # The row outlived its file (removed by hand): the archive says so instead of failing.
+        logger.warning("attachment %s has no file; left out of the export", attachment.pk)
+
+
+def _completed(
+    user: AbstractBaseUser, request: ExportRequest, chunks: Iterator[bytes], *, scope: str, thread_id: Any = None
+) -> Iterator[bytes]:
+    """Pass the bytes on, then send ``export_completed`` once the last one is out."""
+    yield from chunks
+    export_completed.send(
+        sender=ExportRequest,
+        user=user,
+        export={
+            "scope": scope,
+            "thread_id": None if thread_id is None else str(thread_id),
+            "format": request.format.name,
+            "branches": request.branches,
+            "archive": request.archive is not None,
+            **request.counts,
+        },
+    )
+
+
+def export_thread_stream(
+    *, user: AbstractBaseUser, thread_id: str | uuid.UUID, request: ExportRequest
+) -> tuple[str, Iterator[bytes]]:
+    """One thread of the user's as ``(file name, bytes)``; NotFound for anyone else's.
+
+    The thread is read before this returns (so a missing one fails before a response starts);
+    ``export_completed`` is sent after the last byte.
+    """
+    item = export_thread_get(user=user, thread_id=thread_id, branches=request.branches)
+    context = ExportContext(branches=request.branches, exported_at=timezone.now().isoformat())
+    writer = request.format
+    if request.archive:
+        name = export_filename(title=item.thread.title, thread_id=item.thread.pk, extension="zip")
+        chunks = _archive(iter([item]), request, ExportContext(**{**context.__dict__, "in_archive": True}))
+    else:
+        name = export_filename(title=item.thread.title, thread_id=item.thread.pk, extension=writer.extension)
+        chunks = _whole(writer, context, iter([_document(item, request, in_archive=False)]))
+    return name, _completed(user, request, chunks, scope="thread", thread_id=item.thread.pk)
+
+
+def export_all_stream(
+    *, user: AbstractBaseUser, request: ExportRequest, on_thread: Callable[[], None] | None = None
+) -> tuple[str, Iterator[bytes]]:
+    """Every visible thread of the user's (``status``, ``since``) as ``(file name, bytes)``, streamed:
+    memory holds one batch of threads whatever their number. ``on_thread`` is called after each
+    thread (progress bars). ``export_completed`` is sent after the last byte."""
+    context = ExportContext(branches=request.branches, exported_at=timezone.now().isoformat())
+    items = export_threads_iter(user=user, branches=request.branches, status=request.status, since=request.since)
+
+    def counted(items: Iterator[ThreadExport]) -> Iterator[ThreadExport]:
+        for item in items:
+            yield item
+            if on_thread:
+                on_thread()
+
+    stamp = date.today().isoformat()
+    if request.archive:
+        name = f"chat-export-{stamp}-{request.format.extension}.zip"
+        context.in_archive = True
+        chunks = _archive(counted(items), request, context)
+    else:
+        name = f"chat-export-{stamp}.{request.format.extension}"
+        documents = (_document(item, request, in_archive=False) for item in counted(items))
+        chunks = _whole(request.format, context, documents)
+    return name, _completed(user, request, chunks, scope="all")
+
+
+# --- Imports -------------------------------------------------------------------------------------
+
+
+def _import_one(*, user: AbstractBaseUser, conversation: Conversation) -> dict[str, Any]:
+    """One conversation in its own transaction: all of it is stored, or none of it."""
+    with transaction.atomic():
+        thread = thread_import(
+            owner=user,
+            title=conversation.title,
+            summary=conversation.summary,
+            status=conversation.status,
+            metadata=conversation.metadata,
+            created_at=conversation.created_at,
+            updated_at=conversation.updated_at,
+        )
+        stored = message_import_bulk(
+            thread=thread,
+            owner=user,
+            messages=conversation.messages,
+            active_leaf_key=conversation.active_leaf_key,
+        )
+        memory_add_many(stored.values())
+    return {"id": str(thread.pk), "title": thread.title, "messages": len(stored)}
+
+
+def threads_import(
+    *, user: AbstractBaseUser, file: ImportFile, on_progress: Callable[[int], None] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Import every conversation of a checked file for ``user``; ``{"imported", "skipped"}``.
+
+    Each conversation is stored in its own transaction: one that cannot be (bad data, over the
+    upload quota) is listed in ``skipped`` with its index, title and reason, and the others are
+    stored. Imported messages start no agent reply and send no per-message signal or broadcast;
+    users' messages are added to the agent's memory. An outage (database down) stops the import
+    and propagates: what was imported before it stays. ``on_progress`` gets the count done.
+    """
+    imported: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    for done, entry in enumerate(file.entries(), start=1):
+        if entry.conversation is None:
+            skipped.append({"index": entry.index, "title": entry.title, "reason": entry.error})
+        else:
+            try:
+                imported.append(_import_one(user=user, conversation=entry.conversation))
+            except OUTAGE_ERRORS:
+                raise
+            except DomainError as exc:
+                skipped.append({"index": entry.index, "title": entry.title, "reason": exc.message})
+            except Exception as exc:
+                logger.exception("conversation %s of an import could not be stored", entry.index)
+                skipped.append({"index": entry.index, "title": entry.title, "reason": f"{type(exc).__name__}"})
+        if on_progress:
+            on_progress(done)
+    return {"imported": imported, "skipped": skipped}
+
+
+def import_file_open(*, stream: IO[bytes], size: int) -> ImportFile:
+    """Check an uploaded file (size, ZIP bomb, JSON, format): InvalidInput or PayloadTooLarge
+    naming what is wrong; nothing is stored either way."""
+    return ImportFile.open(stream, size=size)
+
+
+def import_runs_in_background(file: ImportFile) -> bool:
+    return file.messages > settings.IMPORT_BACKGROUND_MESSAGES or file.kind == "chat-export-archive"
+
+
+def import_job_create(*, user: AbstractBaseUser, file: ImportFile, filename: str, stream: IO[bytes]) -> ImportJob:
+    """Keep the file and queue its import as a task (after commit); the job shows its progress."""
+    stream.seek(0)
+    job = ImportJob(owner=user, filename=filename[:255], kind=file.kind, conversations_total=file.conversations)
+    job.file.save(f"{job.id}.upload", File(stream), save=False)
+    job.save()
+    from .tasks import import_run
+
+    import_run.delay_on_commit(str(job.id))
+    return job
+
+
+def import_job_run(*, job_id: Any) -> ImportJob | None:
+    """Run a queued import job to its end; None when it is gone or not queued (a redelivery)."""
+    claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(
+        status=ImportJob.Status.RUNNING
+    )
+    if not claimed:
+        return None
+    job = ImportJob.objects.select_related("owner").get(pk=job_id)
+
+    def progress(done: int) -> None:
+        ImportJob.objects.filter(pk=job.pk).update(conversations_done=done)
+
+    try:
+        with job.file.open("rb") as stream:
+            file = ImportFile.open(stream, size=job.file.size)
+            result = threads_import(user=job.owner, file=file, on_progress=progress)
+    except DomainError as exc:
+        job.status, job.error = ImportJob.Status.FAILED, exc.message
+    except Exception as exc:
+        logger.exception("import job %s failed", job.pk)
+        job.status, job.error = ImportJob.Status.FAILED, f"The import failed ({type(exc).__name__})."
+    else:
+        job.status, job.result = ImportJob.Status.DONE, result
+        job.conversations_done = len(result["imported"]) + len(result["skipped"])
+    job.finished_at = timezone.now()
+    job.file.delete(save=False)
+    job.save(update_fields=["status", "error", "result", "conversations_done", "finished_at", "file"])
+    return job
+
+
+def import_job_get(*, user: AbstractBaseUser, job_id: Any) -> ImportJob:
+    """The user's import job, or NotFound (another user's too)."""
+    pk = parse_uuid(job_id)
+    job = ImportJob.objects.filter(pk=pk, owner=user).first() if pk and user.is_authenticated else None
+    if job is None:
+        raise NotFound("Import not found.")
+    return job
+
+
+def import_job_payload(job: ImportJob) -> dict[str, Any]:
+    return {
+        "id": str(job.id),
+        "status": job.status,
+        "filename": job.filename,
+        "kind": job.kind,
+        "conversations_total": job.conversations_total,
+        "conversations_done": job.conversations_done,
+        "imported": job.result.get("imported", []),
+        "skipped": job.result.get("skipped", []),
+        "error": job.error,
+    }

@@ -1,0 +1,262 @@
+import io
+import json
+import zipfile
+
+import pytest
+
+from agent.models import MemoryEntry
+from exports.tests.fixtures import T0, chatgpt_conversation, open_webui_chat
+from messaging.models import ChatAttachment, ChatMessage
+from messaging.signals import user_message_posted
+from messaging.tests.factories import make_attachment, make_message
+from threads.models import ChatThread
+from threads.tests.factories import make_thread
+
+
+def upload(api, data: bytes | str, name: str = "export.json"):
+    data = data.encode() if isinstance(data, str) else data
+    return (
+        api.post("/api/import/", {"file": io.BytesIO(data)}, format="multipart")
+        if False
+        else api.post("/api/import/", {"file": _named(data, name)}, format="multipart")
+    )
+
+
+def _named(data: bytes, name: str) -> io.BytesIO:
+    handle = io.BytesIO(data)
+    handle.name = name
+    return handle
+
+
+def tree(thread: ChatThread) -> list[tuple[str, str, str | None]]:
+    """(role, content, parent's content) of each message, oldest first."""
+    messages = list(thread.messages.order_by("created_at", "id").select_related("parent"))
+    return [(m.role, m.content, m.parent.content if m.parent else None) for m in messages]
+
+
+def test_chatgpt_import_keeps_the_whole_tree(api, user):
+    response = upload(api, json.dumps([chatgpt_conversation()]), "conversations.json")
+    assert response.status_code == 201, response.json()
+    [imported] = response.json()["imported"]
+    assert response.json()["skipped"] == []
+    thread = ChatThread.objects.get(pk=imported["id"], owner=user)
+    assert thread.title == "Trip to Lisbon" and imported["messages"] == 6
+    assert thread.created_at.timestamp() == T0
+    assert tree(thread) == [
+        ("user", "Plan a trip\nto Lisbon", None),  # the hidden system message is skipped, u1 re-parented
+        ("ai", "Day 1: Alfama", "Plan a trip\nto Lisbon"),
+        ("user", "[image_asset_pointer not included]\nWhat is this?", "Day 1: Alfama"),  # no time: parent's + 1 ms
+        ("ai", "Day 1: Belém", "Plan a trip\nto Lisbon"),
+        ("ai", "search results", "[image_asset_pointer not included]\nWhat is this?"),
+        ("ai", "```python\nprint('hi')\n```", "search results"),
+    ]
+    by_content = {m.content: m for m in thread.messages.all()}
+    assert by_content["Day 1: Belém"].metadata["unfinished"] is True
+    assert by_content["search results"].metadata["import"]["tool"] == "browser"
+    assert by_content["search results"].type == "text"
+    # no time: the parent's plus 1 ms
+    follow_up = by_content["[image_asset_pointer not included]\nWhat is this?"]
+    assert (follow_up.created_at - by_content["Day 1: Alfama"].created_at).total_seconds() == 0.001
+    assert follow_up.metadata["import"]["omitted_parts"] == ["image_asset_pointer"]
+    assert thread.active_leaf_id == by_content["Day 1: Belém"].pk  # current_node
+
+
+def test_open_webui_import_keeps_branches(api, user):
+    response = upload(api, json.dumps([open_webui_chat(), open_webui_chat("Second")]))
+    assert response.status_code == 201, response.json()
+    assert [i["title"] for i in response.json()["imported"]] == ["Recipes", "Second"]
+    thread = ChatThread.objects.get(pk=response.json()["imported"][0]["id"])
+    assert tree(thread) == [
+        ("user", "A soup recipe?", None),
+        ("ai", "Minestrone.", "A soup recipe?"),
+        ("ai", "Gazpacho.", "A soup recipe?"),
+        ("user", "Without beans?", "Minestrone."),
+    ]
+    assert thread.messages.get(content="Minestrone.").metadata["import"]["model"] == "llama3"
+    assert thread.active_leaf_id == thread.messages.get(content="Gazpacho.").pk  # currentId
+
+
+def test_round_trip_keeps_roles_contents_types_metadata_tree_order_and_attachments(api, user):
+    original = make_thread(user, title="Round trip", metadata={"topic": "tests"})
+    question = make_message(original, "Question?", metadata={"k": [1, 2]})
+    make_message(original, "First answer", role="ai", parent_id=question.pk, type="table")
+    second = make_message(original, "Second answer", role="ai", parent_id=question.pk, metadata={"trajectory": {}})
+    file_message = make_message(original, "", type="file", parent_id=second.pk)
+    make_attachment(file_message, "data.csv", b"a,b\n1,2\n")
+    exported = b"".join(api.get(f"/api/export/threads/{original.pk}/?attachments=inline").streaming_content)
+
+    response = upload(api, exported)
+    assert response.status_code == 201, response.json()
+    copy = ChatThread.objects.get(pk=response.json()["imported"][0]["id"])
+    assert copy.pk != original.pk and copy.title == "Round trip" and copy.metadata == {"topic": "tests"}
+
+    def shape(thread):
+        return [
+            (
+                m.role,
+                m.type,
+                m.content,
+                m.metadata,
+                m.parent.content if m.parent else None,
+                [(a.filename, a.sha256, a.size) for a in m.attachments.all()],
+            )
+            for m in thread.messages.order_by("created_at", "id").select_related("parent")
+        ]
+
+    assert shape(copy) == shape(original)
+    original.refresh_from_db()
+    assert copy.active_leaf.content == original.active_leaf.content == ""  # the file message
+    assert not set(copy.messages.values_list("pk", flat=True)) & set(original.messages.values_list("pk", flat=True))
+    attachment = ChatAttachment.objects.get(thread=copy)
+    assert attachment.file.read() == b"a,b\n1,2\n"
+
+
+def test_round_trip_of_a_zip_archive_with_attachment_files(api, user, django_capture_on_commit_callbacks):
+    original = make_thread(user, title="Zipped")
+    message = make_message(original, "see file")
+    make_attachment(message, "notes.txt", b"zip notes\n")
+    make_message(make_thread(user, title="Other"), "hi")
+    archive = b"".join(api.get("/api/export/?archive=zip").streaming_content)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(api, archive, "export.zip")
+    # An archive of many threads runs as a job (eager here): its result is on the job.
+    assert response.status_code == 202, response.json()
+    job = api.get(f"/api/import/jobs/{response.json()['job']['id']}/").json()
+    assert job["status"] == "done" and sorted(i["title"] for i in job["imported"]) == ["Other", "Zipped"]
+    copy = ChatThread.objects.get(pk=next(i["id"] for i in job["imported"] if i["title"] == "Zipped"))
+    assert ChatAttachment.objects.get(thread=copy).file.read() == b"zip notes\n"
+
+
+def test_imported_messages_start_no_reply_and_send_no_signal_but_are_remembered(api, user):
+    posted = []
+
+    def receiver(sender, **kwargs):
+        posted.append(kwargs)
+
+    user_message_posted.connect(receiver)
+    try:
+        response = upload(api, json.dumps([open_webui_chat()]))
+    finally:
+        user_message_posted.disconnect(receiver)
+    assert response.status_code == 201
+    assert posted == []
+    thread = ChatThread.objects.get(pk=response.json()["imported"][0]["id"])
+    assert not thread.messages.filter(awaiting_reply=True).exists()
+    assert not thread.reply_streams.exists()
+    remembered = set(MemoryEntry.objects.filter(user=user).values_list("snippet", flat=True))
+    assert remembered == {"A soup recipe?", "Without beans?"}
+
+
+def test_a_bad_conversation_is_skipped_and_the_others_imported(api, user):
+    bad_role = open_webui_chat("Bad role")
+    bad_role["chat"]["history"]["messages"]["m2"]["role"] = "wizard"
+    not_a_chat = {"title": "Nothing", "chat": "oops"}
+    response = upload(api, json.dumps([open_webui_chat("Good"), bad_role, not_a_chat, open_webui_chat("Good too")]))
+    assert response.status_code == 201
+    assert [i["title"] for i in response.json()["imported"]] == ["Good", "Good too"]
+    assert response.json()["skipped"] == [
+        {"index": 1, "title": "Bad role", "reason": 'unknown role "wizard"'},
+        {"index": 2, "title": "Nothing", "reason": "a chat must be an object with a history"},
+    ]
+    assert ChatThread.objects.filter(owner=user).count() == 2
+
+
+def test_a_conversation_failing_while_stored_leaves_nothing_of_itself(api, user, settings):
+    settings.UPLOAD_QUOTA_BYTES = 5
+    original = make_thread(user, title="With file")
+    make_attachment(make_message(original, "x"), "notes.txt", b"four")
+    exported = json.loads(b"".join(api.get(f"/api/export/threads/{original.pk}/?attachments=inline").streaming_content))
+    exported["threads"].append({**exported["threads"][0], "title": "Second"})
+    before = ChatMessage.objects.count()
+    response = upload(api, json.dumps(exported))
+    assert response.status_code == 201
+    assert [s["title"] for s in response.json()["skipped"]] == ["With file", "Second"]
+    assert "quota" in response.json()["skipped"][0]["reason"]
+    assert ChatMessage.objects.count() == before and ChatThread.objects.filter(owner=user).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"not json at all", "The file is not valid JSON"),
+        (b'{"threads": [', "The file is not valid JSON"),
+        (b'{"hello": "world"}', "The file is not a format we import"),
+        (b"[1, 2, 3]", "The file is not a format we import"),
+        (b"[" * 200 + b"]" * 200, "The file nests deeper than 100 levels."),
+        (b"PK\x03\x04 broken", "The file is not a valid ZIP file."),
+        (b"", "The file is empty."),
+    ],
+)
+def test_bad_files_are_refused_and_nothing_is_stored(api, user, data, message):
+    response = upload(api, data)
+    assert response.status_code == 400
+    assert list(response.json()) == ["file"] and message in response.json()["file"][0]
+    assert not ChatThread.objects.filter(owner=user).exists()
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_zip_bombs_are_refused(api, user, settings):
+    settings.MAX_IMPORT_BYTES = 1_000_000
+    bomb = _zip({"conversations.json": b"[" + b" " * 900_000 + b"]"})
+    response = upload(api, bomb, "bomb.zip")
+    assert response.status_code == 400 and "ZIP bomb" in response.json()["file"][0]
+    too_big = _zip({f"{n}.json": bytes(range(256)) * 1000 for n in range(5)})  # 1.28 MB unpacked
+    response = upload(api, too_big, "big.zip")
+    assert response.status_code == 413 and response.json()["code"] == "too_large"
+    assert not ChatThread.objects.filter(owner=user).exists()
+
+
+def test_a_zip_with_a_chatgpt_export_inside_is_imported(api, user):
+    data = _zip({"conversations.json": json.dumps([chatgpt_conversation()]).encode(), "user.json": b"{}"})
+    response = upload(api, data, "chatgpt.zip")
+    assert response.status_code == 201 and response.json()["imported"][0]["messages"] == 6
+
+
+def test_files_over_the_limit_are_refused_with_413(api, user, settings):
+    settings.MAX_IMPORT_BYTES = 1000
+    response = upload(api, json.dumps([open_webui_chat()] * 5))
+    assert response.status_code == 413
+    assert response.json()["code"] == "too_large"
+    assert not ChatThread.objects.filter(owner=user).exists()
+
+
+def test_large_imports_run_as_a_job_with_progress(api, other_api, user, settings, django_capture_on_commit_callbacks):
+    settings.IMPORT_BACKGROUND_MESSAGES = 5
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = upload(api, json.dumps([open_webui_chat(f"c{n}") for n in range(3)]))
+    assert response.status_code == 202
+    job = response.json()["job"]
+    assert job["conversations_total"] == 3 and job["status"] == "queued"
+    assert not ChatThread.objects.filter(owner=user).exists()  # nothing before the task runs
+    for callback in callbacks:
+        callback()
+    # Eager here: the job ran after the request's transaction committed.
+    done = api.get(f"/api/import/jobs/{job['id']}/").json()
+    assert done["status"] == "done" and done["conversations_done"] == 3 and len(done["imported"]) == 3
+    assert other_api.get(f"/api/import/jobs/{job['id']}/").status_code == 404
+
+
+def test_imports_belong_to_the_importer_only(api, other_api, user, other_user):
+    upload(api, json.dumps([open_webui_chat()]))
+    assert ChatThread.objects.filter(owner=other_user).count() == 0
+    assert other_api.get("/api/threads/").json()["count"] == 0
+    assert api.get("/api/threads/").json()["count"] == 1
+
+
+def test_import_without_a_file_names_the_field(api):
+    response = api.post("/api/import/", {}, format="multipart")
+    assert response.status_code == 400 and list(response.json()) == ["file"]
+
+
+def test_existing_threads_are_untouched(api, user):
+    thread = make_thread(user, title="Mine")
+    make_message(thread, "keep me")
+    upload(api, json.dumps([open_webui_chat()]))
+    assert [m.content for m in thread.messages.all()] == ["keep me"]

@@ -1,0 +1,77 @@
+import io
+import json
+
+import pytest
+
+from exports.tests.fixtures import open_webui_chat
+from messaging.tests.factories import make_message
+from threads.models import ChatThread
+from threads.tests.factories import make_thread
+
+
+@pytest.fixture
+def browser(client, user):
+    client.force_login(user)
+    return client
+
+
+def _file(data: bytes, name: str = "export.json") -> io.BytesIO:
+    handle = io.BytesIO(data)
+    handle.name = name
+    return handle
+
+
+def test_chat_page_and_thread_list_offer_the_export_menu(browser, user):
+    thread = make_thread(user, title="Mine")
+    chat = browser.get(f"/t/{thread.pk}/").content.decode()
+    assert f'action="/api/export/threads/{thread.pk}/"' in chat and 'name="format"' in chat
+    listing = browser.get("/").content.decode()
+    assert 'action="/api/export/"' in listing and 'href="/import/"' in listing
+    for value in ("json", "csv", "md", "html"):
+        assert f'<option value="{value}"' in chat and f'<option value="{value}"' in listing
+
+
+def test_the_menu_form_downloads_with_the_session(browser, user):
+    thread = make_thread(user, title="Mine")
+    make_message(thread, "hello")
+    response = browser.get(f"/api/export/threads/{thread.pk}/", {"format": "md", "branches": "", "archive": "zip"})
+    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+
+
+def test_import_page_imports_and_lists_the_result(browser, user):
+    assert browser.get("/import/").status_code == 200
+    response = browser.post("/import/", {"file": _file(json.dumps([open_webui_chat()]).encode())})
+    assert response.status_code == 200
+    page = response.content.decode()
+    thread = ChatThread.objects.get(owner=user)
+    assert "Imported 1 conversation" in page and f'href="/t/{thread.pk}/"' in page
+
+
+def test_import_page_shows_why_a_file_is_refused(browser, user):
+    response = browser.post("/import/", {"file": _file(b"nope")})
+    assert response.status_code == 400 and "The file is not valid JSON" in response.content.decode()
+
+
+def test_a_large_import_redirects_to_its_progress(browser, user, settings, django_capture_on_commit_callbacks):
+    settings.IMPORT_BACKGROUND_MESSAGES = 1
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = browser.post("/import/", {"file": _file(json.dumps([open_webui_chat()]).encode())})
+    assert response.status_code == 302
+    page = browser.get(response["Location"]).content.decode()
+    assert 'id="import-job"' in page and 'data-status="queued"' in page and "js/import.js" in page
+    for callback in callbacks:
+        callback()
+    page = browser.get(response["Location"]).content.decode()
+    assert 'data-status="done"' in page and "Imported 1 conversation" in page
+
+
+def test_another_users_import_job_page_is_404(client, other_user, user, settings, django_capture_on_commit_callbacks):
+    settings.IMPORT_BACKGROUND_MESSAGES = 1
+    client.force_login(user)
+    response = client.post("/import/", {"file": _file(json.dumps([open_webui_chat()]).encode())})
+    client.force_login(other_user)
+    assert client.get(response["Location"]).status_code == 404
+
+
+def test_import_page_needs_login(client):
+    assert client.get("/import/").status_code == 302
