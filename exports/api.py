@@ -11,20 +11,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chatproject.errors import InvalidInput
-
 from .formats import FORMATS
 from .services import (
     ExportRequest,
     export_all_stream,
     export_request_parse,
     export_thread_stream,
-    import_file_open,
-    import_job_create,
     import_job_get,
     import_job_payload,
-    import_runs_in_background,
-    threads_import,
+    import_upload,
 )
 
 SCHEMA_URL = "/static/schema/chat-export-v1.json"
@@ -151,13 +146,10 @@ class ImportApi(APIView):
     )
     def post(self, request: Request) -> Response:
         upload = request.FILES.get("file")
-        if upload is None:
-            raise InvalidInput.field("file", "No file was submitted.")
-        file = import_file_open(stream=upload, size=upload.size)
-        if import_runs_in_background(file):
-            job = import_job_create(user=request.user, file=file, filename=upload.name or "", stream=upload)
-            return Response({"job": import_job_payload(job)}, status=status.HTTP_202_ACCEPTED)
-        return Response(threads_import(user=request.user, file=file), status=status.HTTP_201_CREATED)
+        started = import_upload(user=request.user, upload=upload)
+        if started.job is not None:
+            return Response({"job": import_job_payload(started.job)}, status=status.HTTP_202_ACCEPTED)
+        return Response(started.result, status=status.HTTP_201_CREATED)
 
 
 class ImportJobApi(APIView):

@@ -273,6 +273,28 @@ def import_runs_in_background(file: ImportFile) -> bool:
     return file.messages > settings.IMPORT_BACKGROUND_MESSAGES or file.kind == "chat-export-archive"
 
 
+@dataclass
+class ImportStarted:
+    """What an upload became: a finished import's result, or a background job."""
+
+    result: dict[str, list[dict[str, Any]]] | None = None
+    job: ImportJob | None = None
+
+
+def import_upload(*, user: AbstractBaseUser, upload: File | None) -> ImportStarted:
+    """Check an uploaded file and import it now, or queue it as a job when it is large.
+
+    InvalidInput (no file, not JSON, unknown format, ZIP bomb) or PayloadTooLarge: nothing stored.
+    """
+    if upload is None:
+        raise InvalidInput.field("file", "No file was submitted.")
+    file = import_file_open(stream=upload, size=upload.size)
+    if import_runs_in_background(file):
+        job = import_job_create(user=user, file=file, filename=upload.name or "", stream=upload)
+        return ImportStarted(job=job)
+    return ImportStarted(result=threads_import(user=user, file=file))
+
+
 def import_job_create(*, user: AbstractBaseUser, file: ImportFile, filename: str, stream: IO[bytes]) -> ImportJob:
     """Keep the file and queue its import as a task (after commit); the job shows its progress."""
     stream.seek(0)

@@ -9,14 +9,7 @@ from django.shortcuts import redirect, render
 
 from chatproject.errors import DomainError, NotFound
 
-from .services import (
-    import_file_open,
-    import_job_create,
-    import_job_get,
-    import_job_payload,
-    import_runs_in_background,
-    threads_import,
-)
+from .services import import_job_get, import_job_payload, import_upload
 
 
 def _context(**values: object) -> dict:
@@ -29,13 +22,10 @@ def import_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         upload = request.FILES.get("file")
         try:
-            if upload is None:
-                raise DomainError("Choose a file to import.")
-            file = import_file_open(stream=upload, size=upload.size)
-            if import_runs_in_background(file):
-                job = import_job_create(user=request.user, file=file, filename=upload.name or "", stream=upload)
-                return redirect("import-job-page", job_id=job.pk)
-            context["result"] = threads_import(user=request.user, file=file)
+            started = import_upload(user=request.user, upload=upload)
+            if started.job is not None:
+                return redirect("import-job-page", job_id=started.job.pk)
+            context["result"] = started.result
         except DomainError as exc:
             context["error"] = exc.message
     return render(request, "exports/import.html", context, status=400 if context["error"] else 200)

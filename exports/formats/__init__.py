@@ -6,7 +6,8 @@ bytes, piece by piece, so every export streams: ``begin`` once, ``thread`` for e
 made of those three calls.
 
 To add a format: write ``exports/formats/<name>.py`` with a subclass of ``ExportFormat``
-decorated with ``@register``, and import the module at the bottom of this file.
+decorated with ``@register``, and import the module at the bottom of this file; the API, the
+export menus (``{% export_menu %}``), the commands and ZIP archives pick it up.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class ExportFormat:
     name: ClassVar[str]
     extension: ClassVar[str]
     content_type: ClassVar[str]
+    # What the export menus call it.
+    label: ClassVar[str]
     # "active" (the branch on screen) or "all" (the whole tree), when the request names none.
     default_branches: ClassVar[str] = "active"
 

@@ -31,6 +31,7 @@ class CsvFormat(ExportFormat):
     name = "csv"
     extension = "csv"
     content_type = "text/csv; charset=utf-8"
+    label = "CSV (spreadsheet)"
     default_branches = "all"
 
     def begin(self, context: ExportContext) -> Iterator[bytes]:

@@ -95,6 +95,7 @@ class HtmlFormat(ExportFormat):
     name = "html"
     extension = "html"
     content_type = "text/html; charset=utf-8"
+    label = "HTML (print)"
     default_branches = "active"
 
     def begin(self, context: ExportContext) -> Iterator[bytes]:

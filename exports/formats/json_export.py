@@ -17,6 +17,7 @@ class JsonFormat(ExportFormat):
     name = "json"
     extension = "json"
     content_type = "application/json"
+    label = "JSON (re-importable)"
     default_branches = "all"
 
     def begin(self, context: ExportContext) -> Iterator[bytes]:

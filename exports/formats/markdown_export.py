@@ -42,6 +42,7 @@ class MarkdownFormat(ExportFormat):
     name = "md"
     extension = "md"
     content_type = "text/markdown; charset=utf-8"
+    label = "Markdown"
     default_branches = "active"
 
     def thread(self, document: dict[str, Any], context: ExportContext, *, first: bool) -> Iterator[bytes]:

@@ -75,3 +75,26 @@ def test_another_users_import_job_page_is_404(client, other_user, user, settings
 
 def test_import_page_needs_login(client):
     assert client.get("/import/").status_code == 302
+
+
+def test_a_registered_format_reaches_the_menu_and_the_api(browser, user):
+    from exports.formats import FORMATS, ExportFormat, register
+
+    @register
+    class TitlesFormat(ExportFormat):
+        name = "titles"
+        extension = "txt"
+        content_type = "text/plain; charset=utf-8"
+        label = "Titles only"
+
+        def thread(self, document, context, *, first):
+            yield (document["title"] + "\n").encode()
+
+    try:
+        thread = make_thread(user, title="Mine")
+        assert '<option value="titles">Titles only</option>' in browser.get("/").content.decode()
+        response = browser.get(f"/api/export/threads/{thread.pk}/", {"format": "titles"})
+        assert b"".join(response.streaming_content) == b"Mine\n"
+        assert response["Content-Disposition"] == f'attachment; filename="mine-{str(thread.pk)[:8]}.txt"'
+    finally:
+        del FORMATS["titles"]
