@@ -26,12 +26,20 @@ SCHEMA_URL = "/static/schema/chat-export-v1.json"
 _EXPORT_PARAMETERS = [
     OpenApiParameter("format", str, enum=list(FORMATS), description="Default json."),
     OpenApiParameter(
-        "branches", str, enum=["active", "all"], description="Default all for json/csv, active for md/html."
+        "branches",
+        str,
+        enum=["active", "all", ""],
+        description="Default (absent or empty) all for json/csv, active for md/html.",
     ),
     OpenApiParameter("archive", str, enum=["zip"], description="A ZIP: one file per thread plus attachment files."),
     OpenApiParameter("attachments", str, enum=["inline"], description="Files as base64 in the JSON document."),
 ]
 _EXPORT_DOC = f"JSON documents follow the schema at [{SCHEMA_URL}]({SCHEMA_URL})."
+# A download in the chosen format, or a ZIP of them.
+_DOWNLOAD_RESPONSES = {
+    (200, media_type): OpenApiTypes.OBJECT if media_type == "application/json" else OpenApiTypes.BINARY
+    for media_type in sorted({f.content_type.split(";")[0] for f in FORMATS.values()} | {"application/zip"})
+}
 
 
 def _request(request: Request) -> ExportRequest:
@@ -96,7 +104,7 @@ class ExportThreadApi(_ExportApi):
         summary="Download one of your threads",
         description=_EXPORT_DOC,
         parameters=[OpenApiParameter("thread_id", OpenApiTypes.UUID, OpenApiParameter.PATH), *_EXPORT_PARAMETERS],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        responses=_DOWNLOAD_RESPONSES,
     )
     def get(self, request: Request, thread_id: str) -> StreamingHttpResponse:
         export = _request(request)
@@ -111,9 +119,13 @@ class ExportAllApi(_ExportApi):
         parameters=[
             *_EXPORT_PARAMETERS,
             OpenApiParameter("status", str, enum=["active", "archived"]),
-            OpenApiParameter("since", str, description="Threads active since this date (YYYY-MM-DD or ISO 8601)."),
+            OpenApiParameter(
+                "since",
+                OpenApiTypes.DATE,
+                description="Threads active since this date (YYYY-MM-DD; an ISO 8601 date-time is accepted too).",
+            ),
         ],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        responses=_DOWNLOAD_RESPONSES,
     )
     def get(self, request: Request) -> StreamingHttpResponse:
         export = _request(request)

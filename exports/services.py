@@ -68,25 +68,29 @@ def export_request_parse(
     since: str | None = None,
     attachments: str | None = None,
 ) -> ExportRequest:
-    """Check the query parameters of an export (None or "" means the default)."""
-    writer = format_get(format or "json")
-    parsed_since: datetime | None = None
-    if since:
-        parsed_since = parse_datetime(since)
-        if parsed_since is None and (day := parse_date(since)) is not None:
-            parsed_since = datetime.combine(day, time.min)
-        if parsed_since is None:
-            raise InvalidInput.field("since", f'"{since}" is not a date: use YYYY-MM-DD or an ISO 8601 date-time.')
-        if timezone.is_naive(parsed_since):
-            parsed_since = timezone.make_aware(parsed_since, timezone.get_current_timezone())
+    """Check the query parameters of an export: None means the default, and so does an empty
+    ``branches`` (the menus' "Default" choice); any other value not accepted is InvalidInput."""
+    writer = format_get("json" if format is None else format)
     return ExportRequest(
         format=writer,
         branches=_choice("branches", branches, BRANCHES) if branches else writer.default_branches,
-        archive=_choice("archive", archive, ARCHIVES) if archive else None,
-        status=_choice("status", status, STATUSES) if status else None,
-        since=parsed_since,
-        inline=_choice("attachments", attachments, ("inline",)) == "inline" if attachments else False,
+        archive=None if archive is None else _choice("archive", archive, ARCHIVES),
+        status=None if status is None else _choice("status", status, STATUSES),
+        since=None if since is None else _since(since),
+        inline=attachments is not None and _choice("attachments", attachments, ("inline",)) == "inline",
     )
+
+
+def _since(value: str) -> datetime:
+    try:
+        parsed = parse_datetime(value)
+        if parsed is None and (day := parse_date(value)) is not None:
+            parsed = datetime.combine(day, time.min)
+    except ValueError:  # well formed, but no such day or time (2026-02-30)
+        parsed = None
+    if parsed is None:
+        raise InvalidInput.field("since", f'"{value}" is not a date: use YYYY-MM-DD or an ISO 8601 date-time.')
+    return timezone.make_aware(parsed, timezone.get_current_timezone()) if timezone.is_naive(parsed) else parsed
 
 
 def export_filename(*, title: str, thread_id: Any = None, extension: str) -> str:

@@ -10,6 +10,7 @@ from chatproject.errors import InvalidInput
 from threads.selectors import thread_get
 from threads.serializers import ThreadSerializer
 
+from .models import ForkMode
 from .selectors import attachment_get, message_get, message_list, message_path_pages, thread_tree
 from .serializers import (
     ForkSerializer,
@@ -19,7 +20,7 @@ from .serializers import (
     StreamSerializer,
     TreeSerializer,
 )
-from .services import ACTIVE_LEAF, ForkMode, message_regenerate, message_send, stream_stop, thread_fork
+from .services import ACTIVE_LEAF, message_regenerate, message_send, stream_stop, thread_fork
 
 MESSAGE_EXAMPLE = OpenApiExample(
     "A user message",

@@ -140,3 +140,12 @@ class ReplyStream(models.Model):
 
     def __str__(self) -> str:
         return f"stream {self.id} ({self.status})"
+
+
+class ForkMode(models.TextChoices):
+    """What ``thread_fork`` copies: the root-to-message path, that path with the siblings along
+    it, or the message's subtree."""
+
+    PATH = "path"
+    PATH_WITH_BRANCHES = "path_with_branches"
+    SUBTREE = "subtree"

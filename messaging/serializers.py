@@ -6,7 +6,7 @@ from rest_framework.renderers import JSONRenderer
 
 from chatproject.json_input import NOT_BLANK_NO_NUL_PATTERN, JSONField, StrictCharField
 
-from .models import ChatAttachment, ChatMessage, ReplyStream
+from .models import ChatAttachment, ChatMessage, ForkMode, ReplyStream
 from .selectors import message_tree_info
 
 
@@ -105,8 +105,10 @@ class StreamSerializer(serializers.ModelSerializer):
 
 class ForkSerializer(serializers.Serializer):
     message_id = serializers.UUIDField(help_text="The message of this thread the fork is made at.")
-    # Checked by the service (one list of modes): "path", "path_with_branches" or "subtree".
-    mode = serializers.CharField(default="path", help_text='"path", "path_with_branches" or "subtree".')
+    # The service checks it again (one list of modes); the choices put them in the schema.
+    mode = serializers.ChoiceField(
+        choices=ForkMode.values, default=ForkMode.PATH, help_text='"path", "path_with_branches" or "subtree".'
+    )
 
 
 class TreeNodeSerializer(serializers.Serializer):

@@ -36,7 +36,7 @@ from threads.selectors import parse_uuid
 from threads.services import TITLE_MAX_CHARS, thread_advance_leaf, thread_touch, validate_metadata
 from threads.tree import newest_leaf, path_to
 
-from .models import ChatAttachment, ChatMessage, ReplyStream
+from .models import ChatAttachment, ChatMessage, ForkMode, ReplyStream
 from .realtime import thread_broadcast
 from .selectors import attachment_bytes_total, reply_in_progress_count
 from .serializers import message_payload
@@ -328,13 +328,6 @@ def message_regenerate(
     return message, True
 
 
-class ForkMode:
-    PATH = "path"
-    PATH_WITH_BRANCHES = "path_with_branches"
-    SUBTREE = "subtree"
-    values = (PATH, PATH_WITH_BRANCHES, SUBTREE)
-
-
 # Fork copies are written in batches of this many rows.
 FORK_BATCH = 500
 
@@ -359,7 +352,8 @@ def thread_fork(*, thread: ChatThread, message_id: Any, mode: str = ForkMode.PAT
     pk = parse_uuid(message_id) if isinstance(message_id, str | uuid.UUID) else None
     pairs = list(ChatMessage.objects.filter(thread=thread).order_by("created_at", "id").values_list("id", "parent_id"))
     if pk is None or pk not in dict(pairs):
-        raise InvalidInput.field("message_id", "No such message in this thread.")
+        # Like a parent or a leaf naming no message of the thread: not found, not invalid.
+        raise NotFound("Message not found in this thread.")
     if mode == ForkMode.SUBTREE:
         wanted = {pk}
         for node, parent in pairs:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from chatproject.schema import ERROR_SCHEMA
 
 from . import selectors, services
 from .events import EVENT_TYPES
@@ -120,7 +122,13 @@ class IncomingEndpointListApi(generics.GenericAPIView):
         page = self.paginate_queryset(selectors.incoming_endpoint_list(user=request.user))
         return self.get_paginated_response(IncomingEndpointSerializer(page, many=True).data)
 
-    @extend_schema(request=IncomingEndpointCreateSerializer, responses={201: IncomingEndpointSerializer})
+    @extend_schema(
+        request=IncomingEndpointCreateSerializer,
+        responses={
+            201: IncomingEndpointSerializer,
+            404: OpenApiResponse(response=ERROR_SCHEMA, description="The thread is not one of yours."),
+        },
+    )
     def post(self, request: Request) -> Response:
         data = IncomingEndpointCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)

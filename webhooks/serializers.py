@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from .events import EVENT_TYPES
+from .events import ALL, EVENT_TYPES
 from .models import IncomingEndpoint, Webhook, WebhookDelivery
 
 
@@ -31,17 +31,27 @@ class WebhookWithSecretSerializer(WebhookSerializer):
         read_only_fields = fields
 
 
+def _events_field(**kwargs: object) -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.ChoiceField(choices=[ALL, *EVENT_TYPES]),
+        allow_empty=False,
+        min_length=1,
+        help_text=f'Event types ({", ".join(EVENT_TYPES)}), or ["*"] for all.',
+        **kwargs,
+    )
+
+
 class WebhookCreateSerializer(serializers.Serializer):
     # Rules (SSRF, known event types, sizes) live in the service.
     url = serializers.CharField(help_text="https URL whose every address is public.")
-    events = serializers.JSONField(help_text=f'Event types ({", ".join(EVENT_TYPES)}), or ["*"] for all.')
+    events = _events_field()
     description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     active = serializers.BooleanField(required=False)
 
 
 class WebhookUpdateSerializer(serializers.Serializer):
     url = serializers.CharField(required=False)
-    events = serializers.JSONField(required=False)
+    events = _events_field(required=False)
     description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     active = serializers.BooleanField(required=False)
 

@@ -124,9 +124,13 @@ def test_celery_reconnects_every_second_for_as_long_as_it_takes(production):
     assert policy["max_retries"] * policy["interval_max"] <= 2, "a request would wait long on a dead broker"
 
 
-def test_beat_sends_both_sweeps_every_interval_and_no_thread_does(production):
+def test_beat_sends_the_sweeps_and_webhook_deliveries_every_interval_and_no_thread_does(production):
     schedule = production["beat_schedule"]
-    assert {entry["task"] for entry in schedule.values()} == {"messaging.sweep_streams", "agent.sweep_unanswered"}
+    assert {entry["task"] for entry in schedule.values()} == {
+        "messaging.sweep_streams",
+        "agent.sweep_unanswered",
+        "webhooks.deliver_due",
+    }
     assert {entry["schedule"] for entry in schedule.values()} == {production["sweep_interval"]}
     # Dropped only when far behind: a sweep waiting behind a short backlog of replies still runs.
     assert all(entry["expires"] >= 30 for entry in schedule.values())

@@ -181,6 +181,11 @@ def test_another_users_thread_is_not_found(other_api, thread):
         ("branches=some", "branches"),
         ("archive=tar", "archive"),
         ("since=yesterday", "since"),
+        ("since=2026-02-30", "since"),
+        ("since=", "since"),
+        ("archive=", "archive"),
+        ("attachments=", "attachments"),
+        ("format=", "format"),
         ("status=deleted", "status"),
     ],
 )
