@@ -222,6 +222,10 @@ def test_workflow_runs_ci_run_with_service_containers_chromium_and_artifacts():
     assert test["env"]["CI_POSTGRES_HOST"] == "postgres" and test["env"]["CI_REDIS_HOST"] == "redis"
     runs = "\n".join(step.get("run", "") for step in test["steps"])
     assert re.search(r"apt-get install -y .*\bchromium\b", runs)
+    # The sandbox tests never skip: the job may make namespaces, as root and as another user.
+    assert test["container"]["options"] == "--privileged"
+    assert "kernel.apparmor_restrict_unprivileged_userns=0" in runs
+    assert re.search(r"apt-get install -y .*\bpython3\b", runs)
     assert ".ci/run" in runs.splitlines()
     assert "playwright install" not in runs  # Debian's chromium, never a downloaded browser
     uses = {step.get("uses", "").split("@")[0]: step for step in test["steps"]}
