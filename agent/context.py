@@ -7,6 +7,7 @@ other threads (see ``agent.tools``). Also keeps the thread's title and summary c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 
@@ -63,6 +64,7 @@ def _history(message: ChatMessage) -> str:
 
 def gather(message: ChatMessage) -> AgentContext:
     memory_add(message)
+    assert message.sender_id is not None  # the agent answers user messages: they have a sender
     search = memory_searcher(user_id=message.sender_id, exclude_message_id=str(message.pk))
     hits = [h for h in search(message.content, settings.AGENT_MEMORY_HITS) if h["thread_id"] != str(message.thread_id)]
     memories = "\n".join(f"- ({h['date']}, “{h['thread_title']}”) {h['snippet']}" for h in hits)
@@ -116,7 +118,7 @@ def update_thread_after_reply(message: ChatMessage) -> None:
         .values_list("content", flat=True)[:20]
     )
     # Each turn a paragraph of its own: chat messages often end without a full stop.
-    fields = {"summary": textlib.summarize("\n\n".join(reversed(user_turns)), max_sentences=2)[:1000]}
+    fields: dict[str, Any] = {"summary": textlib.summarize("\n\n".join(reversed(user_turns)), max_sentences=2)[:1000]}
     if not thread.title.strip() and message.content.strip():
         fields["title"] = title_for(message.content)
     thread_update(thread=thread, **fields)

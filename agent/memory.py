@@ -14,10 +14,10 @@ import heapq
 import math
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.core.cache import cache
 from django.db import transaction
@@ -119,7 +119,7 @@ class BM25Index:
                 scores[index] = scores.get(index, 0.0) + weight * (tf * (k1 + 1) / (tf + norm))
         return scores
 
-    def top(self, query: list[str], k: int, keep=lambda doc: True) -> list[tuple[Any, float]]:
+    def top(self, query: list[str], k: int, keep: Callable[[Any], bool] = lambda doc: True) -> list[tuple[Any, float]]:
         """The k best documents containing a query term, by BM25Okapi score (ties: earlier first).
 
         Documents without any query term are never results, even when every match scores below
@@ -158,7 +158,7 @@ _memories_lock = threading.Lock()
 
 
 def _generation() -> int:
-    return cache.get_or_set(GENERATION_KEY, 1, timeout=None)
+    return cast(int, cache.get_or_set(GENERATION_KEY, 1, timeout=None))  # set when missing: never None
 
 
 def memory_invalidate() -> None:
@@ -234,7 +234,9 @@ def memory_rebuild(*, batch_size: int = 2000) -> int:
     return created
 
 
-def memory_searcher(*, user_id: int, exclude_message_id: str | None = None):
+def memory_searcher(
+    *, user_id: int, exclude_message_id: str | None = None
+) -> Callable[[str, int], list[dict[str, Any]]]:
     """A search function over the user's memory for tools: no database access when called.
 
     Hits in deleted threads are left out; each hit names its thread and date.

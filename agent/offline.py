@@ -386,7 +386,9 @@ def filename_for(message: str, history: str) -> str:
     named = _FILENAME.search(message)
     if named:
         return named.group(0)
-    known = [name.split(" (")[0] for found in _ATTACHED.findall(history + "\n" + message) for name in found.split(", ")]
+    known: list[str] = [
+        name.split(" (")[0] for found in _ATTACHED.findall(history + "\n" + message) for name in found.split(", ")
+    ]
     for word in re.findall(r"[\w-]{3,}", message.lower()):
         if word in ("file", "the", "this", "that", "csv", "json", "attached", "uploaded", "summarize", "summarise"):
             continue

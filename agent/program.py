@@ -28,7 +28,7 @@ class AgentError(Exception):
 def _signature() -> Any:
     import dspy
 
-    class ChatReply(dspy.Signature):
+    class ChatReply(dspy.Signature):  # type: ignore[misc]  # dspy ships no types: Signature is Any
         """You are a helpful assistant in a chat application. Use the tools when they help (arithmetic,
         the user's earlier messages, their attached files, running Python, text work, the web, the
         weather), then answer the user's message in Markdown, briefly and accurately."""
@@ -92,7 +92,7 @@ class _StatusProvider:
 
         outer = self
 
-        class Provider(dspy.streaming.StatusMessageProvider):
+        class Provider(dspy.streaming.StatusMessageProvider):  # type: ignore[misc]  # dspy ships no types
             def tool_start_status_message(self, instance: Any, inputs: dict[str, Any]) -> str:
                 outer.tool = instance.name
                 arguments = inputs.get("kwargs", inputs)

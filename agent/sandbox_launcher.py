@@ -86,10 +86,11 @@ def install_audit_hook(workdir: str) -> None:
     allowed_roots = tuple(
         os.path.realpath(p) + os.sep for p in {workdir, sys.base_prefix, sys.prefix, os.path.dirname(os.__file__)}
     )
+    blocked: tuple[str, ...]
     blocked = ("socket.", "subprocess.", "os.fork", "os.forkpty", "os.posix_spawn", "os.exec", "os.spawn", "os.system")
     blocked += ("ctypes.", "os.kill", "os.killpg", "pty.", "os.putenv", "sys.addaudithook")
 
-    def hook(event: str, args: tuple) -> None:
+    def hook(event: str, args: tuple[object, ...]) -> None:
         if event.startswith(blocked) or event in ("os.system", "socket.__new__", "_posixsubprocess.fork_exec"):
             raise PermissionError(f"blocked in the sandbox: {event}")
         if event == "open" and args and isinstance(args[0], str | bytes):

@@ -109,7 +109,8 @@ def _json_safe(value: Any) -> Any:
 
 
 def _reply_generator() -> ReplyGenerator:
-    return import_string(settings.AGENT_REPLY_GENERATOR)
+    generator: ReplyGenerator = import_string(settings.AGENT_REPLY_GENERATOR)
+    return generator
 
 
 class _Heartbeat(threading.Thread):
@@ -228,7 +229,7 @@ _embedded_pool: ThreadPoolExecutor | None = None
 _embedded_pool_lock = threading.Lock()
 
 
-def run_reply_in_background(message_id: Any) -> Future:
+def run_reply_in_background(message_id: Any) -> Future[None]:
     """Run the reply on this process's small reply pool (the embedded default has no worker)."""
     global _embedded_pool
 

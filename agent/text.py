@@ -37,7 +37,8 @@ def _stemmer() -> SnowballStemmer:
 
 def words(text: str) -> list[str]:
     """The words of a text, as written."""
-    return _word_tokenizer.tokenize(text)
+    tokens: list[str] = _word_tokenizer.tokenize(text)
+    return tokens
 
 
 def index_tokens(text: str) -> list[str]:
@@ -79,7 +80,7 @@ def summarize(text: str, max_sentences: int = 3) -> str:
     return " ".join(all_sentences[i] for i in sorted(best))
 
 
-def counted(number: int, noun: str) -> str:
+def counted(number: float, noun: str) -> str:
     """``counted(1, "word")`` is "1 word"; ``counted(2, "word")`` is "2 words"."""
     return f"{number} {noun}{'' if number == 1 else 's'}"
 

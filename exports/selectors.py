@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from messaging.models import ChatAttachment, ChatMessage
 from messaging.selectors import attachments_by_message, message_list_in_threads, message_path
@@ -37,7 +37,7 @@ def branch_path(messages: list[ChatMessage], leaf: uuid.UUID | None) -> list[Cha
     return [by_id[pk] for pk in path_to(((m.pk, m.parent_id) for m in messages), leaf)]
 
 
-def export_thread_get(*, user: AbstractBaseUser, thread_id: str | uuid.UUID, branches: str) -> ThreadExport:
+def export_thread_get(*, user: User, thread_id: str | uuid.UUID, branches: str) -> ThreadExport:
     """One of the user's threads for export, or NotFound (another user's thread too)."""
     thread = thread_get(user=user, thread_id=thread_id)
     if branches == "all":
@@ -47,13 +47,13 @@ def export_thread_get(*, user: AbstractBaseUser, thread_id: str | uuid.UUID, bra
     return ThreadExport(thread, messages, thread.active_leaf_id, attachments_by_message(thread_ids=[thread.pk]))
 
 
-def export_thread_count(*, user: AbstractBaseUser, status: str | None = None, since: datetime | None = None) -> int:
+def export_thread_count(*, user: User, status: str | None = None, since: datetime | None = None) -> int:
     threads = thread_list(user=user, status=status)
     return (threads.filter(updated_at__gte=since) if since else threads).count()
 
 
 def export_threads_iter(
-    *, user: AbstractBaseUser, branches: str, status: str | None = None, since: datetime | None = None
+    *, user: User, branches: str, status: str | None = None, since: datetime | None = None
 ) -> Iterator[ThreadExport]:
     """Every visible thread of the user (``status``, active since ``since``), most recent first.
 

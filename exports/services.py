@@ -12,7 +12,7 @@ from datetime import date, datetime, time
 from typing import IO, Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
@@ -146,7 +146,7 @@ def _file_chunks(attachment: Any) -> Iterator[bytes]:
 
 
 def _completed(
-    user: AbstractBaseUser, request: ExportRequest, chunks: Iterator[bytes], *, scope: str, thread_id: Any = None
+    user: User, request: ExportRequest, chunks: Iterator[bytes], *, scope: str, thread_id: Any = None
 ) -> Iterator[bytes]:
     """Pass the bytes on, then send ``export_completed`` once the last one is out."""
     yield from chunks
@@ -165,7 +165,7 @@ def _completed(
 
 
 def export_thread_stream(
-    *, user: AbstractBaseUser, thread_id: str | uuid.UUID, request: ExportRequest
+    *, user: User, thread_id: str | uuid.UUID, request: ExportRequest
 ) -> tuple[str, Iterator[bytes]]:
     """One thread of the user's as ``(file name, bytes)``; NotFound for anyone else's.
 
@@ -185,7 +185,7 @@ def export_thread_stream(
 
 
 def export_all_stream(
-    *, user: AbstractBaseUser, request: ExportRequest, on_thread: Callable[[], None] | None = None
+    *, user: User, request: ExportRequest, on_thread: Callable[[], None] | None = None
 ) -> tuple[str, Iterator[bytes]]:
     """Every visible thread of the user's (``status``, ``since``) as ``(file name, bytes)``, streamed:
     memory holds one batch of threads whatever their number. ``on_thread`` is called after each
@@ -214,7 +214,7 @@ def export_all_stream(
 # --- Imports -------------------------------------------------------------------------------------
 
 
-def _import_one(*, user: AbstractBaseUser, conversation: Conversation) -> dict[str, Any]:
+def _import_one(*, user: User, conversation: Conversation) -> dict[str, Any]:
     """One conversation in its own transaction: all of it is stored, or none of it."""
     with transaction.atomic():
         thread = thread_import(
@@ -237,7 +237,7 @@ def _import_one(*, user: AbstractBaseUser, conversation: Conversation) -> dict[s
 
 
 def threads_import(
-    *, user: AbstractBaseUser, file: ImportFile, on_progress: Callable[[int], None] | None = None
+    *, user: User, file: ImportFile, on_progress: Callable[[int], None] | None = None
 ) -> dict[str, list[dict[str, Any]]]:
     """Import every conversation of a checked file for ``user``; ``{"imported", "skipped"}``.
 
@@ -285,7 +285,7 @@ class ImportStarted:
     job: ImportJob | None = None
 
 
-def import_upload(*, user: AbstractBaseUser, upload: File | None) -> ImportStarted:
+def import_upload(*, user: User, upload: File[bytes] | None) -> ImportStarted:
     """Check an uploaded file and import it now, or queue it as a job when it is large.
 
     InvalidInput (no file, not JSON, unknown format, ZIP bomb) or PayloadTooLarge: nothing stored.
@@ -299,7 +299,7 @@ def import_upload(*, user: AbstractBaseUser, upload: File | None) -> ImportStart
     return ImportStarted(result=threads_import(user=user, file=file))
 
 
-def import_job_create(*, user: AbstractBaseUser, file: ImportFile, filename: str, stream: IO[bytes]) -> ImportJob:
+def import_job_create(*, user: User, file: ImportFile, filename: str, stream: IO[bytes]) -> ImportJob:
     """Keep the file and queue its import as a task (after commit); the job shows its progress."""
     stream.seek(0)
     job = ImportJob(owner=user, filename=filename[:255], kind=file.kind, conversations_total=file.conversations)
@@ -341,7 +341,7 @@ def import_job_run(*, job_id: Any) -> ImportJob | None:
     return job
 
 
-def import_job_get(*, user: AbstractBaseUser, job_id: Any) -> ImportJob:
+def import_job_get(*, user: User | AnonymousUser, job_id: Any) -> ImportJob:
     """The user's import job, or NotFound (another user's too)."""
     pk = parse_uuid(job_id)
     job = ImportJob.objects.filter(pk=pk, owner=user).first() if pk and user.is_authenticated else None

@@ -6,9 +6,9 @@ import re
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Substr
@@ -56,7 +56,11 @@ class MessagesByIds(Sequence[ChatMessage]):
     def __len__(self) -> int:
         return len(self.ids)
 
-    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+    @overload
+    def __getitem__(self, index: int) -> ChatMessage: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[ChatMessage]: ...
+    def __getitem__(self, index: int | slice) -> ChatMessage | list[ChatMessage]:
         if isinstance(index, slice):
             return _messages_in_order(self.ids[index])
         return _messages_in_order([self.ids[index]])[0]
@@ -147,7 +151,7 @@ def _uuid_text(value: Any) -> str | None:
     return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
 
 
-def _time_text(value: Any) -> str:
+def _time_text(value: datetime | str) -> str:
     """A timestamp read raw: an aware datetime (PostgreSQL) or UTC text (SQLite), as ISO 8601."""
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -198,7 +202,7 @@ def thread_tree(*, thread: ChatThread) -> dict[str, Any]:
     return {"thread": str(thread.pk), "active_leaf": active_leaf, "nodes": nodes}
 
 
-def attachment_get(*, user: AbstractBaseUser, attachment_id: str | uuid.UUID) -> ChatAttachment:
+def attachment_get(*, user: User | AnonymousUser, attachment_id: str | uuid.UUID) -> ChatAttachment:
     """An attachment in one of the user's visible threads, or NotFound."""
     pk = parse_uuid(attachment_id)
     if pk is None or not user.is_authenticated:
@@ -250,7 +254,7 @@ def stream_get(*, thread_id: uuid.UUID, stream_id: str | uuid.UUID) -> ReplyStre
 REPLY_WAIT_WINDOW = timedelta(minutes=10)
 
 
-def reply_in_progress_count(*, user: AbstractBaseUser) -> int:
+def reply_in_progress_count(*, user: User) -> int:
     """Replies the user is waiting for: streams still open in their threads, plus their recent
     messages that no reply has started for yet."""
     streaming = ReplyStream.objects.filter(thread__owner=user, status=ReplyStream.Status.STREAMING).count()
@@ -263,7 +267,7 @@ def reply_in_progress_count(*, user: AbstractBaseUser) -> int:
     return streaming + waiting
 
 
-def attachment_bytes_total(*, user: AbstractBaseUser) -> int:
+def attachment_bytes_total(*, user: User) -> int:
     """Bytes of every file stored in the user's threads, deleted threads included (their files stay)."""
     return ChatAttachment.objects.filter(thread__owner=user).aggregate(total=Sum("size"))["total"] or 0
 

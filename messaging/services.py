@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
@@ -42,7 +42,7 @@ from .selectors import attachment_bytes_total, reply_in_progress_count
 from .serializers import message_payload
 from .signals import reply_finished, user_message_created, user_message_posted
 
-CLIENT_ID_MAX_CHARS = ChatMessage._meta.get_field("client_id").max_length
+CLIENT_ID_MAX_CHARS = cast(int, ChatMessage._meta.get_field("client_id").max_length)  # a CharField: always set
 
 
 class _ActiveLeaf:
@@ -95,7 +95,7 @@ def _resolve_parent(*, thread: ChatThread, parent_id: Any) -> uuid.UUID | None:
     return pk
 
 
-def _check_rate_limit(user: AbstractBaseUser) -> None:
+def _check_rate_limit(user: User) -> None:
     """Fixed-window counter per user in the shared cache (Redis when configured; per process while
     Redis is down, so a message can still be stored then and the limit still holds)."""
     limit, window = settings.MESSAGE_RATE_LIMIT
@@ -107,14 +107,14 @@ def _check_rate_limit(user: AbstractBaseUser) -> None:
 REPLY_BUSY_RETRY_SECONDS = 5
 
 
-def _lock_sender(user: AbstractBaseUser) -> None:
+def _lock_sender(user: User) -> None:
     """Serialize this user's sends until the transaction ends, so the per-user checks that
     follow (replies in progress, upload quota) see every earlier send: without it, N sends at
     once on N connections would all pass. A no-op on SQLite, whose writers queue anyway."""
     list(get_user_model().objects.select_for_update(no_key=True).filter(pk=user.pk).values_list("pk"))
 
 
-def _check_replies_in_progress(user: AbstractBaseUser) -> None:
+def _check_replies_in_progress(user: User) -> None:
     """Refuse a message that would give the user more than MAX_CONCURRENT_REPLIES replies at once.
 
     Refused rather than deferred: the message is not stored, the client hears at once and can
@@ -136,7 +136,7 @@ def message_create(
     thread: ChatThread,
     role: str,
     content: str,
-    sender: AbstractBaseUser | None = None,
+    sender: User | None = None,
     type: str = ChatMessage.Type.TEXT,
     metadata: dict[str, Any] | None = None,
     parent_id: Any = ACTIVE_LEAF,
@@ -205,7 +205,7 @@ def _existing_by_client_id(thread: ChatThread, client_id: str | None) -> ChatMes
 def _send_once(
     *,
     thread: ChatThread,
-    sender: AbstractBaseUser,
+    sender: User,
     client_id: Any,
     validate: Callable[[], Any],
     store: Callable[[str | None], ChatMessage],
@@ -238,7 +238,7 @@ def _send_once(
 def message_send(
     *,
     thread: ChatThread,
-    sender: AbstractBaseUser,
+    sender: User,
     content: str,
     metadata: dict[str, Any] | None = None,
     parent_id: Any = ACTIVE_LEAF,
@@ -279,7 +279,7 @@ def message_send(
 
 
 def message_regenerate(
-    *, thread: ChatThread, sender: AbstractBaseUser, message_id: Any, client_id: Any = None
+    *, thread: ChatThread, sender: User, message_id: Any, client_id: Any = None
 ) -> tuple[ChatMessage, bool]:
     """Ask the agent for another reply to a user message (or, given an AI message, to the message
     it answers): a new AI sibling streams like any reply. Returns ``(user message, created)``.
@@ -374,7 +374,7 @@ def thread_fork(*, thread: ChatThread, message_id: Any, mode: str = ForkMode.PAT
         title=f"{thread.title or 'Untitled'}"[: TITLE_MAX_CHARS - len(" (fork)")] + " (fork)",
         metadata={"forked_from": {"thread": str(thread.pk), "message": str(pk), "mode": mode}},
     )
-    new_ids = {m.pk: uuid.uuid4() for m in originals}
+    new_ids: dict[uuid.UUID | None, uuid.UUID] = {m.pk: uuid.uuid4() for m in originals}
     copies = [
         ChatMessage(
             id=new_ids[m.pk],
@@ -521,7 +521,7 @@ def upload_content_check(*, file_type: str, data: bytes) -> None:
                 raise InvalidInput.field("data", "The file is not valid JSON.") from None
 
 
-def _check_upload_quota(user: AbstractBaseUser, size: int) -> None:
+def _check_upload_quota(user: User, size: int) -> None:
     used = attachment_bytes_total(user=user)
     quota = settings.UPLOAD_QUOTA_BYTES
     if used + size > quota:
@@ -534,7 +534,7 @@ def _check_upload_quota(user: AbstractBaseUser, size: int) -> None:
 def message_send_file(
     *,
     thread: ChatThread,
-    sender: AbstractBaseUser,
+    sender: User,
     filename: str,
     data: bytes,
     content_type: str = "",
@@ -699,7 +699,7 @@ def stream_finish(
     return message
 
 
-def stream_stop(*, user: AbstractBaseUser, stream_id: Any, thread_id: uuid.UUID | None = None) -> ReplyStream:
+def stream_stop(*, user: User | AnonymousUser, stream_id: Any, thread_id: uuid.UUID | None = None) -> ReplyStream:
     """Stop a reply of one of the user's threads: it ends at once as ``stopped`` with the text sent
     so far persisted (clients get ``stream_end``); the worker learns it at its next delta or ReAct
     step and quits. Stopping a reply that has ended already changes nothing. NotFound for another
@@ -770,7 +770,7 @@ IMPORT_BATCH = 1000
 def message_import_bulk(
     *,
     thread: ChatThread,
-    owner: AbstractBaseUser,
+    owner: User,
     messages: Sequence[MessageImport],
     active_leaf_key: str | None = None,
 ) -> dict[str, ChatMessage]:

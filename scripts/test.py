@@ -1,4 +1,4 @@
-"""Second command: lint, format check and the whole pytest suite.
+"""Second command: lint, format check, type check and the whole pytest suite.
 
     python3 scripts/test.py [pytest args...]
 
@@ -18,7 +18,8 @@ def main() -> int:
     env = {**os.environ}
     # Tests never run with a production secret; settings refuse to start without one otherwise.
     env.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
-    for step in (("ruff", "check", "."), ("ruff", "format", "--check", ".")):
+    # mypy checks what pyproject.toml ([tool.mypy]) names: services, selectors, the agent package.
+    for step in (("ruff", "check", "."), ("ruff", "format", "--check", "."), ("mypy",)):
         if code := run(*step, env=env):
             print(f"{' '.join(step)} failed", file=sys.stderr)
             return code

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 
 from chatproject.errors import NotFound
@@ -22,9 +22,7 @@ def parse_uuid(value: str | uuid.UUID) -> uuid.UUID | None:
         return None
 
 
-def thread_list(
-    *, user: AbstractBaseUser, status: str | None = None, search: str | None = None
-) -> QuerySet[ChatThread]:
+def thread_list(*, user: User, status: str | None = None, search: str | None = None) -> QuerySet[ChatThread]:
     """The user's visible threads (never deleted ones), most recently active first."""
     threads = ChatThread.objects.filter(owner=user).exclude(status=ChatThread.Status.DELETED)
     if status:
@@ -34,7 +32,7 @@ def thread_list(
     return threads.order_by("-updated_at", "-id")
 
 
-def thread_get(*, user: AbstractBaseUser, thread_id: str | uuid.UUID) -> ChatThread:
+def thread_get(*, user: User | AnonymousUser, thread_id: str | uuid.UUID) -> ChatThread:
     """The user's thread, or NotFound: another user's, deleted, missing and malformed ids look alike."""
     pk = parse_uuid(thread_id)
     if pk is None or not user.is_authenticated:

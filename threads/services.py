@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -20,11 +20,11 @@ from .selectors import parse_uuid
 from .signals import thread_changed, thread_deleted
 from .tree import newest_leaf
 
-TITLE_MAX_CHARS = ChatThread._meta.get_field("title").max_length
+TITLE_MAX_CHARS = cast(int, ChatThread._meta.get_field("title").max_length)  # a CharField: always set
 _UNSET: Any = object()
 
 
-def validate_metadata(metadata: Any, *, field: str = "metadata", limited: bool = True) -> dict[str, Any]:
+def validate_metadata(metadata: object, *, field: str = "metadata", limited: bool = True) -> dict[str, Any]:
     """Metadata is always a JSON object; None means empty.
 
     ``limited`` (what users send): at most METADATA_MAX_DEPTH levels deep and METADATA_MAX_BYTES
@@ -36,7 +36,7 @@ def validate_metadata(metadata: Any, *, field: str = "metadata", limited: bool =
         raise InvalidInput.field(field, "Must be a JSON object.")
     # Any JSON object is valid metadata, but no database column takes a NUL (PostgreSQL's jsonb
     # refuses \u0000): NULs become U+FFFD, the same on every database.
-    metadata = json_nul_free(metadata)[0]
+    metadata = cast(dict[str, Any], json_nul_free(metadata)[0])  # a dict comes back a dict
     if limited:
         max_depth = settings.METADATA_MAX_DEPTH
         too_deep = TooLarge.field(field, f"Must not nest deeper than {max_depth} levels.")
@@ -54,7 +54,7 @@ def validate_metadata(metadata: Any, *, field: str = "metadata", limited: bool =
     return metadata
 
 
-def _clean_title(title: Any) -> str:
+def _clean_title(title: object) -> str:
     if not isinstance(title, str):
         raise InvalidInput.field("title", "Must be a string.")
     title = title.strip()
@@ -83,7 +83,7 @@ def clean_model(model: Any) -> str:
     return model.strip()
 
 
-def clean_instructions(instructions: Any, *, field: str = "instructions") -> str:
+def clean_instructions(instructions: object, *, field: str = "instructions") -> str:
     """Custom instructions: a string of at most AGENT_INSTRUCTIONS_MAX_CHARS, trimmed."""
     if not isinstance(instructions, str):
         raise InvalidInput.field(field, "Must be a string.")
@@ -95,7 +95,7 @@ def clean_instructions(instructions: Any, *, field: str = "instructions") -> str
     return instructions
 
 
-def preferences_update(*, user: AbstractBaseUser, instructions: str = _UNSET, model: str = _UNSET) -> ChatPreferences:
+def preferences_update(*, user: User, instructions: str = _UNSET, model: str = _UNSET) -> ChatPreferences:
     """Change a user's custom instructions and/or last chosen model (validated); creates the row."""
     values: dict[str, str] = {}
     if instructions is not _UNSET:
@@ -110,7 +110,7 @@ def preferences_update(*, user: AbstractBaseUser, instructions: str = _UNSET, mo
     return preferences
 
 
-def _model_for_new_thread(owner: AbstractBaseUser) -> str:
+def _model_for_new_thread(owner: User) -> str:
     last = ChatPreferences.objects.filter(user=owner).values_list("model", flat=True).first()
     # No choice ("") follows AGENT_LM, even when the operator changes it later.
     return last if last and last in catalog.offered() else ""
@@ -119,7 +119,7 @@ def _model_for_new_thread(owner: AbstractBaseUser) -> str:
 @transaction.atomic
 def thread_create(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     title: str = "",
     metadata: dict[str, Any] | None = None,
     model: str | None = None,
@@ -247,7 +247,7 @@ def thread_advance_leaf(*, thread_id: Any, from_id: Any, to_id: Any) -> bool:
 
 
 @transaction.atomic
-def demo_user_ensure(*, username: str, password: str) -> AbstractBaseUser | None:
+def demo_user_ensure(*, username: str, password: str) -> User | None:
     """Create a demo user with a welcome thread when the site has no user at all; else None."""
     User = get_user_model()
     if User.objects.exists():
@@ -259,7 +259,7 @@ def demo_user_ensure(*, username: str, password: str) -> AbstractBaseUser | None
 
 def thread_import(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     title: str,
     summary: str = "",
     status: str = ChatThread.Status.ACTIVE,

@@ -19,9 +19,9 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, cast
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import F
@@ -43,15 +43,15 @@ logger = logging.getLogger(__name__)
 
 WEBHOOKS_PER_USER = 20
 INCOMING_PER_USER = 50
-DESCRIPTION_MAX_CHARS = Webhook._meta.get_field("description").max_length
-URL_MAX_CHARS = Webhook._meta.get_field("url").max_length
+DESCRIPTION_MAX_CHARS = cast(int, Webhook._meta.get_field("description").max_length)  # CharFields: always set
+URL_MAX_CHARS = cast(int, Webhook._meta.get_field("url").max_length)
 _UNSET: Any = object()
 
 
 # --- Endpoints ----------------------------------------------------------------------------------
 
 
-def _clean_url(url: Any) -> str:
+def _clean_url(url: object) -> str:
     if not isinstance(url, str):
         raise InvalidInput.field("url", "Must be a string.")
     url = url.strip()
@@ -81,9 +81,7 @@ def _clean_description(description: Any) -> str:
     return description.strip()
 
 
-def webhook_create(
-    *, owner: AbstractBaseUser, url: str, events: list[str], description: str = "", active: bool = True
-) -> Webhook:
+def webhook_create(*, owner: User, url: str, events: list[str], description: str = "", active: bool = True) -> Webhook:
     """Register an endpoint with a new secret. The URL is checked (scheme, every address public)
     now and again at each delivery. At most WEBHOOKS_PER_USER per user."""
     webhook = Webhook(
@@ -437,7 +435,7 @@ def deliveries_queue_due(*, limit: int = conf.DUE_BATCH) -> int:
 # --- Incoming -----------------------------------------------------------------------------------
 
 
-def incoming_endpoint_create(*, owner: AbstractBaseUser, thread_id: Any, kind: str = "generic") -> IncomingEndpoint:
+def incoming_endpoint_create(*, owner: User, thread_id: Any, kind: str = "generic") -> IncomingEndpoint:
     """An endpoint posting to one of ``owner``'s threads (NotFound for anyone else's), with a
     new secret. ``kind`` names a handler (``webhooks.incoming``)."""
     thread = thread_get(user=owner, thread_id=thread_id)

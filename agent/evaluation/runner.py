@@ -138,7 +138,7 @@ def _outside_services(case: Case) -> Iterator[None]:
 
             def web(request: Request) -> Reply:
                 query = request.query.get("q", "").casefold()
-                found = next((answer for key, answer in answers.items() if key in query), {})
+                found: dict[str, Any] = next((answer for key, answer in answers.items() if key in query), {})
                 return Reply.json(found)
 
             server = stack.enter_context(LocalServer(web))

@@ -47,10 +47,14 @@ class ToolSpec:
 _registry: dict[str, ToolSpec] = {}
 
 
-def register(name: str, *, order: int = 100) -> Callable:
+Tool = Callable[..., str]
+ToolFactory = Callable[[ToolContext], Tool]
+
+
+def register(name: str, *, order: int = 100) -> Callable[[ToolFactory], ToolFactory]:
     """``@register("calculator")`` on a factory ``make(context) -> tool function`` adds the tool."""
 
-    def decorator(make: Callable[[ToolContext], Callable[..., str]]) -> Callable:
+    def decorator(make: ToolFactory) -> ToolFactory:
         _registry[name] = ToolSpec(name=name, make=make, order=order)
         return make
 

@@ -12,8 +12,9 @@ import math
 import operator
 import re
 import statistics
+from collections.abc import Callable
 
-from . import ToolContext, register
+from . import Tool, ToolContext, register
 
 MAX_EXPRESSION_CHARS = 300
 MAX_RESULT_DIGITS = 1000
@@ -24,7 +25,7 @@ class CalculationError(ValueError):
     pass
 
 
-_FUNCTIONS = {
+_FUNCTIONS: dict[str, Callable[..., float | int] | None] = {
     "sqrt": math.sqrt,
     "cbrt": lambda x: math.copysign(abs(x) ** (1 / 3), x),
     "sin": math.sin,
@@ -49,7 +50,7 @@ _BINARY = {
     ast.Mod: operator.mod,
     ast.Pow: operator.pow,  # size checked first, in _binary
 }
-_LIST_FUNCTIONS = {
+_LIST_FUNCTIONS: dict[str, Callable[[list[float]], float]] = {
     "average": statistics.fmean,
     "mean": statistics.fmean,
     "median": statistics.median,
@@ -120,7 +121,7 @@ def _binary(op: ast.operator, left: float | int, right: float | int) -> float | 
     if isinstance(op, ast.Mult) and left and right:
         _check_size(_digits_of_product(left, right))
     try:
-        result = _BINARY[type(op)](left, right)
+        result: float | int | complex = _BINARY[type(op)](left, right)
     except ZeroDivisionError:
         raise CalculationError("Division by zero.") from None
     except OverflowError:
@@ -138,7 +139,9 @@ def _call(name: str, args: list[float | int]) -> float | int:
         if n > MAX_FACTORIAL:
             raise CalculationError(f"Factorials above {MAX_FACTORIAL}! are refused (too large to be useful).")
         return math.factorial(int(n))
-    return _FUNCTIONS[name](*args)
+    function = _FUNCTIONS[name]
+    assert function is not None  # only factorial has none, handled above
+    return function(*args)
 
 
 def _evaluate(node: ast.AST) -> float | int:
@@ -204,7 +207,7 @@ def calculate(text: str) -> tuple[str, str]:
 
 
 @register("calculator", order=10)
-def make_calculator(context: ToolContext):
+def make_calculator(context: ToolContext) -> Tool:
     def calculator(expression: str) -> str:
         """Evaluate arithmetic written in words or symbols: '15% of 240', 'square root of 2 times 3',
         '2^10', 'average of 3, 5 and 10'. Returns the result."""

@@ -12,7 +12,7 @@ import signal
 from django.conf import settings
 
 from ..sandbox import RunResult, SandboxUnavailable, run_sandboxed
-from . import ToolContext, register
+from . import Tool, ToolContext, register
 
 MAX_CODE_CHARS = 20_000
 UNAVAILABLE = "Code execution is not available on this server."
@@ -53,7 +53,7 @@ def describe(result: RunResult) -> str:
 
 
 @register("run_python", order=50)
-def make_code_executor(context: ToolContext):
+def make_code_executor(context: ToolContext) -> Tool:
     def run_python_tool(code: str) -> str:
         """Run Python 3 code in a sandbox (standard library only, no network, no files but a
         temporary folder, a few seconds of CPU) and return what it printed."""

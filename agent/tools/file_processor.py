@@ -15,7 +15,7 @@ from typing import Any
 
 from agent import text as textlib
 
-from . import AttachmentInfo, ToolContext, register
+from . import AttachmentInfo, Tool, ToolContext, register
 
 MAX_READ_BYTES = 5 * 1024 * 1024
 MAX_COLUMNS_SHOWN = 20
@@ -114,7 +114,7 @@ def describe(attachment: AttachmentInfo) -> str:
 
 
 @register("file_processor", order=30)
-def make_file_processor(context: ToolContext):
+def make_file_processor(context: ToolContext) -> Tool:
     def file_processor(filename: str = "") -> str:
         """Describe a file attached to this conversation: CSV statistics, JSON structure, or a text's
         counts and summary. filename may be empty for the latest file."""

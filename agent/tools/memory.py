@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from . import ToolContext, register
+from . import Tool, ToolContext, register
 
 
 @register("memory_search", order=40)
-def make_memory_search(context: ToolContext):
+def make_memory_search(context: ToolContext) -> Tool:
     def memory_search(query: str) -> str:
         """Search what the user said before, in any of their conversations. Returns the best
         matching messages with their conversation and date."""

@@ -6,7 +6,7 @@ import json
 
 from agent import text as textlib
 
-from . import ToolContext, register
+from . import Tool, ToolContext, register
 
 MAX_TEXT_CHARS = 200_000
 OPERATIONS = ("stats", "count", "keywords", "summary", "upper", "lower", "title", "replace")
@@ -48,7 +48,7 @@ def process(operation: str, text: str, find: str = "", replace: str = "") -> str
 
 
 @register("text_processor", order=20)
-def make_text_processor(context: ToolContext):
+def make_text_processor(context: ToolContext) -> Tool:
     def text_processor(operation: str, text: str, find: str = "", replace: str = "") -> str:
         """Work on a text. operation is one of: stats (words, characters, sentences, reading time),
         keywords, summary, upper, lower, title, replace (with find and replace), count (how many times

@@ -6,7 +6,7 @@ from django.conf import settings
 
 from agent.http import FetchError, fetch_json
 
-from . import ToolContext, register
+from . import Tool, ToolContext, register
 
 
 def current_weather(location: str) -> str:
@@ -40,7 +40,7 @@ def current_weather(location: str) -> str:
 
 
 @register("weather", order=70)
-def make_weather(context: ToolContext):
+def make_weather(context: ToolContext) -> Tool:
     def weather(location: str) -> str:
         """Current weather for a place (city, optionally ', country code')."""
         return current_weather(location)

@@ -12,7 +12,7 @@ from django.conf import settings
 
 from agent.http import FetchError, fetch_json
 
-from . import ToolContext, register
+from . import Tool, ToolContext, register
 
 MAX_RESULTS = 5
 
@@ -78,7 +78,7 @@ def search(query: str) -> str:
 
 
 @register("web_search", order=60)
-def make_web_search(context: ToolContext):
+def make_web_search(context: ToolContext) -> Tool:
     def web_search(query: str) -> str:
         """Search the web for current information. Returns titles, snippets and links."""
         return search(query)
