@@ -64,9 +64,12 @@ def _history(message: ChatMessage) -> str:
 
 def gather(message: ChatMessage) -> AgentContext:
     memory_add(message)
-    assert message.sender_id is not None  # the agent answers user messages: they have a sender
-    search = memory_searcher(user_id=message.sender_id, exclude_message_id=str(message.pk))
-    hits = [h for h in search(message.content, settings.AGENT_MEMORY_HITS) if h["thread_id"] != str(message.thread_id)]
+    hits: list[dict[str, Any]] = []
+    # A message with no sender (its user gone) has no memory to search.
+    if message.sender_id is not None:
+        search = memory_searcher(user_id=message.sender_id, exclude_message_id=str(message.pk))
+        found = search(message.content, settings.AGENT_MEMORY_HITS)
+        hits = [h for h in found if h["thread_id"] != str(message.thread_id)]
     memories = "\n".join(f"- ({h['date']}, “{h['thread_title']}”) {h['snippet']}" for h in hits)
     attachments = [
         AttachmentInfo(filename=a.filename, file_type=a.file_type, size=a.size, path=a.file.path)
