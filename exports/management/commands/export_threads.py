@@ -3,9 +3,9 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from chatproject.cli import progress_bar
 from chatproject.errors import InvalidInput
 from exports.formats import FORMATS
-from chatproject.cli import progress_bar
 from exports.selectors import export_thread_count
 from exports.services import export_all_stream, export_request_parse
 

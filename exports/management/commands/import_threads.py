@@ -3,8 +3,8 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from chatproject.errors import DomainError
 from chatproject.cli import progress_bar
+from chatproject.errors import DomainError
 from exports.services import import_file_open, threads_import
 
 
