@@ -14,7 +14,47 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
-from django.core.management.base import OutputWrapper
+from django.core.management.base import CommandError, OutputWrapper
+
+# Exit statuses: 0 done, FAILED when the work failed or a check did not pass, USAGE when the
+# arguments name nothing that exists or make no sense (argparse's own errors exit 2 too).
+FAILED = 1
+USAGE = 2
+
+
+def usage_error(message: str) -> CommandError:
+    return CommandError(message, returncode=USAGE)
+
+
+def user_named(username: str):
+    """The user with this username, else a usage error."""
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise usage_error(f'No user "{username}".')
+    return user
+
+
+def format_bytes(size: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"  # pragma: no cover
+
+
+def age(moment: Any, now: Any = None) -> str:
+    """How long ago, in the largest unit that fits: "42 s", "5 min", "3 h", "2 d"."""
+    if moment is None:
+        return ""
+    from django.utils import timezone
+
+    seconds = max(0, int(((now or timezone.now()) - moment).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
 
 
 def _stream(out: OutputWrapper | TextIO) -> TextIO:
@@ -124,3 +164,70 @@ def confirm(question: str, *, stdin: TextIO, out: OutputWrapper | TextIO) -> boo
     stream.flush()
     answer = stdin.readline()
     return answer.strip().lower() in {"y", "yes"}
+
+
+class ReplyPrinter:
+    """Prints an agent reply as it streams (``agent.services.ReplyEvent``s): text as it comes, tool
+    steps dimmed on lines of their own (plain ``  [tool] ...`` lines when not on a terminal)."""
+
+    def __init__(self, out: OutputWrapper | TextIO) -> None:
+        self.stream = _stream(out)
+        self.terminal = is_terminal(self.stream)
+        self.console = console(self.stream) if self.terminal else None
+        self.at_line_start = True
+
+    def _line(self, text: str) -> None:
+        if not self.at_line_start:
+            self.stream.write("\n")
+        if self.console is not None:
+            self.console.print(text, style="dim", markup=False, highlight=False)
+        else:
+            self.stream.write(text + "\n")
+        self.at_line_start = True
+        self.stream.flush()
+
+    def __call__(self, event: Any) -> None:
+        status = getattr(event, "status", None)
+        if status:
+            step = status.get("step")
+            if step == "tool_start":
+                self._line(f"  [tool] {status.get('tool')}({json.dumps(status.get('input'), default=str)[:200]})")
+            elif step == "tool_end":
+                self._line(f"  [tool] {status.get('tool')} -> {str(status.get('output'))[:200]}")
+            else:
+                self._line(f"  [{step}] {status.get('message', '')}")
+        if getattr(event, "delta", ""):
+            self.stream.write(event.delta)
+            self.stream.flush()
+            self.at_line_start = event.delta.endswith("\n")
+
+    def end(self) -> None:
+        if not self.at_line_start:
+            self.stream.write("\n")
+            self.at_line_start = True
+
+
+def default_user(username: str | None):
+    """The user named, else the only user of the site; a usage error when neither is known."""
+    if username:
+        return user_named(username)
+    from django.contrib.auth import get_user_model
+
+    users = list(get_user_model().objects.order_by("pk")[:2])
+    if len(users) != 1:
+        raise usage_error("Name the user with --user (the site has " + ("none" if not users else "several") + ").")
+    return users[0]
+
+
+def thread_for(user: Any, thread_id: str | None):
+    """The user's thread ``thread_id`` (a usage error when it is not theirs), else a new one."""
+    from chatproject.errors import NotFound
+    from threads.selectors import thread_get
+    from threads.services import thread_create
+
+    if thread_id is None:
+        return thread_create(owner=user)
+    try:
+        return thread_get(user=user, thread_id=thread_id)
+    except NotFound:
+        raise usage_error(f"No thread {thread_id} of {user.get_username()}.") from None
