@@ -117,3 +117,21 @@ def test_progress_bar_writes_plain_lines_when_piped():
         for _ in range(20):
             advance()
     assert piped.getvalue().splitlines() == [f"rows: {n}/20" for n in range(2, 21, 2)]
+
+
+def test_check_services_passes_with_a_real_worker_on_redis(settings, tmp_path):
+    """A real Celery worker on a redis-server of the test's own (the Stack of the end-to-end tests)."""
+    if not settings.REDIS_URL:
+        pytest.skip("needs REDIS_URL")
+    from chatproject.testing import Stack
+
+    with Stack(tmp_path, servers=0, env={"CODE_SANDBOX": "off"}, worker_concurrency=1) as stack:
+        report = json.loads(stack.manage("check_services", "--json"))  # raises unless it exits 0
+    assert report["ok"] is True
+    found = {check["name"]: check for check in report["checks"]}
+    assert found["celery_worker"]["ok"] and "1 worker(s) answered" in found["celery_worker"]["detail"]
+    assert (
+        found["database"]["detail"] == "postgresql"
+        if settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+        else True
+    )
