@@ -72,6 +72,14 @@ def test_streams_lists_open_ones_with_their_heartbeat(user):
     assert str(stale.pk)[:8] in table and "30 s" in table
 
 
+def test_streams_reads_in_one_query(user, django_assert_num_queries):
+    for n in range(3):
+        stream_start(reply_to=make_message(make_thread(user), f"q{n}"))
+    with django_assert_num_queries(1):
+        out, _ = run("streams", "--json")
+    assert len(json.loads(out)) == 3
+
+
 def test_show_thread_prints_the_active_path_or_every_message(user):
     thread = make_thread(user, title="Branches")
     first = make_message(thread, "first question")

@@ -56,6 +56,14 @@ def test_threads_lists_every_users_threads_with_filters(user, other_user):
     assert lines[1] == "id\ttitle\towner\tstatus\tmessages\tactive" and len(lines) == 3 and "Old stuff" in lines[2]
 
 
+def test_threads_reads_in_a_fixed_number_of_queries(user, django_assert_max_num_queries):
+    for n in range(5):
+        make_message(make_thread(user, title=f"t{n}"), "hi")
+    with django_assert_max_num_queries(2):
+        out, _ = run("threads", "--user", user.username)
+    assert len(out.splitlines()) == 7
+
+
 def test_threads_unknown_user_is_a_usage_error(db):
     with pytest.raises(CommandError) as error:
         run("threads", "--user", "nobody")
