@@ -170,10 +170,12 @@ class ReplyPrinter:
     """Prints an agent reply as it streams (``agent.services.ReplyEvent``s): text as it comes, tool
     steps dimmed on lines of their own (plain ``  [tool] ...`` lines when not on a terminal)."""
 
-    def __init__(self, out: OutputWrapper | TextIO) -> None:
+    def __init__(self, out: OutputWrapper | TextIO, *, prefix: str = "") -> None:
         self.stream = _stream(out)
         self.terminal = is_terminal(self.stream)
         self.console = console(self.stream) if self.terminal else None
+        # Written before the first text of the answer (after any tool steps): "agent> ".
+        self.prefix = prefix
         self.at_line_start = True
 
     def _line(self, text: str) -> None:
@@ -197,6 +199,9 @@ class ReplyPrinter:
             else:
                 self._line(f"  [{step}] {status.get('message', '')}")
         if getattr(event, "delta", ""):
+            if self.prefix:
+                self.stream.write(self.prefix)
+                self.prefix = ""
             self.stream.write(event.delta)
             self.stream.flush()
             self.at_line_start = event.delta.endswith("\n")

@@ -1,5 +1,6 @@
 """chatproject's commands: create_token, check_services; and the console module they share."""
 
+import contextlib
 import io
 import json
 
@@ -131,3 +132,26 @@ def test_check_services_passes_with_a_real_worker_on_redis(settings, tmp_path):
     found = {check["name"]: check for check in report["checks"]}
     assert found["celery_worker"]["ok"] and "1 worker(s) answered" in found["celery_worker"]["detail"]
     assert found["redis"]["ok"] and found["channel_layer"]["detail"].startswith("RedisChannelLayer")
+
+
+def test_check_services_asks_a_hosted_model_and_fails_when_it_is_away(settings, sandbox_off):
+    from agent.tests.fake_openai import FakeOpenAI
+
+    settings.AGENT_LM = "openai/hosted-1"
+    settings.OPENAI_API_KEY = "sk-test"
+    settings.AGENT_MAX_RETRIES = 0
+    with FakeOpenAI([], "OK") as model:
+        settings.AGENT_API_BASE = model.api_base
+        out = io.StringIO()
+        # On Redis no worker answers here (exit 1): the model is what this test is about.
+        with contextlib.suppress(CommandError):
+            call_command("check_services", "--json", stdout=out, stderr=io.StringIO())
+        found = checks(out.getvalue())
+        assert found["model"]["ok"] and "answered: 'OK'" in found["model"]["detail"]
+        url = model.api_base
+    settings.AGENT_API_BASE = url  # the server is gone now
+    out = io.StringIO()
+    with pytest.raises(CommandError) as error:
+        call_command("check_services", "--json", stdout=out, stderr=io.StringIO())
+    assert error.value.returncode == 1
+    assert not checks(out.getvalue())["model"]["ok"] and "model" in json.loads(out.getvalue())["failing"]

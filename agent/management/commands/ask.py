@@ -12,10 +12,12 @@ from chatproject.errors import DomainError, InvalidInput, NotFound
 from messaging.models import ChatMessage
 
 
-def ask_and_print(command: BaseCommand, *, thread: Any, user: Any, question: str) -> ChatMessage | None:
+def ask_and_print(
+    command: BaseCommand, *, thread: Any, user: Any, question: str, prefix: str = ""
+) -> ChatMessage | None:
     """Send the question and stream the reply to the command's stdout; domain errors become
     CommandErrors (a refused message is a failure, an invalid one a usage error)."""
-    printer = ReplyPrinter(command.stdout)
+    printer = ReplyPrinter(command.stdout, prefix=prefix)
     try:
         _, reply = message_ask(thread=thread, sender=user, content=question, on_event=printer)
     except (InvalidInput, NotFound) as exc:

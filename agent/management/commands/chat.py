@@ -61,10 +61,8 @@ class Command(BaseCommand):
                 continue
             if current is None:
                 current = thread_for(me, None)
-            if interactive:
-                self.stdout.write("agent> ", ending="")
             try:
-                ask_and_print(self, thread=current, user=me, question=text)
+                ask_and_print(self, thread=current, user=me, question=text, prefix="agent> " if interactive else "")
             except CommandError as exc:
                 # A refused message (rate limit, replies in progress) ends nothing: say why, go on.
                 self.stderr.write(str(exc))
