@@ -21,6 +21,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import QuerySet
 
 from messaging.models import ChatMessage
 from threads.models import ChatThread
@@ -217,7 +218,7 @@ def _entry_fields(message: ChatMessage) -> dict[str, Any]:
     }
 
 
-def _remembered_messages():
+def _remembered_messages() -> QuerySet[ChatMessage]:
     return ChatMessage.objects.filter(role=ChatMessage.Role.USER, sender__isnull=False)
 
 

@@ -76,7 +76,7 @@ def seed(username: str, threads: int, messages: int) -> float:
         done += count
         print(f"  seeded {done}/{threads} threads", end="\r", flush=True)
 
-    demo_seed(owners=[user], threads=threads, messages=messages, text=TEXT, on_thread=progress)
+    demo_seed(owner_ids=[user.pk], threads=threads, messages=messages, text=TEXT, on_thread=progress)
     print()
     return time.perf_counter() - started
 

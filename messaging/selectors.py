@@ -315,6 +315,8 @@ def reply_stats(*, since: datetime) -> dict[str, Any]:
     seconds: list[float] = []
     errors = 0
     for status, ended_at, started_at, created_at, requested_at, attempt in rows:
+        if ended_at is None:  # not after the filter; for the type checker
+            continue
         errors += status == ReplyStream.Status.ERROR
         asked = requested_at if attempt and requested_at else created_at
         seconds.append(max(0.0, (ended_at - min(asked, started_at)).total_seconds()))

@@ -926,13 +926,13 @@ SEED_BATCH = 200
 
 def demo_seed(
     *,
-    owners: Sequence[AbstractBaseUser],
+    owner_ids: Sequence[int],
     threads: int,
     messages: int,
     text: str | None = None,
     on_thread: Callable[[int], None] | None = None,
 ) -> dict[str, int]:
-    """Store ``threads`` threads of ``messages`` messages for each owner, in bulk (a few queries
+    """Store ``threads`` threads of ``messages`` messages for each user of ``owner_ids``, in bulk (a few queries
     per SEED_BATCH threads): alternating user and AI turns, each the reply to the one before, the
     last one the active leaf. For demos and benchmarks (all are stored now: ``created_at`` is set
     on insert, and putting other times back would double the cost).
@@ -942,14 +942,16 @@ def demo_seed(
     ``on_thread(n)`` is called as batches of threads are stored.
     """
     total_threads = total_messages = 0
-    for owner in owners:
+    for owner_id in owner_ids:
         for start in range(0, threads, SEED_BATCH):
             count = min(SEED_BATCH, threads - start)
             with transaction.atomic():
                 batch = []
                 for n in range(start, start + count):
                     title = DEMO_TOPICS[n % len(DEMO_TOPICS)][0]
-                    batch.append(ChatThread(owner=owner, title=f"{title} {n + 1}" if n >= len(DEMO_TOPICS) else title))
+                    batch.append(
+                        ChatThread(owner_id=owner_id, title=f"{title} {n + 1}" if n >= len(DEMO_TOPICS) else title)
+                    )
                 ChatThread.objects.bulk_create(batch)
                 rows: list[ChatMessage] = []
                 for number, thread in enumerate(batch, start=start):
@@ -960,7 +962,7 @@ def demo_seed(
                         message = ChatMessage(
                             id=uuid.uuid4(),
                             thread=thread,
-                            sender=owner if user_turn else None,
+                            sender_id=owner_id if user_turn else None,
                             role=ChatMessage.Role.USER if user_turn else ChatMessage.Role.AI,
                             content=text.format(n=turn)
                             if text is not None

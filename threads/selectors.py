@@ -55,13 +55,13 @@ def preferences_get(*, user_id: int) -> ChatPreferences:
 
 
 def thread_list_all(
-    *, owner: AbstractBaseUser | None = None, status: str | None = None, search: str | None = None
+    *, owner_id: int | None = None, status: str | None = None, search: str | None = None
 ) -> QuerySet[ChatThread]:
-    """Threads of every user (or one), any status, most recently active first, with their owner
-    and ``message_count``."""
+    """Threads of every user (or of the user ``owner_id``), any status, most recently active
+    first, with their owner and ``message_count``."""
     threads = ChatThread.objects.select_related("owner").annotate(message_count=Count("messages"))
-    if owner is not None:
-        threads = threads.filter(owner=owner)
+    if owner_id is not None:
+        threads = threads.filter(owner_id=owner_id)
     if status:
         threads = threads.filter(status=status)
     if search:

@@ -6,7 +6,7 @@ import inspect
 import json as jsonlib
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from agent.tools import ToolContext, build_tools
 from chatproject.cli import panel, table, usage_error, user_named, write_json
@@ -21,7 +21,7 @@ def _describe(function: Any) -> tuple[str, str]:
 class Command(BaseCommand):
     help = "List the agent's tools (the registry, in the order the model reads them), or run one with --run."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--run", metavar="TOOL", help="Run this tool once.")
         parser.add_argument("--input", default="{}", help='Its arguments as a JSON object: \'{"expression": "2+2"}\'.')
         parser.add_argument("--user", help="Run as this user (the memory tool searches their messages).")

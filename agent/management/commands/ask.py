@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from agent.services import message_ask
 from chatproject.cli import ReplyPrinter, default_user, thread_for, usage_error
@@ -35,7 +35,7 @@ class Command(BaseCommand):
         "(a new thread unless --thread). Exit 1 when the reply ends in an error."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("question")
         parser.add_argument("--user", help="Who asks (a username); default: the only user, when there is one.")
         parser.add_argument("--thread", help="Continue this thread (one of the user's) instead of starting one.")

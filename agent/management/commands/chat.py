@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from agent.management.commands.ask import ask_and_print
 from chatproject.cli import default_user, is_terminal, table, thread_for
@@ -18,7 +18,7 @@ class Command(BaseCommand):
     help = f"An interactive chat with the agent; replies stream as they come and are stored. {HELP}"
     stealth_options = ("stdin",)
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--user", help="Who chats (a username); default: the only user, when there is one.")
         parser.add_argument("--thread", help="Continue this thread (one of the user's); default: a new one.")
 

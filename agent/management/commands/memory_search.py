@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from agent.memory import memory_searcher
 from chatproject.cli import table, user_named, write_json
@@ -13,7 +13,7 @@ from chatproject.cli import table, user_named, write_json
 class Command(BaseCommand):
     help = "Search a user's memory (BM25 over their messages, deleted threads left out) as the agent does."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("query")
         parser.add_argument("--user", required=True, help="Whose memory (a username).")
         parser.add_argument("--limit", type=int, default=10, help="Hits shown (default 10).")

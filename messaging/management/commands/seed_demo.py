@@ -34,7 +34,9 @@ class Command(BaseCommand):
             owner = User.objects.filter(username=f"{prefix}{number}").first()
             owners.append(owner or User.objects.create_user(username=f"{prefix}{number}", password=PASSWORD))
         with progress_bar("threads", users * threads, self.stderr) as advance:
-            counts = demo_seed(owners=owners, threads=threads, messages=messages, on_thread=advance)
+            counts = demo_seed(
+                owner_ids=[owner.pk for owner in owners], threads=threads, messages=messages, on_thread=advance
+            )
         names = ", ".join(owner.get_username() for owner in owners)
         self.stdout.write(
             self.style.SUCCESS(f"Seeded {counts['threads']} threads, {counts['messages']} messages for {names}.")

@@ -33,7 +33,9 @@ class Command(BaseCommand):
         **options: Any,
     ) -> None:
         owner = user_named(user) if user else None
-        threads = list(thread_list_all(owner=owner, status=status, search=search)[: max(1, limit)])
+        threads = list(
+            thread_list_all(owner_id=owner.pk if owner else None, status=status, search=search)[: max(1, limit)]
+        )
         if json:
             write_json(
                 self.stdout,
