@@ -99,6 +99,21 @@ def test_show_thread_shows_tool_steps(user):
     assert "(tool) calculator({'expression':" in out and "ai: 6 times 7 = **42**" in out
 
 
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_show_thread_renders_markdown_on_a_terminal(user):
+    thread = make_thread(user)
+    message_ask(thread=thread, sender=user, content="what is 6 times 7?")
+    terminal = FakeTerminal()
+    call_command("show_thread", str(thread.pk), stdout=terminal, stderr=io.StringIO())
+    shown = terminal.getvalue()
+    assert "6 times 7 = " in shown and "**42**" not in shown  # bold, not asterisks
+    assert "\x1b[" in shown and "⚙ calculator" in shown
+
+
 def test_show_thread_unknown_id_is_a_usage_error():
     with pytest.raises(CommandError) as error:
         run("show_thread", "00000000-0000-0000-0000-000000000000")
