@@ -93,8 +93,13 @@ def table(
     *,
     title: str | None = None,
     styles: dict[str, str] | None = None,
+    value_styles: dict[str, dict[str, str]] | None = None,
 ) -> None:
-    """Rows under a header: a Rich table on a terminal, tab-separated lines otherwise."""
+    """Rows under a header: a Rich table on a terminal, tab-separated lines otherwise.
+
+    ``styles`` colours a column; ``value_styles`` a cell by its value (``{"result": {"FAIL": "red"}}``).
+    Cells are text, never Rich markup: titles and messages are users' words.
+    """
     stream = _stream(out)
     if not is_terminal(stream):
         if title:
@@ -104,12 +109,15 @@ def table(
             stream.write("\t".join(_text(cell).replace("\t", " ").replace("\n", " ") for cell in row) + "\n")
         return
     from rich.table import Table
+    from rich.text import Text
 
     grid = Table(title=title, header_style="bold")
     for column in columns:
         grid.add_column(column, style=(styles or {}).get(column))
+    by_value = [(value_styles or {}).get(column, {}) for column in columns]
     for row in rows:
-        grid.add_row(*(_text(cell) for cell in row))
+        cells = [_text(cell) for cell in row]
+        grid.add_row(*(Text(cell, style=by_value[n].get(cell, "")) for n, cell in enumerate(cells)))
     console(stream).print(grid)
 
 

@@ -165,3 +165,9 @@ def test_help_lists_the_projects_commands():
     assert len(commands) >= 15, commands
     listed = ManagementUtility(["manage.py", "help"]).main_help_text().split()
     assert set(commands) <= set(listed)
+
+
+def test_table_cells_are_never_rich_markup():
+    terminal = FakeTerminal()
+    cli.table(terminal, ["title"], [("[bold red]not markup[/]",)])
+    assert "[bold red]not markup[/]" in terminal.getvalue()

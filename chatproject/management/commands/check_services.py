@@ -26,6 +26,11 @@ class Command(BaseCommand):
             write_json(self.stdout, {"ok": not failing, "failing": failing, "checks": [c.as_dict() for c in checks]})
         else:
             rows = [(c.name, "ok" if c.ok else "FAIL", f"{c.seconds * 1000:.1f} ms", c.detail) for c in checks]
-            table(self.stdout, ["check", "result", "latency", "detail"], rows, styles={"result": "bold"})
+            table(
+                self.stdout,
+                ["check", "result", "latency", "detail"],
+                rows,
+                value_styles={"result": {"ok": "green", "FAIL": "bold red"}},
+            )
         if failing:
             raise CommandError(f"Failing: {', '.join(failing)}.", returncode=FAILED)

@@ -10,6 +10,8 @@ from django.utils import timezone
 from chatproject.cli import age, table, write_json
 from messaging.selectors import stream_list
 
+STATUS_STYLES = {"streaming": "yellow", "complete": "green", "error": "red", "interrupted": "red", "stopped": "dim"}
+
 
 class Command(BaseCommand):
     help = "Reply streams, newest first: status, thread, owner, age, time since the last heartbeat."
@@ -55,4 +57,10 @@ class Command(BaseCommand):
             for stream in streams
         ]
         columns = ["stream", "status", "thread", "owner", "age", "heartbeat"]
-        table(self.stdout, columns, rows, title="Open reply streams" if open else "Reply streams")
+        table(
+            self.stdout,
+            columns,
+            rows,
+            title="Open reply streams" if open else "Reply streams",
+            value_styles={"status": STATUS_STYLES},
+        )
