@@ -128,8 +128,9 @@ def panel(out: OutputWrapper | TextIO, text: str, *, title: str | None = None, s
         stream.write(f"{title}\n{text}\n" if title else f"{text}\n")
         return
     from rich.panel import Panel
+    from rich.text import Text
 
-    console(stream).print(Panel(text, title=title, border_style=style or "none"))
+    console(stream).print(Panel(Text(text), title=Text(title) if title else None, border_style=style or "none"))
 
 
 def write_json(out: OutputWrapper | TextIO, data: Any) -> None:

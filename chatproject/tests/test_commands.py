@@ -171,3 +171,9 @@ def test_table_cells_are_never_rich_markup():
     terminal = FakeTerminal()
     cli.table(terminal, ["title"], [("[bold red]not markup[/]",)])
     assert "[bold red]not markup[/]" in terminal.getvalue()
+
+
+def test_panel_text_is_never_rich_markup():
+    terminal = FakeTerminal()
+    cli.panel(terminal, "[1, 2] and [red]x[/]", title="[t]")
+    assert "[1, 2] and [red]x[/]" in terminal.getvalue() and "[t]" in terminal.getvalue()
