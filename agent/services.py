@@ -30,6 +30,7 @@ from chatproject.errors import OUTAGE_ERRORS
 from messaging.models import ChatMessage, ReplyStream
 from messaging.selectors import message_list_awaiting_reply
 from messaging.services import stream_append, stream_finish, stream_heartbeat, stream_start, stream_status
+from threads.models import ChatThread
 
 logger = logging.getLogger(__name__)
 
@@ -341,7 +342,7 @@ def reply_sweep_unanswered() -> dict[str, int]:
 
 
 def message_ask(
-    *, thread: Any, sender: Any, content: str, on_event: Callable[[ReplyEvent], None] | None = None
+    *, thread: ChatThread, sender: Any, content: str, on_event: Callable[[ReplyEvent], None] | None = None
 ) -> tuple[ChatMessage, ChatMessage | None]:
     """Send a user message and produce the agent's reply in this process, as the terminal
     commands (``ask``, ``chat``) do: returns ``(user message, AI message)``.

@@ -112,9 +112,12 @@ def _channel_layer_round_trip() -> str:
 
 def _celery_workers() -> str:
     """With a broker, a worker must answer a ping; without one, replies run in this process."""
-    if not settings.REDIS_URL:
-        return "no broker: replies and tasks run in the server's process"
     from chatproject.celery import app
+
+    if not settings.REDIS_URL:
+        if not app.conf.task_always_eager:
+            raise RuntimeError("no broker, yet tasks are not set to run in-process (CELERY_TASK_ALWAYS_EAGER)")
+        return "no broker: replies and tasks run in the server's process"
 
     replies = app.control.ping(timeout=CHECK_TIMEOUT_SECONDS)
     if not replies:
