@@ -21,6 +21,7 @@ from typing import Any, cast
 
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import QuerySet
 
 from messaging.models import ChatMessage
 from threads.models import ChatThread
@@ -217,19 +218,35 @@ def _entry_fields(message: ChatMessage) -> dict[str, Any]:
     }
 
 
+def _remembered_messages() -> QuerySet[ChatMessage]:
+    return ChatMessage.objects.filter(role=ChatMessage.Role.USER, sender__isnull=False)
+
+
+def memory_rebuild_count() -> int:
+    """How many messages ``memory_rebuild`` will index (for a progress bar)."""
+    return _remembered_messages().count()
+
+
 @transaction.atomic
-def memory_rebuild(*, batch_size: int = 2000) -> int:
-    """Recompute every user's entries from their messages; every process rebuilds its indexes."""
+def memory_rebuild(*, batch_size: int = 2000, on_batch: Callable[[int], None] | None = None) -> int:
+    """Recompute every user's entries from their messages; every process rebuilds its indexes.
+
+    ``on_batch(n)`` is called after each batch of ``n`` entries is stored.
+    """
     MemoryEntry.objects.all().delete()
     created = 0
-    messages = ChatMessage.objects.filter(role=ChatMessage.Role.USER, sender__isnull=False).order_by("created_at", "id")
+    messages = _remembered_messages().order_by("created_at", "id")
     batch: list[MemoryEntry] = []
     for message in messages.iterator(chunk_size=batch_size):
         batch.append(MemoryEntry(message_id=message.pk, **_entry_fields(message)))
         if len(batch) >= batch_size:
             created += len(MemoryEntry.objects.bulk_create(batch))
+            if on_batch:
+                on_batch(len(batch))
             batch = []
     created += len(MemoryEntry.objects.bulk_create(batch))
+    if on_batch and batch:
+        on_batch(len(batch))
     transaction.on_commit(memory_invalidate)
     return created
 

@@ -30,6 +30,7 @@ from chatproject.errors import OUTAGE_ERRORS
 from messaging.models import ChatMessage, ReplyStream
 from messaging.selectors import message_list_awaiting_reply
 from messaging.services import stream_append, stream_finish, stream_heartbeat, stream_start, stream_status
+from threads.models import ChatThread
 
 logger = logging.getLogger(__name__)
 
@@ -169,11 +170,13 @@ class _Coalescer:
         return True
 
 
-def reply_to_message(message_id: Any) -> ChatMessage | None:
+def reply_to_message(message_id: Any, *, on_event: Callable[[ReplyEvent], None] | None = None) -> ChatMessage | None:
     """Produce, stream and persist the agent's reply to a user message.
 
     Returns the AI message, or None when there is nothing to do (the message is gone, is not a
     user's, already has a reply stream) or the stream was ended by someone else (the stale sweep).
+    ``on_event`` sees every event of the generator as it comes, before coalescing (a terminal
+    prints them); it runs in this thread, so a slow one slows the reply down.
     """
     message = ChatMessage.objects.select_related("thread").prefetch_related("attachments").filter(pk=message_id).first()
     if message is None or message.role != ChatMessage.Role.USER:
@@ -189,6 +192,8 @@ def reply_to_message(message_id: Any) -> ChatMessage | None:
         for event in _reply_generator()(message):
             if heartbeat.lost.is_set():
                 return None
+            if on_event is not None:
+                on_event(event)
             if event.delta and not coalescer.add(event.delta):
                 return None
             if event.status and (not coalescer.flush() or not stream_status(stream=stream, status=event.status)):
@@ -335,3 +340,22 @@ def reply_sweep_unanswered() -> dict[str, int]:
             break
         counts["queued"] += outcome == "queued"
     return counts
+
+
+def message_ask(
+    *, thread: ChatThread, sender: Any, content: str, on_event: Callable[[ReplyEvent], None] | None = None
+) -> tuple[ChatMessage, ChatMessage | None]:
+    """Send a user message and produce the agent's reply in this process, as the terminal
+    commands (``ask``, ``chat``) do: returns ``(user message, AI message)``.
+
+    The user message is stored by ``message_send`` as one sent over REST is (checks, rate limit,
+    broadcast, memory), and the reply by ``reply_to_message`` as a worker does (a ReplyStream,
+    chunks and heartbeat, the AI message at the end), with ``on_event`` seeing every event as it
+    comes. The message is not put in the reply outbox, since this process answers it at once: if
+    the process dies mid-reply, the stale sweep ends its stream as ``interrupted``, as for a worker.
+    The AI message is None when someone else ended the stream (a stop from another client).
+    """
+    from messaging.services import message_send
+
+    message, _ = message_send(thread=thread, sender=sender, content=content, reply=False)
+    return message, reply_to_message(message.pk, on_event=on_event)

@@ -42,7 +42,6 @@ from django.core.management import call_command  # noqa: E402
 from django.db import transaction  # noqa: E402
 
 from messaging.models import ChatMessage  # noqa: E402
-from threads.models import ChatThread  # noqa: E402
 
 TEXT = "A message of about the length people write in a chat, with a few words more: {n} of the thread."
 
@@ -65,32 +64,19 @@ def _peak_kib() -> int:
 
 
 def seed(username: str, threads: int, messages: int) -> float:
+    """The same bulk seeding as ``manage.py seed_demo`` (messaging.services.demo_seed)."""
+    from messaging.services import demo_seed
+
     started = time.perf_counter()
-    User = get_user_model()
-    user = User.objects.create_user(username=username, password="bench-password")
-    for start in range(0, threads, 200):
-        with transaction.atomic():
-            batch = [ChatThread(owner=user, title=f"Bench thread {n}") for n in range(start, min(start + 200, threads))]
-            ChatThread.objects.bulk_create(batch)
-            rows, leaves = [], []
-            for thread in batch:
-                parent = None
-                for n in range(messages):
-                    message = ChatMessage(
-                        id=uuid.uuid4(),
-                        thread=thread,
-                        sender=user if n % 2 == 0 else None,
-                        role="user" if n % 2 == 0 else "ai",
-                        content=TEXT.format(n=n),
-                        parent_id=parent,
-                    )
-                    rows.append(message)
-                    parent = message.pk
-                thread.active_leaf_id = parent
-                leaves.append(thread)
-            ChatMessage.objects.bulk_create(rows, batch_size=5000)
-            ChatThread.objects.bulk_update(leaves, ["active_leaf"], batch_size=500)
-        print(f"  seeded {min(start + 200, threads)}/{threads} threads", end="\r", flush=True)
+    user = get_user_model().objects.create_user(username=username, password="bench-password")
+    done = 0
+
+    def progress(count: int) -> None:
+        nonlocal done
+        done += count
+        print(f"  seeded {done}/{threads} threads", end="\r", flush=True)
+
+    demo_seed(owner_ids=[user.pk], threads=threads, messages=messages, text=TEXT, on_thread=progress)
     print()
     return time.perf_counter() - started
 

@@ -4,7 +4,6 @@ from collections.abc import Mapping
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import AuthenticationFailed, ValidationError
 from rest_framework.request import Request
@@ -17,6 +16,7 @@ from threads.services import preferences_update
 
 from . import catalog
 from .logins import client_address, login_attempt_check
+from .services import api_token_get
 
 
 class TokenApi(ObtainAuthToken):
@@ -57,8 +57,7 @@ class TokenApi(ObtainAuthToken):
             if set(credentials.errors) == {"non_field_errors"}:
                 raise AuthenticationFailed(credentials.errors["non_field_errors"][0])
             raise ValidationError(credentials.errors)
-        token, _ = Token.objects.get_or_create(user=credentials.validated_data["user"])
-        return Response({"token": token.key})
+        return Response({"token": api_token_get(user=credentials.validated_data["user"])})
 
 
 class MeSerializer(serializers.Serializer):

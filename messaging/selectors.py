@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from collections.abc import Sequence
@@ -295,3 +296,73 @@ def attachments_by_message(*, thread_ids: list[uuid.UUID]) -> dict[uuid.UUID, li
     for attachment in ChatAttachment.objects.filter(thread_id__in=thread_ids).order_by("created_at", "id"):
         grouped.setdefault(attachment.message_id, []).append(attachment)
     return grouped
+
+
+# --- For operators (management commands) -------------------------------------------------------
+
+
+def _percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
+    """The nearest-rank percentile of sorted values, None when there are none."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def reply_stats(*, since: datetime) -> dict[str, Any]:
+    """Replies ended since ``since``: how many, how many ended in error, and p50/p95 of the seconds
+    from the user message being stored to its reply ending (``ReplyStream.ended_at``; a regenerate
+    counts from when it was asked)."""
+    rows = ReplyStream.objects.filter(ended_at__gte=since).values_list(
+        "status", "ended_at", "started_at", "reply_to__created_at", "reply_to__reply_requested_at", "attempt"
+    )
+    seconds: list[float] = []
+    errors = 0
+    for status, ended_at, started_at, created_at, requested_at, attempt in rows:
+        if ended_at is None:  # not after the filter; for the type checker
+            continue
+        errors += status == ReplyStream.Status.ERROR
+        asked = requested_at if attempt and requested_at else created_at
+        seconds.append(max(0.0, (ended_at - min(asked, started_at)).total_seconds()))
+    seconds.sort()
+    p50, p95 = _percentile(seconds, 0.5), _percentile(seconds, 0.95)
+    return {
+        "replies": len(seconds),
+        "errors": errors,
+        "p50_seconds": None if p50 is None else round(p50, 3),
+        "p95_seconds": None if p95 is None else round(p95, 3),
+    }
+
+
+def site_stats(*, now: datetime | None = None) -> dict[str, Any]:
+    """Counts over the whole site for an operator: users, threads by status, messages by role and
+    error messages, replies of the last hour and day with their latency, open reply streams and
+    the attachments' storage."""
+    from django.contrib.auth import get_user_model
+
+    from threads.selectors import thread_counts_by_status
+
+    now = now or timezone.now()
+    by_role = dict(ChatMessage.objects.values_list("role").annotate(n=Count("id")).values_list("role", "n"))
+    storage = ChatAttachment.objects.aggregate(files=Count("id"), bytes=Sum("size"))
+    return {
+        "users": get_user_model().objects.count(),
+        "threads": thread_counts_by_status(),
+        "messages": {role: by_role.get(role, 0) for role in ChatMessage.Role.values},
+        "error_messages": ChatMessage.objects.filter(type=ChatMessage.Type.ERROR).count(),
+        "replies": {
+            "last_hour": reply_stats(since=now - timedelta(hours=1)),
+            "last_day": reply_stats(since=now - timedelta(days=1)),
+        },
+        "open_streams": ReplyStream.objects.filter(status=ReplyStream.Status.STREAMING).count(),
+        "attachments": {"files": storage["files"], "bytes": storage["bytes"] or 0},
+    }
+
+
+def stream_list(*, open_only: bool = False, limit: int = 100) -> list[ReplyStream]:
+    """Reply streams of every thread, newest first (``open_only``: those still streaming)."""
+    # Not the chunks: a long reply's list is large, and the table shows none of it.
+    streams = ReplyStream.objects.select_related("thread__owner").defer("chunks").order_by("-started_at", "-id")
+    if open_only:
+        streams = streams.filter(status=ReplyStream.Status.STREAMING)
+    return list(streams[:limit])

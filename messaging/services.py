@@ -10,7 +10,7 @@ import hashlib
 import json
 import mimetypes
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
@@ -836,3 +836,142 @@ def message_import_bulk(
         thread_advance_leaf(thread_id=thread.pk, from_id=None, to_id=(leaf or newest).pk)
         thread.active_leaf_id = (leaf or newest).pk
     return stored
+
+
+# --- For operators: purges, storage clean-up, demo data ----------------------------------------
+
+
+def _delete_files(names: list[str]) -> None:
+    from django.core.files.storage import default_storage
+
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except OSError:
+            # The row is gone already; a file left behind is found by cleanup_attachments.
+            continue
+
+
+def thread_purge(*, thread: ChatThread) -> dict[str, int]:
+    """Delete a thread for good with everything in it (messages, streams, attachments, memory
+    entries: their rows cascade), then, after commit, its attachment files. Returns the counts
+    of messages and files removed. Sends nothing: a purged thread was deleted (and its sockets
+    closed) before."""
+    with transaction.atomic():
+        files = list(ChatAttachment.objects.filter(thread=thread).values_list("file", flat=True))
+        messages = ChatMessage.objects.filter(thread=thread).count()
+        # The active leaf points into the messages being deleted: unhook it first (no cycle to
+        # resolve on databases that check foreign keys at once).
+        ChatThread.objects.filter(pk=thread.pk).update(active_leaf=None)
+        ChatThread.objects.filter(pk=thread.pk).delete()
+        transaction.on_commit(lambda: _delete_files(files))
+    return {"messages": messages, "files": len(files)}
+
+
+ATTACHMENTS_DIR = "attachments"
+
+
+def _stored_files(storage: Any, folder: str) -> Iterator[str]:
+    """Every file name under ``folder`` of the storage, recursively."""
+    try:
+        folders, files = storage.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for name in files:
+        yield f"{folder}/{name}"
+    for name in folders:
+        yield from _stored_files(storage, f"{folder}/{name}")
+
+
+def attachment_cleanup(*, dry_run: bool = False) -> dict[str, list[str]]:
+    """Make stored files and attachment rows agree: delete files under ``attachments/`` that no
+    row names (a crash between writing the file and the row, a purge interrupted) and rows whose
+    file is gone (their downloads could only fail). ``dry_run``: only report them.
+
+    Returns ``orphan_files`` (storage names) and ``missing_files`` (ids of the rows).
+    """
+    from django.core.files.storage import default_storage
+
+    known = set(ChatAttachment.objects.values_list("file", flat=True))
+    orphans = sorted(name for name in _stored_files(default_storage, ATTACHMENTS_DIR) if name not in known)
+    missing = [
+        str(pk)
+        for pk, name in ChatAttachment.objects.values_list("id", "file").iterator(chunk_size=2000)
+        if not name or not default_storage.exists(name)
+    ]
+    if not dry_run:
+        ChatAttachment.objects.filter(pk__in=missing).delete()
+        _delete_files(orphans)
+    return {"orphan_files": orphans, "missing_files": missing}
+
+
+DEMO_TOPICS = [
+    ("Trip planning", "Can you plan three days in Lisbon for me?", "Day 1: Alfama and the castle. Day 2: Belém."),
+    ("Budget", "What is 15% of 2400?", "15% of 2400 is **360**."),
+    ("Python help", "How do I read a CSV file in Python?", "Use the `csv` module:\n\n```python\nimport csv\n```"),
+    ("Recipes", "A quick vegetarian dinner idea?", "A chickpea curry: onions, garlic, tomatoes, 25 minutes."),
+    ("Weather", "Will it rain in Paris tomorrow?", "I cannot see forecasts offline, but pack an umbrella."),
+    ("Reading list", "Suggest three classic science fiction novels.", "*Dune*, *Foundation* and *Solaris*."),
+    ("Workout", "A 20-minute routine without equipment?", "Squats, push-ups, lunges and planks, 4 rounds."),
+    ("Email draft", "Help me decline a meeting politely.", "Thank you for the invitation; I cannot attend."),
+]
+SEED_BATCH = 200
+
+
+def demo_seed(
+    *,
+    owner_ids: Sequence[int],
+    threads: int,
+    messages: int,
+    text: str | None = None,
+    on_thread: Callable[[int], None] | None = None,
+) -> dict[str, int]:
+    """Store ``threads`` threads of ``messages`` messages for each user of ``owner_ids``, in bulk (a few queries
+    per SEED_BATCH threads): alternating user and AI turns, each the reply to the one before, the
+    last one the active leaf. For demos and benchmarks (all are stored now: ``created_at`` is set
+    on insert, and putting other times back would double the cost).
+
+    ``text`` (a format string of ``n``, the turn) replaces the demo conversations' contents.
+    Triggers nothing (no broadcast, no reply, no memory entry: ``rebuild_memory`` indexes them).
+    ``on_thread(n)`` is called as batches of threads are stored.
+    """
+    total_threads = total_messages = 0
+    for owner_id in owner_ids:
+        for start in range(0, threads, SEED_BATCH):
+            count = min(SEED_BATCH, threads - start)
+            with transaction.atomic():
+                batch = []
+                for n in range(start, start + count):
+                    title = DEMO_TOPICS[n % len(DEMO_TOPICS)][0]
+                    batch.append(
+                        ChatThread(owner_id=owner_id, title=f"{title} {n + 1}" if n >= len(DEMO_TOPICS) else title)
+                    )
+                ChatThread.objects.bulk_create(batch)
+                rows: list[ChatMessage] = []
+                for number, thread in enumerate(batch, start=start):
+                    _, question, answer = DEMO_TOPICS[number % len(DEMO_TOPICS)]
+                    parent = None
+                    for turn in range(messages):
+                        user_turn = turn % 2 == 0
+                        message = ChatMessage(
+                            id=uuid.uuid4(),
+                            thread=thread,
+                            sender_id=owner_id if user_turn else None,
+                            role=ChatMessage.Role.USER if user_turn else ChatMessage.Role.AI,
+                            content=text.format(n=turn)
+                            if text is not None
+                            else (question if turn < 2 else f"A follow-up ({turn}): {question}")
+                            if user_turn
+                            else answer,
+                            parent_id=parent,
+                        )
+                        rows.append(message)
+                        parent = message.pk
+                    thread.active_leaf_id = parent
+                ChatMessage.objects.bulk_create(rows, batch_size=5000)
+                ChatThread.objects.bulk_update(batch, ["active_leaf"], batch_size=500)
+            total_threads += count
+            total_messages += len(rows)
+            if on_thread:
+                on_thread(count)
+    return {"threads": total_threads, "messages": total_messages}

@@ -3,9 +3,9 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from chatproject.cli import progress_bar
 from chatproject.errors import InvalidInput
 from exports.formats import FORMATS
-from exports.management.progress import progress_bar
 from exports.selectors import export_thread_count
 from exports.services import export_all_stream, export_request_parse
 
@@ -47,7 +47,7 @@ class Command(BaseCommand):
             except InvalidInput as exc:
                 raise CommandError(exc.message) from None
             total = export_thread_count(user=user, status=request.status, since=request.since)
-            with progress_bar(f"{user.get_username()}", total, self.stderr._out) as advance:
+            with progress_bar(f"{user.get_username()}", total, self.stderr) as advance:
                 name, chunks = export_all_stream(user=user, request=request, on_thread=advance)
                 if folder is not None:
                     path = folder / f"{user.get_username()}-{name}"

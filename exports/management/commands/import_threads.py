@@ -3,8 +3,8 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from chatproject.cli import progress_bar
 from chatproject.errors import DomainError
-from exports.management.progress import progress_bar
 from exports.services import import_file_open, threads_import
 
 
@@ -31,7 +31,7 @@ class Command(BaseCommand):
             except DomainError as exc:
                 raise CommandError(exc.message) from None
             done = 0
-            with progress_bar("conversations", checked.conversations, self.stderr._out) as advance:
+            with progress_bar("conversations", checked.conversations, self.stderr) as advance:
 
                 def progress(count: int) -> None:
                     nonlocal done
