@@ -27,6 +27,7 @@ from django.utils.module_loading import import_string
 from kombu.exceptions import OperationalError as BrokerError
 
 from chatproject.errors import OUTAGE_ERRORS
+from chatproject.logs import with_current_context
 from messaging.models import ChatMessage, ReplyStream
 from messaging.selectors import message_list_awaiting_reply
 from messaging.services import stream_append, stream_finish, stream_heartbeat, stream_start, stream_status
@@ -180,6 +181,8 @@ def reply_to_message(message_id: Any) -> ChatMessage | None:
     stream = stream_start(reply_to=message)
     if stream is None:
         return None
+    started = time.monotonic()
+    logger.info("reply to message %s: stream %s started", message.pk, stream.pk)
     heartbeat = _Heartbeat(stream)
     heartbeat.start()
     coalescer = _Coalescer(stream)
@@ -217,6 +220,12 @@ def reply_to_message(message_id: Any) -> ChatMessage | None:
     finally:
         heartbeat.stopped.set()
         heartbeat.join(timeout=5)
+        logger.info(
+            "reply to message %s: stream %s ended after %.1f ms",
+            message.pk,
+            stream.pk,
+            (time.monotonic() - started) * 1000,
+        )
 
 
 # Replies the embedded default runs at once in its own threads; more wait their turn, as tasks
@@ -244,7 +253,8 @@ def run_reply_in_background(message_id: Any) -> Future:
     with _embedded_pool_lock:
         if _embedded_pool is None:
             _embedded_pool = ThreadPoolExecutor(max_workers=EMBEDDED_REPLY_WORKERS, thread_name_prefix="reply")
-        return _embedded_pool.submit(run)
+        # With the caller's request id: the reply's log lines carry it as a worker's would.
+        return _embedded_pool.submit(with_current_context(run))
 
 
 # --- The reply outbox ------------------------------------------------------------------------
