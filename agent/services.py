@@ -9,6 +9,7 @@ dies, the stale sweep ends the stream as ``interrupted`` (see ``messaging.servic
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import threading
@@ -121,8 +122,13 @@ class _Heartbeat(threading.Thread):
         self.stream = stream
         self.stopped = threading.Event()
         self.lost = threading.Event()
+        # The reply's context (its request id) for the heartbeat's warnings.
+        self.context = contextvars.copy_context()
 
     def run(self) -> None:
+        self.context.run(self._beat)
+
+    def _beat(self) -> None:
         try:
             while not self.stopped.wait(settings.STREAM_HEARTBEAT_SECONDS):
                 try:

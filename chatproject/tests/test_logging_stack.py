@@ -109,6 +109,11 @@ def test_one_replys_lines_share_its_request_id_across_processes(stack):
     assert [r["event"] for r in ws_lines][-2:] == ["websocket_connect", "websocket_disconnect"]
     assert {r["request_id"] for r in ws_lines[-2:]} == {"stack-ws-1"}
 
+    if stack.uses_redis:
+        # A worker process forgets a task's id when it ends: the periodic sweeps it runs next have none.
+        tasks = [r for r in _records(stack)[stack.worker_log.name] if r.get("logger") == "celery.app.trace"]
+        assert {r["request_id"] for r in tasks if "agent.reply" not in r["message"]} <= {None}
+
     # No process printed the token, nor anything but JSON lines (Daphne's own access log is off).
     for log in stack.logs:
         text = log.read_text()
