@@ -224,6 +224,10 @@ def rich_handler(**kwargs: Any) -> logging.Handler:
             text.append(f"user={user if user is not None else '-'}", style="dim")
             return text
 
+    from rich.console import Console
+
+    # On standard error, as the other formats: standard output is a command's own (shell -c, JSON).
+    kwargs.setdefault("console", Console(stderr=True))
     # Plain tracebacks (the filter renders them, redacted): rich's would show locals and the raw
     # exception, secrets included.
     return AccessRichHandler(rich_tracebacks=False, show_path=False, markup=False, **kwargs)
