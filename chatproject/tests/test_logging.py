@@ -243,6 +243,21 @@ async def test_a_refused_websocket_logs_its_close_code(lines, settings):
     assert GENERATED_ID.fullmatch(access[0]["request_id"])
 
 
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_handshake_from_a_foreign_origin_logs_one_reject_line(lines, settings):
+    settings.ALLOWED_HOSTS = ["localhost"]
+    headers = [(b"origin", b"http://evil.example"), (b"host", b"localhost")]
+    communicator = WebsocketCommunicator(application, "/ws/x/1/?token=not-a-real-token-123", headers=headers)
+    connected, _ = await communicator.connect()
+    assert not connected
+    await communicator.wait()
+    lines.assert_absent("not-a-real-token-123")
+    assert [(r["event"], r["user_id"], r["close_code"], r["thread_id"]) for r in lines.access()] == [
+        ("websocket_reject", None, None, "x")
+    ]
+
+
 @pytest.mark.django_db
 def test_failed_log_ins_never_log_the_password(anon_api, user, lines):
     """Nothing we run logs a password today (Django cleans the failure signal's credentials);
