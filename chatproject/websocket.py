@@ -157,10 +157,11 @@ class WebSocketAccessLog:
             if message["type"] == "websocket.accept":
                 note["accepted"] = True
                 self._log("connect", fields, note, started)
-            elif message["type"] == "websocket.close" and note["close_code"] is None:
-                note["close_code"] = message.get("code", 1000)
+            elif message["type"] == "websocket.close":
                 if not note["accepted"]:
-                    self._log("reject", fields, note, started)
+                    self._log("reject", fields, note, started)  # the handshake is answered 403
+                elif note["close_code"] is None:
+                    note["close_code"] = message.get("code", 1000)
             await send(message)
 
         async def logged_receive() -> dict[str, Any]:
