@@ -9,6 +9,7 @@ dies, the stale sweep ends the stream as ``interrupted`` (see ``messaging.servic
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import threading
@@ -27,6 +28,7 @@ from django.utils.module_loading import import_string
 from kombu.exceptions import OperationalError as BrokerError
 
 from chatproject.errors import OUTAGE_ERRORS
+from chatproject.logs import with_current_context
 from messaging.models import ChatMessage, ReplyStream
 from messaging.selectors import message_list_awaiting_reply
 from messaging.services import stream_append, stream_finish, stream_heartbeat, stream_start, stream_status
@@ -122,8 +124,13 @@ class _Heartbeat(threading.Thread):
         self.stream = stream
         self.stopped = threading.Event()
         self.lost = threading.Event()
+        # The reply's context (its request id) for the heartbeat's warnings.
+        self.context = contextvars.copy_context()
 
     def run(self) -> None:
+        self.context.run(self._beat)
+
+    def _beat(self) -> None:
         try:
             while not self.stopped.wait(settings.STREAM_HEARTBEAT_SECONDS):
                 try:
@@ -184,6 +191,8 @@ def reply_to_message(message_id: Any, *, on_event: Callable[[ReplyEvent], None] 
     stream = stream_start(reply_to=message)
     if stream is None:
         return None
+    started = time.monotonic()
+    logger.info("reply to message %s: stream %s started", message.pk, stream.pk)
     heartbeat = _Heartbeat(stream)
     heartbeat.start()
     coalescer = _Coalescer(stream)
@@ -223,6 +232,12 @@ def reply_to_message(message_id: Any, *, on_event: Callable[[ReplyEvent], None] 
     finally:
         heartbeat.stopped.set()
         heartbeat.join(timeout=5)
+        logger.info(
+            "reply to message %s: stream %s ended after %.1f ms",
+            message.pk,
+            stream.pk,
+            (time.monotonic() - started) * 1000,
+        )
 
 
 # Replies the embedded default runs at once in its own threads; more wait their turn, as tasks
@@ -250,7 +265,8 @@ def run_reply_in_background(message_id: Any) -> Future[None]:
     with _embedded_pool_lock:
         if _embedded_pool is None:
             _embedded_pool = ThreadPoolExecutor(max_workers=EMBEDDED_REPLY_WORKERS, thread_name_prefix="reply")
-        return _embedded_pool.submit(run)
+        # With the caller's request id: the reply's log lines carry it as a worker's would.
+        return _embedded_pool.submit(with_current_context(run))
 
 
 # --- The reply outbox ------------------------------------------------------------------------

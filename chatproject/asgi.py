@@ -13,7 +13,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from agent.sandbox import sandbox_status  # noqa: E402
 from chatproject.periodic import StartPeriodicJobs  # noqa: E402
-from chatproject.websocket import websocket_stack  # noqa: E402
+from chatproject.websocket import WebSocketAccessLog, websocket_stack  # noqa: E402
 from messaging.consumers import CloseOnOutage  # noqa: E402
 from messaging.routing import websocket_urlpatterns  # noqa: E402
 
@@ -21,7 +21,7 @@ application = StartPeriodicJobs(
     ProtocolTypeRouter(
         {
             "http": django_asgi_app,
-            "websocket": CloseOnOutage(websocket_stack(URLRouter(websocket_urlpatterns))),
+            "websocket": WebSocketAccessLog(CloseOnOutage(websocket_stack(URLRouter(websocket_urlpatterns)))),
         }
     )
 )

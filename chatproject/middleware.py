@@ -1,12 +1,74 @@
-"""HTTP middleware of the project: a request body limit, and the Content-Security-Policy header."""
+"""HTTP middleware of the project: the access log with request ids, a request body limit, and
+the Content-Security-Policy header."""
 
 from __future__ import annotations
 
 import io
+import logging
+import time
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.functional import SimpleLazyObject, empty
+
+from .logs import current_request_id, request_id_from
+
+access_logger = logging.getLogger("chatproject.access")
+
+# Probes hit these every few seconds: their lines are DEBUG, so they do not drown the rest.
+QUIET_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def loaded_user_id(request: HttpRequest) -> Any:
+    """The signed-in user's id if the request already knows who it is, else None: never a query.
+
+    ``AuthenticationMiddleware`` puts a lazy user on the request that reads the session and the
+    user row when first touched; DRF replaces it with the user it authenticated (token or session).
+    """
+    user = request.__dict__.get("user")
+    if user is None or (isinstance(user, SimpleLazyObject) and user._wrapped is empty):
+        return None
+    return user.pk if user.is_authenticated else None
+
+
+class RequestLogMiddleware:
+    """The request id and the access log: one line per request (method, path, status, duration,
+    user). Outermost, so it times and logs every response, the refusals of the other middleware too.
+
+    The id is the request's ``X-Request-ID`` when that is sane (``logs.clean_request_id``), else a
+    new one; it is set for every log line written while the request is handled (and so travels
+    into the Celery tasks queued meanwhile: ``chatproject.celery``) and sent back in the response.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.monotonic()
+        request.request_id = request_id_from(request.headers.get("X-Request-ID"))  # type: ignore[attr-defined]
+        token = current_request_id.set(request.request_id)  # type: ignore[attr-defined]
+        try:
+            response = self.get_response(request)
+            response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
+            fields = {
+                "method": request.method,
+                # The query string too (?after=, ?page=); the redaction filter takes out ?token= and the like.
+                "path": request.get_full_path(),
+                "status": response.status_code,
+                "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                "user_id": loaded_user_id(request),
+            }
+            access_logger.log(
+                logging.DEBUG if request.path in QUIET_PATHS else logging.INFO,
+                "%(method)s %(path)s %(status)s %(duration_ms).1f ms user=%(user_id)s",
+                fields,
+                extra=fields,
+            )
+            return response
+        finally:
+            current_request_id.reset(token)
 
 
 def _too_large(limit: int) -> JsonResponse:

@@ -13,6 +13,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from chatproject.catalog import parse_models
+from chatproject.logs import FORMATS, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Everything the embedded default writes (SQLite file, uploads, collected static) lives here.
@@ -237,6 +238,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: it gives every request its id and logs every response, the other middleware's too.
+    "chatproject.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "chatproject.middleware.RequestBodyLimitMiddleware",
     "chatproject.middleware.ContentSecurityPolicyMiddleware",
@@ -422,17 +425,11 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    # Django configures these with handlers of their own; propagating too would print each line twice.
-    "loggers": {
-        name: {"handlers": ["console"], "level": "INFO", "propagate": False}
-        for name in ("django", "django.server", "django.channels.server")
-    },
-}
+# --- Logging (see chatproject/logs.py and README "Logging") ------------------------------------
+# rich: coloured lines for a terminal; json: one object a line for log collectors; plain: text.
+LOG_FORMAT = env_choice("LOG_FORMAT", "rich" if DEBUG else "json", FORMATS)
+LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")).upper()
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=True)

@@ -1,8 +1,12 @@
-"""WebSocket plumbing shared by every consumer: who is connecting, and from which site."""
+"""WebSocket plumbing shared by every consumer: who is connecting, from which site, and the
+connection's request id and access log."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
+import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,6 +18,11 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest
 from django.utils.http import is_same_domain
+
+from .logs import current_request_id, request_id_from
+
+access_logger = logging.getLogger("chatproject.access")
+_THREAD_IN_PATH = re.compile(r"^/ws/([^/]+)/")
 
 
 def credential_digest(key: str) -> str:
@@ -114,6 +123,93 @@ class SameSiteOriginValidator:
         return await self.application(scope, receive, send)
 
 
+class WebSocketAccessLog:
+    """The request id and access log of WebSocket connections (outermost: it sees every close).
+
+    A connection gets one request id (the handshake's ``X-Request-ID`` when sane, else a new one;
+    Daphne 4.2 sends no headers of the application's with its 101, so a client that wants to know
+    it sends one): every line logged while it is handled carries it, replies it starts included.
+    One line when the handshake is answered (accepted or refused) and one when the connection
+    ends: thread, user, close code (the server's when it closed, else the client's) and duration.
+    The query string is logged too; the redaction filter takes ``?token=`` out.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if scope["type"] != "websocket":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers", []))
+        request_id = request_id_from(headers.get(b"x-request-id"))
+        started = time.monotonic()
+        # Filled by NoteUser once the auth middleware knows who connects (its scope is a copy of
+        # this one, but shares this dict).
+        note: dict[str, Any] = {"user_id": None, "close_code": None, "accepted": False}
+        query = scope.get("query_string", b"").decode("latin1")
+        thread = _THREAD_IN_PATH.match(scope.get("path", ""))
+        fields = {
+            "path": scope.get("path", "") + (f"?{query}" if query else ""),
+            "thread_id": thread.group(1) if thread else None,
+        }
+
+        async def logged_send(message: dict[str, Any]) -> None:
+            if message["type"] == "websocket.accept":
+                note["accepted"] = True
+                self._log("connect", fields, note, started)
+            elif message["type"] == "websocket.close":
+                if not note["accepted"]:
+                    self._log("reject", fields, note, started)  # the handshake is answered 403
+                elif note["close_code"] is None:
+                    note["close_code"] = message.get("code", 1000)
+            await send(message)
+
+        async def logged_receive() -> dict[str, Any]:
+            message = await receive()
+            if message["type"] == "websocket.disconnect" and note["close_code"] is None:
+                note["close_code"] = message.get("code")
+            return message
+
+        token = current_request_id.set(request_id)
+        try:
+            return await self.app({**scope, "access_log": note}, logged_receive, logged_send)
+        finally:
+            if note["accepted"]:
+                self._log("disconnect", fields, note, started)
+            current_request_id.reset(token)
+
+    @staticmethod
+    def _log(event: str, fields: dict[str, Any], note: dict[str, Any], started: float) -> None:
+        entry = {
+            "event": f"websocket_{event}",
+            **fields,
+            "user_id": note["user_id"],
+            "close_code": note["close_code"] if event != "connect" else None,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1),
+        }
+        if event == "connect":
+            template = "WebSocket connect %(path)s thread=%(thread_id)s user=%(user_id)s"
+        else:
+            template = (
+                f"WebSocket {event} %(path)s thread=%(thread_id)s user=%(user_id)s "
+                "code=%(close_code)s %(duration_ms).1f ms"
+            )
+        access_logger.info(template, entry, extra=entry)
+
+
+class NoteUser:
+    """Tell the access log who connected: the user the auth middleware found (already loaded)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        user = scope.get("user")
+        if "access_log" in scope and user is not None and user.is_authenticated:
+            scope["access_log"]["user_id"] = user.pk
+        return await self.app(scope, receive, send)
+
+
 def websocket_stack(app: Any) -> Any:
     """Origin check, then session auth (cookies), then token auth (query string)."""
-    return SameSiteOriginValidator(AuthMiddlewareStack(TokenAuthMiddleware(app)))
+    return SameSiteOriginValidator(AuthMiddlewareStack(TokenAuthMiddleware(NoteUser(app))))

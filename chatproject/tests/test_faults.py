@@ -326,8 +326,9 @@ async def message_while_redis_down(stack: Stack, user: dict, other: dict) -> Non
 def worker_reconnected_after(stack: Stack, since: float) -> float:
     """Seconds from ``since`` (wall clock) to the worker's first "Connected to" line after it."""
     for line in stack.worker_log.read_text().splitlines():
-        if "Connected to" in line and line.startswith("["):
-            stamp = datetime.datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        # The worker logs JSON lines (LOG_FORMAT's default without DEBUG), "time" in UTC.
+        if "Connected to" in line and line.startswith("{"):
+            stamp = datetime.datetime.fromisoformat(json.loads(line)["time"].replace("Z", "+00:00")).timestamp()
             if stamp >= since:
                 return stamp - since
     raise AssertionError("the worker did not reconnect to the broker")

@@ -33,6 +33,10 @@ class Command(BaseCommand):
                 "--websocket-max-frame-size",
                 str(settings.DAPHNE_WEBSOCKET_MAX_FRAME_SIZE),
                 *proxy,
+                # No access log of Daphne's own (plain text on stdout, query strings and all):
+                # chatproject.access logs each request and connection once, in LOG_FORMAT, redacted.
+                "--verbosity",
+                "0",
                 settings.ASGI_APPLICATION.replace(".application", ":application"),
             ]
         )
