@@ -234,6 +234,7 @@ INSTALLED_APPS = [
     "agent",
     "exports",
     "webhooks",
+    "dashboard",
 ]
 
 MIDDLEWARE = [

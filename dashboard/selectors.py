@@ -1,0 +1,233 @@
+"""What the staff dashboard shows, read from ``ReplyMetric`` with indexed, aggregated queries.
+
+Every figure over a window is one query over ``ReplyMetric.created_at`` (an index range scan)
+that groups in the database; only the latency percentiles on SQLite read the window's
+latencies (three integer columns) and interpolate in Python as PostgreSQL's ``percentile_cont``
+does there.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Avg, Count, F, Q, Sum
+from django.utils import timezone
+
+from chatproject.errors import InvalidInput
+from messaging.models import ReplyMetric, ReplyStream, ToolCallMetric
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Window:
+    span: timedelta
+    bucket_minutes: int
+
+
+WINDOWS = {
+    "1h": Window(timedelta(hours=1), 1),
+    "24h": Window(timedelta(hours=24), 15),
+    "7d": Window(timedelta(days=7), 120),
+}
+PERCENTILES = (0.5, 0.95, 0.99)
+TOP_USERS = 10
+# Worker status is asked of Celery (a broadcast ping that waits its whole timeout): kept this long.
+WORKERS_CACHE_SECONDS = 5
+WORKERS_PING_SECONDS = 0.5
+
+
+def window_parse(value: Any) -> str:
+    """The window named by ``?window=`` (default ``1h``); InvalidInput naming the accepted ones."""
+    if value is None:
+        return "1h"
+    if value not in WINDOWS:
+        raise InvalidInput.field("window", f"Must be one of: {', '.join(WINDOWS)}.")
+    return value
+
+
+def dashboard_get(*, window: str, now: datetime | None = None) -> dict[str, Any]:
+    """Every figure of the dashboard for the window ending now."""
+    spec = WINDOWS[window]
+    now = now or timezone.now()
+    since = now - spec.span
+    replies = ReplyMetric.objects.filter(created_at__gt=since, created_at__lte=now)
+    statuses = dict(replies.values_list("status").annotate(n=Count("id")).order_by())
+    total = sum(statuses.values())
+    return {
+        "window": window,
+        "since": since,
+        "now": now,
+        "bucket_minutes": spec.bucket_minutes,
+        "replies": {
+            "total": total,
+            "per_minute": total / (spec.span.total_seconds() / 60),
+            "series": _series(replies, since=since, now=now, bucket=spec.bucket_minutes),
+        },
+        "latency_ms": _latency_percentiles(replies),
+        "statuses": {status: statuses.get(status, 0) for status in ReplyStream.ENDED},
+        "rates": {
+            status: (statuses.get(status, 0) / total if total else 0.0)
+            for status in (ReplyStream.Status.ERROR, ReplyStream.Status.INTERRUPTED, ReplyStream.Status.STOPPED)
+        },
+        "models": list(
+            replies.values("model")
+            .annotate(
+                replies=Count("id"),
+                prompt_tokens=Sum("prompt_tokens", default=0),
+                completion_tokens=Sum("completion_tokens", default=0),
+                cost_usd=Sum("cost_usd"),
+            )
+            .order_by("-replies", "model")
+        ),
+        "tools": [
+            {**row, "avg_ms": round(row["avg_ms"]) if row["avg_ms"] is not None else None}
+            for row in ToolCallMetric.objects.filter(created_at__gt=since, created_at__lte=now)
+            .values("name")
+            .annotate(calls=Count("id"), failures=Count("id", filter=Q(ok=False)), avg_ms=Avg("duration_ms"))
+            .order_by("-calls", "name")
+        ],
+        "top_users": _top_users(replies),
+        "open_streams": ReplyStream.objects.filter(status=ReplyStream.Status.STREAMING).count(),
+        "workers": workers_status(),
+        "database": database_size(),
+    }
+
+
+def _series(replies: Any, *, since: datetime, now: datetime, bucket: int) -> list[dict[str, Any]]:
+    """Replies per bucket, every bucket of the window present (zero when empty)."""
+    counts = {
+        row["bucket"]: row
+        for row in replies.annotate(bucket=F("minute") / bucket)
+        .values("bucket")
+        .annotate(replies=Count("id"), errors=Count("id", filter=~Q(status=ReplyStream.Status.COMPLETE)))
+        .order_by()
+    }
+    first = int(since.timestamp()) // 60 // bucket
+    last = int(now.timestamp()) // 60 // bucket
+    series = []
+    for key in range(first, last + 1):
+        row = counts.get(key, {})
+        start = datetime.fromtimestamp(key * bucket * 60, tz=UTC)
+        series.append(
+            {
+                "t": start,
+                "replies": row.get("replies", 0),
+                "per_minute": row.get("replies", 0) / bucket,
+                "not_complete": row.get("errors", 0),
+            }
+        )
+    return series
+
+
+def _interpolated(ordered: list[int], q: float) -> float | None:
+    """PostgreSQL's ``percentile_cont``: linear interpolation between the closest ranks."""
+    if not ordered:
+        return None
+    rank = q * (len(ordered) - 1)
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+LATENCIES = ("queue_ms", "first_chunk_ms", "total_ms")
+
+
+def _latency_percentiles(replies: Any) -> dict[str, dict[str, float | None]]:
+    sql, params = replies.values_list(*LATENCIES).query.sql_with_params()
+    names = [name.removesuffix("_ms") for name in LATENCIES]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            array = "ARRAY[" + ", ".join(str(q) for q in PERCENTILES) + "]"
+            cursor.execute(
+                "SELECT "
+                + ", ".join(f"percentile_cont({array}) WITHIN GROUP (ORDER BY w.{column})" for column in LATENCIES)
+                + f" FROM ({sql}) AS w",
+                params,
+            )
+            found = dict(zip(names, cursor.fetchone(), strict=True))
+        else:
+            cursor.execute(sql, params)
+            columns = list(zip(*cursor.fetchall(), strict=True)) or [(), (), ()]
+            found = {}
+            for name, values in zip(names, columns, strict=True):
+                ordered = sorted(value for value in values if value is not None)
+                found[name] = [_interpolated(ordered, q) for q in PERCENTILES] if ordered else None
+    return {
+        name: {f"p{round(q * 100)}": (values[i] if values else None) for i, q in enumerate(PERCENTILES)}
+        for name, values in found.items()
+    }
+
+
+def _top_users(replies: Any) -> dict[str, list[dict[str, Any]]]:
+    """Users with the most replies (each answers one of their messages) and the most tokens."""
+    per_user = (
+        replies.exclude(user=None)
+        .values("user_id")
+        .annotate(replies=Count("id"), tokens=Sum("completion_tokens") + Sum("prompt_tokens", default=0))
+    )
+    by_replies = list(per_user.order_by("-replies", "user_id")[:TOP_USERS])
+    by_tokens = list(per_user.order_by("-tokens", "user_id")[:TOP_USERS])
+    ids = {row["user_id"] for row in by_replies + by_tokens}
+    names = dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username")) if ids else {}
+    for row in by_replies + by_tokens:
+        row["username"] = names.get(row["user_id"], "")
+    return {"by_replies": by_replies, "by_tokens": by_tokens}
+
+
+def workers_status() -> dict[str, Any]:
+    """Celery's queue depth and live workers (Redis only; cached a few seconds), or "embedded"."""
+    if not settings.REDIS_URL:
+        return {"mode": "embedded", "queue_depth": None, "workers_alive": None}
+    cached = cache.get("dashboard:workers")
+    if cached is not None:
+        return cached
+    status: dict[str, Any] = {"mode": "celery", "queue_depth": None, "workers_alive": None}
+    try:
+        status["queue_depth"] = _queue_depth()
+        from chatproject.celery import app
+
+        status["workers_alive"] = len(app.control.ping(timeout=WORKERS_PING_SECONDS) or [])
+    except Exception as exc:  # Redis down: say so, the rest of the dashboard still answers
+        logger.warning("dashboard: worker status unavailable: %s", exc)
+        status["error"] = "unavailable"
+    cache.set("dashboard:workers", status, WORKERS_CACHE_SECONDS)
+    return status
+
+
+def _queue_depth() -> int:
+    """Tasks waiting in the default queue: kombu keeps one Redis list per priority step."""
+    import redis
+    from kombu.transport.redis import PRIORITY_STEPS, Channel
+
+    from chatproject import redis_options
+    from chatproject.celery import app
+
+    queue = app.conf.task_default_queue
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL, **redis_options.cache_options())
+    try:
+        names = [queue] + [f"{queue}{Channel.sep}{step}" for step in PRIORITY_STEPS if step]
+        with client.pipeline() as pipe:
+            for name in names:
+                pipe.llen(name)
+            return sum(pipe.execute())
+    finally:
+        client.close()
+
+
+def database_size() -> dict[str, Any]:
+    """The database's size on disk: PostgreSQL's pg_database_size, SQLite's pages."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_database_size(current_database())")
+        else:
+            cursor.execute("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
+        (size,) = cursor.fetchone()
+    return {"vendor": connection.vendor, "size_bytes": int(size)}
