@@ -32,7 +32,7 @@ BENCHMARKS = {
     "webhooks": "bench/webhooks_delivery.py",
     "tree": "bench/tree_view.py",
     "export": "bench/export_bulk.py",
-    "dashboard": "bench/dashboard.py",
+    "dashboard": "bench/dashboard_api.py",
 }
 
 

@@ -1,15 +1,17 @@
 """What the staff dashboard shows, read from ``ReplyMetric`` with indexed, aggregated queries.
 
-Every figure over a window is one query over ``ReplyMetric.created_at`` (an index range scan)
-that groups in the database; only the latency percentiles on SQLite read the window's
-latencies (three integer columns) and interpolate in Python as PostgreSQL's ``percentile_cont``
-does there.
+Every figure over a window comes from a query over a ``ReplyMetric.created_at`` range (an
+index range scan) that groups in the database; only the latency percentiles on SQLite read the
+window's latencies (three integer columns) and interpolate in Python as PostgreSQL's
+``percentile_cont`` does.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -55,12 +57,38 @@ def window_parse(value: Any) -> str:
 
 
 def dashboard_get(*, window: str, now: datetime | None = None) -> dict[str, Any]:
-    """Every figure of the dashboard for the window ending now."""
+    """Every figure of the dashboard for the window ending now.
+
+    Three scans of the window's ReplyMetric rows, each grouped in the database: by (bucket,
+    model, status) for the series, statuses and per-model sums; by user; and the latencies.
+    """
     spec = WINDOWS[window]
     now = now or timezone.now()
     since = now - spec.span
     replies = ReplyMetric.objects.filter(created_at__gt=since, created_at__lte=now)
-    statuses = dict(replies.values_list("status").annotate(n=Count("id")).order_by())
+    groups = list(
+        replies.annotate(bucket=F("minute") / spec.bucket_minutes)
+        .values("bucket", "model", "status")
+        .annotate(
+            replies=Count("id"),
+            prompt_tokens=Sum("prompt_tokens", default=0),
+            completion_tokens=Sum("completion_tokens", default=0),
+            cost_usd=Sum("cost_usd"),
+        )
+        .order_by()
+    )
+    statuses = {status: 0 for status in ReplyStream.ENDED}
+    models: dict[str, dict[str, Any]] = {}
+    for group in groups:
+        statuses[group["status"]] = statuses.get(group["status"], 0) + group["replies"]
+        row = models.setdefault(
+            group["model"],
+            {"model": group["model"], "replies": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": None},
+        )
+        for key in ("replies", "prompt_tokens", "completion_tokens"):
+            row[key] += group[key]
+        if group["cost_usd"] is not None:
+            row["cost_usd"] = (row["cost_usd"] or 0.0) + group["cost_usd"]
     total = sum(statuses.values())
     return {
         "window": window,
@@ -70,24 +98,15 @@ def dashboard_get(*, window: str, now: datetime | None = None) -> dict[str, Any]
         "replies": {
             "total": total,
             "per_minute": total / (spec.span.total_seconds() / 60),
-            "series": _series(replies, since=since, now=now, bucket=spec.bucket_minutes),
+            "series": _series(groups, since=since, now=now, bucket=spec.bucket_minutes),
         },
         "latency_ms": _latency_percentiles(replies),
-        "statuses": {status: statuses.get(status, 0) for status in ReplyStream.ENDED},
+        "statuses": statuses,
         "rates": {
-            status: (statuses.get(status, 0) / total if total else 0.0)
+            status: (statuses[status] / total if total else 0.0)
             for status in (ReplyStream.Status.ERROR, ReplyStream.Status.INTERRUPTED, ReplyStream.Status.STOPPED)
         },
-        "models": list(
-            replies.values("model")
-            .annotate(
-                replies=Count("id"),
-                prompt_tokens=Sum("prompt_tokens", default=0),
-                completion_tokens=Sum("completion_tokens", default=0),
-                cost_usd=Sum("cost_usd"),
-            )
-            .order_by("-replies", "model")
-        ),
+        "models": sorted(models.values(), key=lambda row: (-row["replies"], row["model"])),
         "tools": [
             {**row, "avg_ms": round(row["avg_ms"]) if row["avg_ms"] is not None else None}
             for row in ToolCallMetric.objects.filter(created_at__gt=since, created_at__lte=now)
@@ -102,30 +121,25 @@ def dashboard_get(*, window: str, now: datetime | None = None) -> dict[str, Any]
     }
 
 
-def _series(replies: Any, *, since: datetime, now: datetime, bucket: int) -> list[dict[str, Any]]:
+def _series(groups: list[dict[str, Any]], *, since: datetime, now: datetime, bucket: int) -> list[dict[str, Any]]:
     """Replies per bucket, every bucket of the window present (zero when empty)."""
-    counts = {
-        row["bucket"]: row
-        for row in replies.annotate(bucket=F("minute") / bucket)
-        .values("bucket")
-        .annotate(replies=Count("id"), errors=Count("id", filter=~Q(status=ReplyStream.Status.COMPLETE)))
-        .order_by()
-    }
+    replies: dict[int, int] = defaultdict(int)
+    not_complete: dict[int, int] = defaultdict(int)
+    for group in groups:
+        replies[group["bucket"]] += group["replies"]
+        if group["status"] != ReplyStream.Status.COMPLETE:
+            not_complete[group["bucket"]] += group["replies"]
     first = int(since.timestamp()) // 60 // bucket
     last = int(now.timestamp()) // 60 // bucket
-    series = []
-    for key in range(first, last + 1):
-        row = counts.get(key, {})
-        start = datetime.fromtimestamp(key * bucket * 60, tz=UTC)
-        series.append(
-            {
-                "t": start,
-                "replies": row.get("replies", 0),
-                "per_minute": row.get("replies", 0) / bucket,
-                "not_complete": row.get("errors", 0),
-            }
-        )
-    return series
+    return [
+        {
+            "t": datetime.fromtimestamp(key * bucket * 60, tz=UTC),
+            "replies": replies.get(key, 0),
+            "per_minute": replies.get(key, 0) / bucket,
+            "not_complete": not_complete.get(key, 0),
+        }
+        for key in range(first, last + 1)
+    ]
 
 
 def _interpolated(ordered: list[int], q: float) -> float | None:
@@ -167,14 +181,16 @@ def _latency_percentiles(replies: Any) -> dict[str, dict[str, float | None]]:
 
 
 def _top_users(replies: Any) -> dict[str, list[dict[str, Any]]]:
-    """Users with the most replies (each answers one of their messages) and the most tokens."""
-    per_user = (
+    """Users with the most replies (each answers one of their messages) and the most tokens:
+    one grouped query (a row per active user), the two top lists taken from it here."""
+    per_user = list(
         replies.exclude(user=None)
         .values("user_id")
         .annotate(replies=Count("id"), tokens=Sum("completion_tokens") + Sum("prompt_tokens", default=0))
+        .order_by()
     )
-    by_replies = list(per_user.order_by("-replies", "user_id")[:TOP_USERS])
-    by_tokens = list(per_user.order_by("-tokens", "user_id")[:TOP_USERS])
+    by_replies = heapq.nsmallest(TOP_USERS, per_user, key=lambda row: (-row["replies"], row["user_id"]))
+    by_tokens = heapq.nsmallest(TOP_USERS, per_user, key=lambda row: (-row["tokens"], row["user_id"]))
     ids = {row["user_id"] for row in by_replies + by_tokens}
     names = dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username")) if ids else {}
     for row in by_replies + by_tokens:
