@@ -39,6 +39,11 @@ def _encoding() -> Any:
         return None
 
 
+def token_counter_load() -> None:
+    """Load the encoding now (about half a second, once a process), not inside a transaction."""
+    _encoding()
+
+
 def count_tokens(text: str) -> int:
     """Tokens of a text as OpenAI's cl100k_base counts them (for models that report none)."""
     if not text:

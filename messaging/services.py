@@ -36,7 +36,7 @@ from threads.selectors import parse_uuid
 from threads.services import TITLE_MAX_CHARS, thread_advance_leaf, thread_touch, validate_metadata
 from threads.tree import newest_leaf, path_to
 
-from .metrics import reply_metric_record, reply_metrics, tool_step
+from .metrics import reply_metric_record, reply_metrics, token_counter_load, tool_step
 from .models import ChatAttachment, ChatMessage, ForkMode, ReplyStream
 from .realtime import thread_broadcast
 from .selectors import attachment_bytes_total, reply_in_progress_count
@@ -682,6 +682,8 @@ def stream_finish(
     """
     if status not in ReplyStream.ENDED:
         raise InvalidInput.field("status", f'"{status}" does not end a stream.')
+    if "usage" not in (metadata or {}):
+        token_counter_load()  # its text will be counted in the transaction: not the first load there
     with transaction.atomic():
         won = ReplyStream.objects.filter(pk=stream.pk, status=ReplyStream.Status.STREAMING).update(
             status=status, ended_at=timezone.now()
