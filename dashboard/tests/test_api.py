@@ -124,3 +124,14 @@ def test_only_staff_read_it(anon_api, api, known):
     assert anonymous.status_code == 401 and "replies" not in anonymous.json()
     normal = api.get("/api/dashboard/")
     assert normal.status_code == 403 and "replies" not in normal.json()
+
+
+def test_wide_windows_are_reused_for_a_few_seconds_the_last_hour_never(staff_api, user, django_assert_num_queries):
+    from dashboard.selectors import WINDOWS
+
+    assert WINDOWS["1h"].cache_seconds == 0 and 0 < WINDOWS["24h"].cache_seconds <= WINDOWS["7d"].cache_seconds <= 60
+    assert staff_api.get("/api/dashboard/?window=7d").json()["replies"]["total"] == 0
+    metric(user, 5, total=10)
+    with django_assert_num_queries(1):  # the token: the figures come from the cache
+        assert staff_api.get("/api/dashboard/?window=7d").json()["replies"]["total"] == 0
+    assert staff_api.get("/api/dashboard/?window=1h").json()["replies"]["total"] == 1
