@@ -196,8 +196,8 @@ def _usage(lm: Any, model: ModelSpec) -> dict[str, Any]:
 
     Tokens are the provider's when it reports them; a call reporting none (the offline model, some
     local servers) is counted (cl100k_base over its prompt and output; ``counted`` is then true).
-    ``cost_usd`` is LiteLLM's cost of the call when it computed one, else the price of the model
-    that answered in LiteLLM's bundled price list; None when no call's price is known.
+    ``cost_usd`` is the call's cost as DSPy priced it when it did, else the price of the model that
+    answered in LiteLLM's price list (see ``_price``); None when no call's price is known.
     """
     from messaging.metrics import count_tokens
 
@@ -205,7 +205,7 @@ def _usage(lm: Any, model: ModelSpec) -> dict[str, Any]:
     cost: float | None = None
     history = getattr(lm, "history", None) or []
     # A streamed response comes back named after the model asked for, not the one that answered
-    # (LiteLLM rebuilds it from chunks): price it as the run's other calls were priced.
+    # (DSPy rebuilds it from the chunks): price it as the run's other calls were priced.
     priced_as = next((call.get("response_model") for call in history if call.get("cost") is not None), None)
     for call in history:
         usage = call.get("usage") or {}
@@ -221,7 +221,10 @@ def _usage(lm: Any, model: ModelSpec) -> dict[str, Any]:
         if not model.is_offline:
             call_cost = call.get("cost")
             if call_cost is None:
-                call_cost = _price(priced_as or call.get("response_model") or call.get("model"), prompt, completion)
+                asked = str(call.get("model") or "")
+                provider = asked.split("/", 1)[0] if "/" in asked else "openai"
+                answered_by = priced_as or call.get("response_model") or asked.split("/", 1)[-1]
+                call_cost = _price(provider, answered_by, prompt, completion)
             if call_cost is not None:
                 cost = (cost or 0.0) + float(call_cost)
     return {**totals, "cost_usd": cost}
@@ -237,16 +240,22 @@ def _text_of(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _price(model_name: Any, prompt: int, completion: int) -> float | None:
-    """LiteLLM's price of the tokens for a model of its bundled price list; None when not listed."""
+def _price(provider: str, model_name: Any, prompt: int, completion: int) -> float | None:
+    """The price of the tokens in LiteLLM's price list; None when the model is not listed.
+
+    Read from the copy of LiteLLM's list that DSPy ships and prices its own calls with (local
+    only, LITELLM_LOCAL_MODEL_COST_MAP being set): importing LiteLLM itself for this would cost
+    a reply several seconds.
+    """
     if not model_name:
         return None
-    import litellm
-
     try:
-        prompt_cost, completion_cost = litellm.cost_per_token(
-            model=str(model_name), prompt_tokens=prompt, completion_tokens=completion
-        )
-    except Exception:  # not in the price list
+        from dspy.clients.model_metadata import model_info, rate
+
+        info = model_info(provider, str(model_name))
+        per_prompt, per_completion = rate(info, "input_cost_per_token"), rate(info, "output_cost_per_token")
+    except Exception:  # DSPy's price table moved: no price rather than a failed reply
         return None
-    return prompt_cost + completion_cost
+    if per_prompt is None or per_completion is None:
+        return None
+    return prompt * per_prompt + completion * per_completion
