@@ -326,7 +326,8 @@ def reply_give_up(message: ChatMessage) -> ChatMessage | None:
         status=ReplyStream.Status.ERROR,
         content=text,
         type=ChatMessage.Type.ERROR,
-        metadata={"error": "unanswered", "error_message": text},
+        # "partial": the model wrote nothing of it (its metrics count no tokens).
+        metadata={"error": "unanswered", "error_message": text, "partial": ""},
     )
 
 

@@ -136,3 +136,24 @@ def test_an_error_after_some_text_counts_only_the_text(user, settings):
     metric = ReplyMetric.objects.get()
     assert (metric.status, metric.completion_tokens, metric.prompt_tokens) == ("error", 3, None)
     assert metric.first_chunk_ms is not None and metric.first_chunk_ms <= metric.total_ms
+
+
+def test_a_message_given_up_on_records_an_error_with_its_whole_wait(user):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from agent.services import reply_give_up
+    from messaging.models import ChatMessage
+
+    question = make_message(make_thread(user), "anyone there?")
+    ChatMessage.objects.filter(pk=question.pk).update(created_at=timezone.now() - timedelta(hours=6))
+    answer = reply_give_up(ChatMessage.objects.get(pk=question.pk))
+    metric = ReplyMetric.objects.get()
+    assert (metric.status, metric.message, metric.completion_tokens, metric.first_chunk_ms) == (
+        "error",
+        answer,
+        0,
+        None,
+    )
+    assert metric.queue_ms >= 6 * 3_600_000 and metric.total_ms >= metric.queue_ms
