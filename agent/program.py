@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any
@@ -21,7 +22,12 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 class AgentError(Exception):
-    """The model failed (provider error, timeout, unreadable output); the message says how."""
+    """The model failed (provider error, timeout, unreadable output); the message says how.
+
+    ``usage`` holds what the calls made before the failure cost (see ``_usage``), when known.
+    """
+
+    usage: dict[str, Any] | None = None
 
 
 @cache
@@ -86,6 +92,7 @@ class _StatusProvider:
 
     def __init__(self) -> None:
         self.tool: str | None = None
+        self.started = 0.0
 
     def make(self) -> Any:
         import dspy
@@ -94,13 +101,19 @@ class _StatusProvider:
 
         class Provider(dspy.streaming.StatusMessageProvider):  # type: ignore[misc]  # dspy ships no types
             def tool_start_status_message(self, instance: Any, inputs: dict[str, Any]) -> str:
-                outer.tool = instance.name
+                outer.tool, outer.started = instance.name, time.monotonic()
                 arguments = inputs.get("kwargs", inputs)
                 shown = {key: _short(value) for key, value in dict(arguments or {}).items()}
                 return json.dumps({"step": "tool_start", "tool": instance.name, "input": shown}, default=str)
 
             def tool_end_status_message(self, outputs: Any) -> str:
-                return json.dumps({"step": "tool_end", "tool": outer.tool, "output": _short(outputs)})
+                # DSPy passes no outputs when the tool raised (bad arguments, a bug): our tools
+                # return a string, even for bad input, whenever they ran.
+                took = round((time.monotonic() - outer.started) * 1000)
+                ok = outputs is not None
+                return json.dumps(
+                    {"step": "tool_end", "tool": outer.tool, "output": _short(outputs), "duration_ms": took, "ok": ok}
+                )
 
             def lm_start_status_message(self, instance: Any, inputs: dict[str, Any]) -> None:
                 return None
@@ -132,7 +145,7 @@ def run_program(
     model: ModelSpec | None = None,
 ) -> Iterator[tuple[str, Any]]:
     """Run the agent; yields ("delta", text), ("status", dict), ("result", prediction) and last
-    ("usage", {"input_tokens", "output_tokens", "cost"}) summed over the model's calls."""
+    ("usage", ...) summed over the model's calls (see ``_usage``)."""
     import dspy
 
     model = model or default_spec()
@@ -167,20 +180,82 @@ def run_program(
                         yield "status", {"step": "info", "message": item.message}
                 elif isinstance(item, dspy.Prediction):
                     yield "result", item
-    except AgentError:
+    except AgentError as error:
+        error.usage = _usage(lm, model)
         raise
     except Exception as exc:
-        raise AgentError(f"The model failed: {type(exc).__name__}: {exc}") from exc
-    yield "usage", _usage(lm)
+        error = AgentError(f"The model failed: {type(exc).__name__}: {exc}")
+        error.usage = _usage(lm, model)
+        raise error from exc
+    yield "usage", _usage(lm, model)
 
 
-def _usage(lm: Any) -> dict[str, Any]:
-    """Tokens and cost of a run, from the LM's history of calls (zero for the offline model)."""
-    totals: dict[str, Any] = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost": 0.0}
-    for call in getattr(lm, "history", None) or []:
+def _usage(lm: Any, model: ModelSpec) -> dict[str, Any]:
+    """Tokens and cost of a run from the LM's history of calls: ``{"calls", "prompt_tokens",
+    "completion_tokens", "counted", "cost_usd"}``.
+
+    Tokens are the provider's when it reports them; a call reporting none (the offline model, some
+    local servers) is counted (cl100k_base over its prompt and output; ``counted`` is then true).
+    ``cost_usd`` is the call's cost as DSPy priced it when it did, else the price of the model that
+    answered in LiteLLM's price list (see ``_price``); None when no call's price is known.
+    """
+    from messaging.metrics import count_tokens
+
+    totals: dict[str, Any] = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "counted": False}
+    cost: float | None = None
+    history = getattr(lm, "history", None) or []
+    # A streamed response comes back named after the model asked for, not the one that answered
+    # (DSPy rebuilds it from the chunks): price it as the run's other calls were priced.
+    priced_as = next((call.get("response_model") for call in history if call.get("cost") is not None), None)
+    for call in history:
         usage = call.get("usage") or {}
+        prompt = int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0)
+        completion = int(usage.get("completion_tokens") or usage.get("output_tokens") or 0)
+        if not prompt and not completion:
+            prompt = sum(count_tokens(_text_of(m.get("content"))) for m in call.get("messages") or [])
+            completion = sum(count_tokens(_text_of(output)) for output in call.get("outputs") or [])
+            totals["counted"] = True
         totals["calls"] += 1
-        totals["input_tokens"] += int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0)
-        totals["output_tokens"] += int(usage.get("completion_tokens") or usage.get("output_tokens") or 0)
-        totals["cost"] += float(call.get("cost") or 0.0)
-    return totals
+        totals["prompt_tokens"] += prompt
+        totals["completion_tokens"] += completion
+        if not model.is_offline:
+            call_cost = call.get("cost")
+            if call_cost is None:
+                asked = str(call.get("model") or "")
+                provider = asked.split("/", 1)[0] if "/" in asked else "openai"
+                answered_by = priced_as or call.get("response_model") or asked.split("/", 1)[-1]
+                call_cost = _price(provider, answered_by, prompt, completion)
+            if call_cost is not None:
+                cost = (cost or 0.0) + float(call_cost)
+    return {**totals, "cost_usd": cost}
+
+
+def _text_of(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return str(value.get("text") or "")
+    if isinstance(value, list):
+        return "".join(_text_of(part) for part in value)
+    return "" if value is None else str(value)
+
+
+def _price(provider: str, model_name: Any, prompt: int, completion: int) -> float | None:
+    """The price of the tokens in LiteLLM's price list; None when the model is not listed.
+
+    Read from the copy of LiteLLM's list that DSPy ships and prices its own calls with (local
+    only, LITELLM_LOCAL_MODEL_COST_MAP being set): importing LiteLLM itself for this would cost
+    a reply several seconds.
+    """
+    if not model_name:
+        return None
+    try:
+        from dspy.clients.model_metadata import model_info, rate
+
+        info = model_info(provider, str(model_name))
+        per_prompt, per_completion = rate(info, "input_cost_per_token"), rate(info, "output_cost_per_token")
+    except Exception:  # DSPy's price table moved: no price rather than a failed reply
+        return None
+    if per_prompt is None or per_completion is None:
+        return None
+    return prompt * per_prompt + completion * per_completion

@@ -71,6 +71,8 @@ def generate_reply(message: ChatMessage) -> Iterator[ReplyEvent]:
     prediction = None
     usage: dict[str, Any] = {}
     model = context.model.name if context.model else settings.AGENT_LM
+    # The worker's own numbers, should the model fail (the runner adds usage to the error reply).
+    yield ReplyEvent(metadata={"model": model})
     if context.unavailable_model:
         yield ReplyEvent(status=model_fallback_status(context.unavailable_model, model))
     for kind, value in run_program(
@@ -98,13 +100,24 @@ def generate_reply(message: ChatMessage) -> Iterator[ReplyEvent]:
     trajectory = dict(getattr(prediction, "trajectory", {}) or {})
     update_thread_after_reply(message)
     extra = {"model_unavailable": context.unavailable_model} if context.unavailable_model else {}
-    yield ReplyEvent(metadata={"model": model, "usage": usage, **extra, "trajectory": _json_safe(trajectory)})
+    cost = usage.pop("cost_usd", None)
+    yield ReplyEvent(
+        metadata={"model": model, "usage": usage, "cost_usd": cost, **extra, "trajectory": _json_safe(trajectory)}
+    )
 
 
 def model_fallback_status(wanted: str, used: str) -> dict[str, Any]:
     """The step shown when a thread's model is no longer offered."""
     message = f"The model {wanted!r} is not available any more; this thread now uses {used!r}."
     return {"step": "model_fallback", "error": "unknown_model", "message": message, "model": used}
+
+
+def _usage_of(error: BaseException) -> dict[str, Any]:
+    """The tokens and cost a failed run had used (an AgentError knows them), for its metrics."""
+    usage = dict(getattr(error, "usage", None) or {})
+    if not usage:
+        return {}
+    return {"cost_usd": usage.pop("cost_usd", None), "usage": usage}
 
 
 def _json_safe(value: Any) -> Any:
@@ -227,7 +240,13 @@ def reply_to_message(message_id: Any, *, on_event: Callable[[ReplyEvent], None] 
             status=ReplyStream.Status.ERROR,
             content=f"{partial}\n\n{error_text}" if partial else error_text,
             type=ChatMessage.Type.ERROR,
-            metadata={**metadata, "error": type(exc).__name__, "error_message": error_text, "partial": partial},
+            metadata={
+                **metadata,
+                **_usage_of(exc),
+                "error": type(exc).__name__,
+                "error_message": error_text,
+                "partial": partial,
+            },
         )
     finally:
         heartbeat.stopped.set()
@@ -329,7 +348,8 @@ def reply_give_up(message: ChatMessage) -> ChatMessage | None:
         status=ReplyStream.Status.ERROR,
         content=text,
         type=ChatMessage.Type.ERROR,
-        metadata={"error": "unanswered", "error_message": text},
+        # "partial": the model wrote nothing of it (its metrics count no tokens).
+        metadata={"error": "unanswered", "error_message": text, "partial": ""},
     )
 
 

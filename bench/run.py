@@ -5,6 +5,7 @@
     python3 bench/run.py faults [...]    # the fault suite and its recovery times (pytest arguments)
     python3 bench/run.py agent-eval [...] # the agent evaluation set and its score (--help)
     python3 bench/run.py tree [...]      # the visualization endpoint and paths on a 5,000-message thread
+    python3 bench/run.py dashboard [...] # the staff dashboard API on a million messages' reply metrics
 
 Uses the embedded default unless DATABASE_URL / REDIS_URL are set; the README's numbers were
 measured with both set (PostgreSQL and Redis on this machine). ``faults`` always runs the
@@ -31,6 +32,7 @@ BENCHMARKS = {
     "webhooks": "bench/webhooks_delivery.py",
     "tree": "bench/tree_view.py",
     "export": "bench/export_bulk.py",
+    "dashboard": "bench/dashboard_api.py",
 }
 
 

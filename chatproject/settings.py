@@ -235,6 +235,7 @@ INSTALLED_APPS = [
     "agent",
     "exports",
     "webhooks",
+    "dashboard",
 ]
 
 MIDDLEWARE = [

@@ -6,6 +6,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
+from dashboard import views as dashboard_views
 from exports import views as exports_views
 from messaging import views as messaging_views
 from threads import views as threads_views
@@ -25,6 +26,7 @@ api_urlpatterns = [
     path("", include("agent.urls")),
     path("", include("webhooks.urls")),
     path("", include("exports.urls")),
+    path("", include("dashboard.urls")),
 ]
 
 urlpatterns = [
@@ -41,6 +43,7 @@ urlpatterns = [
     path("t/<str:thread_id>/tree/", messaging_views.tree_page, name="tree-page"),
     path("import/", exports_views.import_page, name="import-page"),
     path("import/<str:job_id>/", exports_views.import_job_page, name="import-job-page"),
+    path("dashboard/", dashboard_views.dashboard_page, name="dashboard-page"),
     # Every page that checks a password is throttled (chatproject.logins); these come first so
     # they shadow the same paths in the includes below.
     path("accounts/login/", views.login_throttled(auth_views.LoginView.as_view()), name="login"),

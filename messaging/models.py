@@ -130,6 +130,11 @@ class ReplyStream(models.Model):
     started_at = models.DateTimeField(auto_now_add=True)
     heartbeat_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
+    # For the reply's metrics (see ReplyMetric): when its user message asked for it (stored, or
+    # the regenerate), when the first chunk went out, and each tool step as it ended.
+    requested_at = models.DateTimeField(null=True, blank=True)
+    first_chunk_at = models.DateTimeField(null=True, blank=True)
+    tools = models.JSONField(default=list, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["status", "heartbeat_at"], name="stream_status_heartbeat")]
@@ -140,6 +145,63 @@ class ReplyStream(models.Model):
 
     def __str__(self) -> str:
         return f"stream {self.id} ({self.status})"
+
+
+class ReplyMetric(models.Model):
+    """One row per ended reply, whatever its status: what the dashboard aggregates.
+
+    The same numbers are in the AI message's ``metadata``; this table exists so that aggregates
+    over a time window are indexed range scans, not reads of message JSON. ``minute`` (minutes
+    since the epoch of ``created_at``) lets both databases bucket by integer division.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    created_at = models.DateTimeField()
+    minute = models.BigIntegerField()
+    # Kept when the reply or its user goes: the numbers stay true of the past.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
+    message = models.ForeignKey(
+        ChatMessage, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
+    model = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=ReplyStream.Status.choices)
+    queue_ms = models.PositiveIntegerField()
+    first_chunk_ms = models.PositiveIntegerField(null=True, blank=True)
+    total_ms = models.PositiveIntegerField()
+    # NULL: not known (a reply ended by someone else than its worker counts only its own text).
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.FloatField(null=True, blank=True)
+    tool_calls = models.PositiveSmallIntegerField(default=0)
+    tool_errors = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["created_at"], name="replymetric_created"),
+            models.Index(fields=["user", "created_at"], name="replymetric_user_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"reply metric {self.pk} ({self.status})"
+
+
+class ToolCallMetric(models.Model):
+    """One tool step of a reply, for tool usage and failure counts over a time window."""
+
+    id = models.BigAutoField(primary_key=True)
+    reply = models.ForeignKey(ReplyMetric, on_delete=models.CASCADE, related_name="tool_metrics")
+    created_at = models.DateTimeField()
+    name = models.CharField(max_length=100)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    ok = models.BooleanField(default=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at"], name="toolmetric_created")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({'ok' if self.ok else 'error'})"
 
 
 class ForkMode(models.TextChoices):

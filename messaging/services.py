@@ -36,6 +36,7 @@ from threads.selectors import parse_uuid
 from threads.services import TITLE_MAX_CHARS, thread_advance_leaf, thread_touch, validate_metadata
 from threads.tree import newest_leaf, path_to
 
+from .metrics import reply_metric_record, reply_metrics, token_counter_load, tool_step
 from .models import ChatAttachment, ChatMessage, ForkMode, ReplyStream
 from .realtime import thread_broadcast
 from .selectors import attachment_bytes_total, reply_in_progress_count
@@ -591,8 +592,10 @@ def stream_start(*, reply_to: ChatMessage) -> ReplyStream | None:
     """
     try:
         with transaction.atomic():
-            attempt, client_id = (
-                ChatMessage.objects.filter(pk=reply_to.pk).values_list("reply_attempt", "reply_client_id").get()
+            attempt, client_id, stored_at, requested_at = (
+                ChatMessage.objects.filter(pk=reply_to.pk)
+                .values_list("reply_attempt", "reply_client_id", "created_at", "reply_requested_at")
+                .get()
             )
             stream = ReplyStream.objects.create(
                 thread_id=reply_to.thread_id,
@@ -600,6 +603,7 @@ def stream_start(*, reply_to: ChatMessage) -> ReplyStream | None:
                 attempt=attempt,
                 client_id=client_id,
                 heartbeat_at=timezone.now(),
+                requested_at=requested_at or stored_at,
             )
             ChatMessage.objects.filter(pk=reply_to.pk, awaiting_reply=True, reply_attempt=attempt).update(
                 awaiting_reply=False
@@ -618,8 +622,10 @@ def stream_append(*, stream: ReplyStream, delta: str) -> bool:
     delta = json_nul_free(delta)[0]  # a tool's output may hold NULs; PostgreSQL's jsonb takes none
     seq = len(stream.chunks)
     chunks = [*stream.chunks, delta]
+    now = timezone.now()
+    first = {"first_chunk_at": now} if seq == 0 else {}
     updated = ReplyStream.objects.filter(pk=stream.pk, status=ReplyStream.Status.STREAMING).update(
-        chunks=chunks, heartbeat_at=timezone.now()
+        chunks=chunks, heartbeat_at=now, **first
     )
     if not updated:
         return False
@@ -630,9 +636,21 @@ def stream_append(*, stream: ReplyStream, delta: str) -> bool:
 
 
 def stream_status(*, stream: ReplyStream, status: dict[str, Any]) -> bool:
-    """Tell clients what the agent is doing (a tool call, its result); False when the stream has ended."""
-    if not stream_heartbeat(stream=stream):
-        return False
+    """Tell clients what the agent is doing (a tool call, its result); False when the stream has ended.
+
+    A ``tool_end`` step is also kept on the stream for the reply's metrics.
+    """
+    step = tool_step(status)
+    if step is None:
+        if not stream_heartbeat(stream=stream):
+            return False
+    else:
+        tools = [*stream.tools, step]
+        if not ReplyStream.objects.filter(pk=stream.pk, status=ReplyStream.Status.STREAMING).update(
+            tools=tools, heartbeat_at=timezone.now()
+        ):
+            return False
+        stream.tools = tools
     event = _stream_event(stream.pk, {"type": "stream_status", **status})
     transaction.on_commit(lambda: thread_broadcast(stream.thread_id, event))
     return True
@@ -657,29 +675,34 @@ def stream_finish(
 ) -> ChatMessage | None:
     """End the stream and persist the AI message; None when the stream had already ended.
 
-    ``content`` defaults to the deltas joined in order. Clients get ``stream_end`` with the
-    message after commit (and an ``agent_error`` event when the status is ``error``); sends
-    ``reply_finished`` in the transaction.
+    ``content`` defaults to the deltas joined in order. The reply's metrics (see
+    ``messaging.metrics``) go into the message's metadata and a ``ReplyMetric`` row, whatever the
+    status. Clients get ``stream_end`` with the message after commit (and an ``agent_error`` event
+    when the status is ``error``); sends ``reply_finished`` in the transaction.
     """
     if status not in ReplyStream.ENDED:
         raise InvalidInput.field("status", f'"{status}" does not end a stream.')
+    if "usage" not in (metadata or {}):
+        token_counter_load()  # its text will be counted in the transaction: not the first load there
     with transaction.atomic():
         won = ReplyStream.objects.filter(pk=stream.pk, status=ReplyStream.Status.STREAMING).update(
             status=status, ended_at=timezone.now()
         )
         if not won:
             return None
-        stream.refresh_from_db(fields=["chunks", "status", "ended_at"])
+        stream.refresh_from_db(fields=["chunks", "status", "ended_at", "started_at", "first_chunk_at", "tools"])
         text = "".join(stream.chunks) if content is None else content
+        metrics = reply_metrics(stream=stream, status=status, text=text, given=metadata or {})
         message = message_create(
             thread=stream.thread,
             role=ChatMessage.Role.AI,
             content=text[: settings.MAX_MESSAGE_CHARS],
             type=type,
             parent_id=stream.reply_to_id,
-            metadata={**(metadata or {}), "stream_id": str(stream.pk), "stream_status": status},
+            metadata={**(metadata or {}), **metrics, "stream_id": str(stream.pk), "stream_status": status},
             activate=False,
         )
+        reply_metric_record(stream=stream, metrics=metrics, message_id=message.pk)
         thread_advance_leaf(thread_id=stream.thread_id, from_id=stream.reply_to_id, to_id=message.pk)
         ReplyStream.objects.filter(pk=stream.pk).update(message=message)
         stream.message = message

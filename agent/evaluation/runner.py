@@ -193,7 +193,7 @@ def run_case(case: Case, *, model: str | None = None, sandbox_active: bool = Tru
     outcome.tool_ok = outcome.tools[:1] == [case.tool] if case.tool != "none" else not outcome.tools
     outcome.answer = reply.content
     outcome.missing = check(case, reply.content)
-    outcome.usage = reply.metadata.get("usage") or {}
+    outcome.usage = {**(reply.metadata.get("usage") or {}), "cost_usd": reply.metadata.get("cost_usd") or 0.0}
     return outcome
 
 
@@ -224,9 +224,9 @@ def summary(outcomes: list[Outcome]) -> dict[str, Any]:
             "p95_ms": percentile([o.seconds * 1000 for o in ran], 0.95),
             "max_model_ms": max((o.model_ms for o in ran), default=0.0),
             "tokens_per_request": statistics.fmean(
-                [o.usage.get("input_tokens", 0) + o.usage.get("output_tokens", 0) for o in ran] or [0]
+                [(o.usage.get("prompt_tokens") or 0) + o.usage.get("completion_tokens", 0) for o in ran] or [0]
             ),
-            "cost_per_request": statistics.fmean([o.usage.get("cost", 0.0) for o in ran] or [0.0]),
+            "cost_per_request": statistics.fmean([o.usage.get("cost_usd", 0.0) for o in ran] or [0.0]),
         }
 
     tools = sorted({o.case.tool for o in outcomes})

@@ -14,6 +14,9 @@ from typing import Any
 
 from .local_http import LocalServer, Reply, Request
 
+# What every response of FakeOpenAI reports it used.
+USAGE = {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}
+
 
 def fields(**values: str) -> str:
     return "".join(f"[[ ## {name} ## ]]\n{value}\n\n" for name, value in values.items()) + "[[ ## completed ## ]]"
@@ -34,11 +37,11 @@ def completion(model: str, text: str) -> dict[str, Any]:
         "created": 1,
         "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+        "usage": USAGE,
     }
 
 
-def sse(model: str, text: str, piece: int, pause: float) -> Iterator[bytes]:
+def sse(model: str, text: str, piece: int, pause: float, usage: dict[str, int] = USAGE) -> Iterator[bytes]:
     def event(delta: dict[str, str], finish_reason: str | None) -> bytes:
         chunk = {
             "id": "chatcmpl-1",
@@ -54,11 +57,18 @@ def sse(model: str, text: str, piece: int, pause: float) -> Iterator[bytes]:
         time.sleep(pause)
         yield event({"content": text[start : start + piece]}, None)
     yield event({}, "stop")
+    # The usage block OpenAI sends last when asked (stream_options.include_usage).
+    final = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": []}
+    yield f"data: {json.dumps({**final, 'usage': usage})}\n\n".encode()
     yield b"data: [DONE]\n\n"
 
 
 class FakeOpenAI(LocalServer):
-    def __init__(self, steps: list[str], answer: str, *, piece: int = 6, pause: float = 0.0) -> None:
+    def __init__(
+        self, steps: list[str], answer: str, *, piece: int = 6, pause: float = 0.0, respond_as: str | None = None
+    ) -> None:
+        """``respond_as``: the model name the responses carry (default: the one asked for)."""
+        self.respond_as = respond_as
         self.steps = list(steps)
         self.answer = answer
         self.piece, self.pause = piece, pause
@@ -75,11 +85,10 @@ class FakeOpenAI(LocalServer):
         system = body["messages"][0]["content"]
         is_react_step = "next_tool_name" in system
         text = self.answer if not is_react_step else self.steps.pop(0) if self.steps else finish()
+        model = self.respond_as or body["model"]
         if body.get("stream"):
-            return Reply(
-                body=sse(body["model"], text, self.piece, self.pause), headers={"Content-Type": "text/event-stream"}
-            )
-        return Reply.json(completion(body["model"], text))
+            return Reply(body=sse(model, text, self.piece, self.pause), headers={"Content-Type": "text/event-stream"})
+        return Reply.json(completion(model, text))
 
 
 class OfflineBackedOpenAI(LocalServer):
@@ -112,13 +121,6 @@ class OfflineBackedOpenAI(LocalServer):
         }
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         if body.get("stream"):
-            return Reply(body=self._events(body["model"], text, usage), headers={"Content-Type": "text/event-stream"})
+            events = sse(body["model"], text, 40, 0.0, usage)
+            return Reply(body=events, headers={"Content-Type": "text/event-stream"})
         return Reply.json({**completion(body["model"], text), "usage": usage})
-
-    @staticmethod
-    def _events(model: str, text: str, usage: dict[str, int]) -> Iterator[bytes]:
-        for event in sse(model, text, 40, 0.0):
-            if event.startswith(b"data: [DONE]"):
-                final = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": model}
-                yield f"data: {json.dumps({**final, 'choices': [], 'usage': usage})}\n\n".encode()
-            yield event

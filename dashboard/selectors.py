@@ -1,0 +1,265 @@
+"""What the staff dashboard shows, read from ``ReplyMetric`` with indexed, aggregated queries.
+
+Every figure over a window comes from a query over a ``ReplyMetric.created_at`` range (an
+index range scan) that groups in the database; only the latency percentiles on SQLite read the
+window's latencies (three integer columns) and interpolate in Python as PostgreSQL's
+``percentile_cont`` does.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Avg, Count, F, Q, Sum
+from django.utils import timezone
+
+from chatproject.errors import InvalidInput
+from messaging.models import ReplyMetric, ReplyStream, ToolCallMetric
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Window:
+    span: timedelta
+    bucket_minutes: int
+    # How long an answer is reused: the page polls every few seconds, and a week drawn in 2-hour
+    # buckets does not change in that time (on SQLite it costs about a second to compute).
+    cache_seconds: int
+
+
+WINDOWS = {
+    "1h": Window(timedelta(hours=1), 1, 0),
+    "24h": Window(timedelta(hours=24), 15, 10),
+    "7d": Window(timedelta(days=7), 120, 30),
+}
+PERCENTILES = (0.5, 0.95, 0.99)
+TOP_USERS = 10
+# Worker status is asked of Celery (a broadcast ping that waits its whole timeout): kept this long.
+WORKERS_CACHE_SECONDS = 5
+WORKERS_PING_SECONDS = 0.5
+
+
+def window_parse(value: Any) -> str:
+    """The window named by ``?window=`` (default ``1h``); InvalidInput naming the accepted ones."""
+    if value is None:
+        return "1h"
+    if value not in WINDOWS:
+        raise InvalidInput.field("window", f"Must be one of: {', '.join(WINDOWS)}.")
+    return value
+
+
+def dashboard_get_cached(*, window: str) -> dict[str, Any]:
+    """``dashboard_get`` for the window ending now, reused for the window's ``cache_seconds``."""
+    seconds = WINDOWS[window].cache_seconds
+    if not seconds:
+        return dashboard_get(window=window)
+    key = f"dashboard:{window}"
+    data = cache.get(key)
+    if data is None:
+        data = dashboard_get(window=window)
+        cache.set(key, data, seconds)
+    return data
+
+
+def dashboard_get(*, window: str, now: datetime | None = None) -> dict[str, Any]:
+    """Every figure of the dashboard for the window ending now.
+
+    Three scans of the window's ReplyMetric rows, each grouped in the database: by (bucket,
+    model, status) for the series, statuses and per-model sums; by user; and the latencies.
+    """
+    spec = WINDOWS[window]
+    now = now or timezone.now()
+    since = now - spec.span
+    replies = ReplyMetric.objects.filter(created_at__gt=since, created_at__lte=now)
+    groups = list(
+        replies.annotate(bucket=F("minute") / spec.bucket_minutes)
+        .values("bucket", "model", "status")
+        .annotate(
+            replies=Count("id"),
+            prompt_tokens=Sum("prompt_tokens", default=0),
+            completion_tokens=Sum("completion_tokens", default=0),
+            cost_usd=Sum("cost_usd"),
+        )
+        .order_by()
+    )
+    statuses = {status: 0 for status in ReplyStream.ENDED}
+    models: dict[str, dict[str, Any]] = {}
+    for group in groups:
+        statuses[group["status"]] = statuses.get(group["status"], 0) + group["replies"]
+        row = models.setdefault(
+            group["model"],
+            {"model": group["model"], "replies": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": None},
+        )
+        for key in ("replies", "prompt_tokens", "completion_tokens"):
+            row[key] += group[key]
+        if group["cost_usd"] is not None:
+            row["cost_usd"] = (row["cost_usd"] or 0.0) + group["cost_usd"]
+    total = sum(statuses.values())
+    return {
+        "window": window,
+        "since": since,
+        "now": now,
+        "bucket_minutes": spec.bucket_minutes,
+        "replies": {
+            "total": total,
+            "per_minute": total / (spec.span.total_seconds() / 60),
+            "series": _series(groups, since=since, now=now, bucket=spec.bucket_minutes),
+        },
+        "latency_ms": _latency_percentiles(replies),
+        "statuses": statuses,
+        "rates": {
+            status: (statuses[status] / total if total else 0.0)
+            for status in (ReplyStream.Status.ERROR, ReplyStream.Status.INTERRUPTED, ReplyStream.Status.STOPPED)
+        },
+        "models": sorted(models.values(), key=lambda row: (-row["replies"], row["model"])),
+        "tools": [
+            {**row, "avg_ms": round(row["avg_ms"]) if row["avg_ms"] is not None else None}
+            for row in ToolCallMetric.objects.filter(created_at__gt=since, created_at__lte=now)
+            .values("name")
+            .annotate(calls=Count("id"), failures=Count("id", filter=Q(ok=False)), avg_ms=Avg("duration_ms"))
+            .order_by("-calls", "name")
+        ],
+        "top_users": _top_users(replies),
+        "open_streams": ReplyStream.objects.filter(status=ReplyStream.Status.STREAMING).count(),
+        "workers": workers_status(),
+        "database": database_size(),
+    }
+
+
+def _series(groups: list[dict[str, Any]], *, since: datetime, now: datetime, bucket: int) -> list[dict[str, Any]]:
+    """Replies per bucket, every bucket of the window present (zero when empty)."""
+    replies: dict[int, int] = defaultdict(int)
+    not_complete: dict[int, int] = defaultdict(int)
+    for group in groups:
+        replies[group["bucket"]] += group["replies"]
+        if group["status"] != ReplyStream.Status.COMPLETE:
+            not_complete[group["bucket"]] += group["replies"]
+    first = int(since.timestamp()) // 60 // bucket
+    last = int(now.timestamp()) // 60 // bucket
+    return [
+        {
+            "t": datetime.fromtimestamp(key * bucket * 60, tz=UTC),
+            "replies": replies.get(key, 0),
+            "per_minute": replies.get(key, 0) / bucket,
+            "not_complete": not_complete.get(key, 0),
+        }
+        for key in range(first, last + 1)
+    ]
+
+
+def _interpolated(ordered: list[int], q: float) -> float | None:
+    """PostgreSQL's ``percentile_cont``: linear interpolation between the closest ranks."""
+    if not ordered:
+        return None
+    rank = q * (len(ordered) - 1)
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+LATENCIES = ("queue_ms", "first_chunk_ms", "total_ms")
+
+
+def _latency_percentiles(replies: Any) -> dict[str, dict[str, float | None]]:
+    sql, params = replies.values_list(*LATENCIES).query.sql_with_params()
+    names = [name.removesuffix("_ms") for name in LATENCIES]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            array = "ARRAY[" + ", ".join(str(q) for q in PERCENTILES) + "]"
+            cursor.execute(
+                "SELECT "
+                + ", ".join(f"percentile_cont({array}) WITHIN GROUP (ORDER BY w.{column})" for column in LATENCIES)
+                + f" FROM ({sql}) AS w",
+                params,
+            )
+            found = dict(zip(names, cursor.fetchone(), strict=True))
+        else:
+            cursor.execute(sql, params)
+            columns = list(zip(*cursor.fetchall(), strict=True)) or [(), (), ()]
+            found = {}
+            for name, values in zip(names, columns, strict=True):
+                ordered = sorted(value for value in values if value is not None)
+                found[name] = [_interpolated(ordered, q) for q in PERCENTILES] if ordered else None
+    return {
+        name: {f"p{round(q * 100)}": (values[i] if values else None) for i, q in enumerate(PERCENTILES)}
+        for name, values in found.items()
+    }
+
+
+def _top_users(replies: Any) -> dict[str, list[dict[str, Any]]]:
+    """Users with the most replies (each answers one of their messages) and the most tokens:
+    one grouped query (a row per active user), the two top lists taken from it here."""
+    per_user = list(
+        replies.exclude(user=None)
+        .values("user_id")
+        .annotate(replies=Count("id"), tokens=Sum("completion_tokens") + Sum("prompt_tokens", default=0))
+        .order_by()
+    )
+    by_replies = heapq.nsmallest(TOP_USERS, per_user, key=lambda row: (-row["replies"], row["user_id"]))
+    by_tokens = heapq.nsmallest(TOP_USERS, per_user, key=lambda row: (-row["tokens"], row["user_id"]))
+    ids = {row["user_id"] for row in by_replies + by_tokens}
+    names = dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username")) if ids else {}
+    for row in by_replies + by_tokens:
+        row["username"] = names.get(row["user_id"], "")
+    return {"by_replies": by_replies, "by_tokens": by_tokens}
+
+
+def workers_status() -> dict[str, Any]:
+    """Celery's queue depth and live workers (Redis only; cached a few seconds), or "embedded"."""
+    if not settings.REDIS_URL:
+        return {"mode": "embedded", "queue_depth": None, "workers_alive": None}
+    cached = cache.get("dashboard:workers")
+    if cached is not None:
+        return cached
+    status: dict[str, Any] = {"mode": "celery", "queue_depth": None, "workers_alive": None}
+    try:
+        status["queue_depth"] = _queue_depth()
+        from chatproject.celery import app
+
+        status["workers_alive"] = len(app.control.ping(timeout=WORKERS_PING_SECONDS) or [])
+    except Exception as exc:  # Redis down: say so, the rest of the dashboard still answers
+        logger.warning("dashboard: worker status unavailable: %s", exc)
+        status["error"] = "unavailable"
+    cache.set("dashboard:workers", status, WORKERS_CACHE_SECONDS)
+    return status
+
+
+def _queue_depth() -> int:
+    """Tasks waiting in the default queue: kombu keeps one Redis list per priority step."""
+    import redis
+    from kombu.transport.redis import PRIORITY_STEPS, Channel
+
+    from chatproject import redis_options
+    from chatproject.celery import app
+
+    queue = app.conf.task_default_queue
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL, **redis_options.cache_options())
+    try:
+        names = [queue] + [f"{queue}{Channel.sep}{step}" for step in PRIORITY_STEPS if step]
+        with client.pipeline() as pipe:
+            for name in names:
+                pipe.llen(name)
+            return sum(pipe.execute())
+    finally:
+        client.close()
+
+
+def database_size() -> dict[str, Any]:
+    """The database's size on disk: PostgreSQL's pg_database_size, SQLite's pages."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_database_size(current_database())")
+        else:
+            cursor.execute("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
+        (size,) = cursor.fetchone()
+    return {"vendor": connection.vendor, "size_bytes": int(size)}

@@ -1,0 +1,95 @@
+"""The dashboard page in a real browser (Debian's Chromium through Playwright, a real server):
+a reply's metrics appear in its cards, charts and tables, under the CSP, on a phone too.
+Screenshots are kept in ``test-artifacts/``. Skipped when /usr/bin/chromium is missing."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from chatproject.testing import ROOT, Stack
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with Stack(tmp_path_factory.mktemp("dashboard-browser")) as stack:
+        yield stack
+
+
+def api(stack, token: str, path: str, body: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        stack.http_url(0, path),
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def test_the_dashboard_shows_a_reply_on_desktop_and_phone(stack):
+    from playwright.sync_api import expect, sync_playwright
+
+    person = stack.create_users(1)[0]
+    thread = person["threads"][0]
+    api(stack, person["token"], f"/api/threads/{thread}/messages/", {"content": "what is 2 plus 2?"})
+    deadline = time.monotonic() + 30
+    while not any(
+        m["role"] == "ai" for m in api(stack, person["token"], f"/api/threads/{thread}/messages/")["results"]
+    ):
+        assert time.monotonic() < deadline, "no reply"
+        time.sleep(0.2)
+    stack.manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model\n"
+        "get_user_model().objects.create_user('operator', password='operator-password', is_staff=True)\n",
+    )
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
+            problems: list[str] = []
+            page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.goto(stack.http_url(0, "/accounts/login/"))
+            page.fill("#id_username", "operator")
+            page.fill("#id_password", "operator-password")
+            page.click("button[type=submit]")
+            page.click("text=Dashboard")
+            expect(page.locator(".dash-card").first).to_contain_text("1")
+            expect(page.locator("#chart-series rect.bar").first).to_be_attached()
+            heights = page.eval_on_selector_all(
+                "#chart-series rect.bar:not(.bad)", "bars => bars.map(b => b.getBBox().height)"
+            )
+            assert len(heights) >= 60 and len([h for h in heights if h > 0]) == 1  # the reply's minute
+            expect(page.locator("#chart-latency rect.bar")).to_have_count(9)
+            expect(page.locator("#table-models")).to_contain_text("offline")
+            expect(page.locator("#table-tools")).to_contain_text("calculator")
+            expect(page.locator("#table-users-replies")).to_contain_text(person["username"])
+            page.screenshot(path=str(ARTIFACTS / "dashboard-desktop.png"), full_page=True)
+
+            page.click("button[data-window='7d']")
+            expect(page.locator("button[data-window='7d']")).to_have_attribute("aria-pressed", "true")
+            expect(page.locator("#dash-updated")).to_contain_text("Updated")
+            assert page.url.endswith("?window=7d")
+
+            page.set_viewport_size({"width": 390, "height": 844})
+            page.reload()
+            expect(page.locator("#table-models")).to_contain_text("offline")
+            # Readable on a phone: nothing wider than the screen.
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
+            assert problems == []
+        finally:
+            browser.close()
