@@ -184,9 +184,9 @@ def run_program(
         error.usage = _usage(lm, model)
         raise
     except Exception as exc:
-        error = AgentError(f"The model failed: {type(exc).__name__}: {exc}")
-        error.usage = _usage(lm, model)
-        raise error from exc
+        failure = AgentError(f"The model failed: {type(exc).__name__}: {exc}")
+        failure.usage = _usage(lm, model)
+        raise failure from exc
     yield "usage", _usage(lm, model)
 
 
@@ -258,4 +258,5 @@ def _price(provider: str, model_name: Any, prompt: int, completion: int) -> floa
         return None
     if per_prompt is None or per_completion is None:
         return None
-    return prompt * per_prompt + completion * per_completion
+    cost: float = prompt * per_prompt + completion * per_completion
+    return cost

@@ -56,7 +56,7 @@ def window_parse(value: Any) -> str:
         return "1h"
     if value not in WINDOWS:
         raise InvalidInput.field("window", f"Must be one of: {', '.join(WINDOWS)}.")
-    return value
+    return str(value)
 
 
 def dashboard_get_cached(*, window: str) -> dict[str, Any]:
@@ -65,7 +65,7 @@ def dashboard_get_cached(*, window: str) -> dict[str, Any]:
     if not seconds:
         return dashboard_get(window=window)
     key = f"dashboard:{window}"
-    data = cache.get(key)
+    data: dict[str, Any] | None = cache.get(key)
     if data is None:
         data = dashboard_get(window=window)
         cache.set(key, data, seconds)
@@ -218,7 +218,7 @@ def workers_status() -> dict[str, Any]:
     """Celery's queue depth and live workers (Redis only; cached a few seconds), or "embedded"."""
     if not settings.REDIS_URL:
         return {"mode": "embedded", "queue_depth": None, "workers_alive": None}
-    cached = cache.get("dashboard:workers")
+    cached: dict[str, Any] | None = cache.get("dashboard:workers")
     if cached is not None:
         return cached
     status: dict[str, Any] = {"mode": "celery", "queue_depth": None, "workers_alive": None}

@@ -13,7 +13,9 @@ from threads.tests.factories import make_thread
 from .fake_openai import FakeOpenAI, fields, step
 from .local_http import LocalServer, Reply
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_outside_network")]
+# Transactional: the reply's heartbeat thread (its own connection) must see the stream row, or a
+# reply slower than STREAM_HEARTBEAT_SECONDS (a loaded machine) would think it lost its stream.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_outside_network")]
 
 ANSWER = "Six times seven is **42**."
 
