@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -15,10 +14,6 @@ from typing import Any
 from django.conf import settings
 
 from chatproject.catalog import ModelSpec, default_spec
-
-# DSPy (like LiteLLM) fetches a model price list from GitHub on first use unless told to use the
-# copy it ships: the server makes no request its operator did not configure.
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 class AgentError(Exception):

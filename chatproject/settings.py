@@ -19,6 +19,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # Everything the embedded default writes (SQLite file, uploads, collected static) lives here.
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+# DSPy and LiteLLM fetch a model price list from GitHub on first use unless told to use the copy
+# they ship: set here, before any process (server, worker, command) can reach them, so the server
+# makes no request its operator did not configure.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 def env_bool(name: str, default: bool = False) -> bool:

@@ -95,3 +95,14 @@ def test_limits_follow_from_the_message_and_metadata_limits():
         "REQUEST_MAX_BODY_BYTES", "LOGIN_FAILURE_LIMIT", DEBUG="1", MAX_MESSAGE_CHARS="1000", METADATA_MAX_BYTES="1000"
     )
     assert values == {"REQUEST_MAX_BODY_BYTES": 12 * 1000 + 3 * 1000 + 64 * 1024, "LOGIN_FAILURE_LIMIT": [10, 60]}
+
+
+def test_every_process_tells_dspy_and_litellm_to_use_their_own_price_list():
+    # Without it, the first model call of a process fetches LiteLLM's price list from GitHub.
+    code = "import os, chatproject.settings; print(os.environ.get('LITELLM_LOCAL_MODEL_COST_MAP'))"
+    env = {k: v for k, v in os.environ.items() if k not in {"LITELLM_LOCAL_MODEL_COST_MAP", "DATABASE_URL"}}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env={**env, "DEBUG": "1"}, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
