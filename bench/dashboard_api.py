@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -30,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
+# A log line per request would be timed with the work and drown the numbers.
+os.environ.setdefault("LOG_LEVEL", "WARNING")
 # The SQLite test database in a folder of its own, not the checkout's var/ (tests use that one).
 os.environ.setdefault("VAR_DIR", tempfile.mkdtemp(prefix="bench-dashboard-"))
 
@@ -39,6 +40,7 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 from django.test.utils import setup_databases, teardown_databases  # noqa: E402
+from timing import timed  # noqa: E402  (bench/, the script's folder)
 
 BATCH = 5000
 MODELS = [("offline", 0.6), ("gpt", 0.3), ("claude", 0.1)]
@@ -103,22 +105,6 @@ def seed(replies: int, days: int, rng: random.Random) -> None:
     print(f"seeded {replies:,} reply metrics over {days} days in {time.perf_counter() - started:.0f} s")
 
 
-def timed(label: str, runs: int, call) -> None:
-    call()  # warm-up
-    samples, cpu = [], []
-    for _ in range(runs):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        call()
-        samples.append((time.perf_counter() - start) * 1000)
-        cpu.append((time.process_time() - start_cpu) * 1000)
-    samples.sort()
-    p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
-    print(
-        f"{label:<36} p50 {statistics.median(samples):7.1f} ms  p95 {p95:7.1f} ms  max {samples[-1]:7.1f} ms"
-        f"  (CPU p50 {statistics.median(cpu):6.1f} ms)"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--replies", type=int, default=500_000)
@@ -147,7 +133,7 @@ def main() -> None:
                 assert response.status_code == 200, response.content
 
             total = client.get("/api/dashboard/", {"window": window}).json()["replies"]["total"]
-            timed(f"GET /api/dashboard/?window={window} ({total:,} replies)", args.runs, call)
+            timed(f"GET /api/dashboard/?window={window} ({total:,} replies)", args.runs, call, width=36)
     finally:
         teardown_databases(old, verbosity=0)
 

@@ -19,15 +19,15 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
+# A log line per request would be timed with the work and drown the numbers.
+os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 import django
 
@@ -35,6 +35,7 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 from django.test.utils import setup_databases, teardown_databases  # noqa: E402
+from timing import timed  # noqa: E402  (bench/, the script's folder)
 
 
 def build_thread(count: int, rng: random.Random):
@@ -62,23 +63,6 @@ def build_thread(count: int, rng: random.Random):
     ChatMessage.objects.bulk_create(rows, batch_size=500)
     ChatThread.objects.filter(pk=thread.pk).update(active_leaf_id=rows[-1].pk)
     return user, ChatThread.objects.get(pk=thread.pk)
-
-
-def timed(label: str, runs: int, call) -> None:
-    call()  # warm-up
-    samples, cpu = [], []
-    for _ in range(runs):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        call()
-        samples.append((time.perf_counter() - start) * 1000)
-        cpu.append((time.process_time() - start_cpu) * 1000)
-    samples.sort()
-    p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
-    # CPU time is what the work costs this process; wall time also holds waiting for a core.
-    print(
-        f"{label:<54} p50 {statistics.median(samples):6.1f} ms  p95 {p95:6.1f} ms  max {samples[-1]:6.1f} ms"
-        f"  (CPU p50 {statistics.median(cpu):6.1f} ms)"
-    )
 
 
 def main() -> None:
