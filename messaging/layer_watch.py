@@ -59,9 +59,11 @@ class LayerWatch:
             self.loop, self.task, self.members, self.run_id = loop, None, {}, None
             self.checked = asyncio.Event()
         if self.task is None or self.task.done():
+            # A fresh event per watch: a superseded watch still finishing its last check (its
+            # cancellation can arrive mid-read) must not wake this join with its result.
             self.run_id = None
-            self.checked.clear()
-            self.task = loop.create_task(self._watch(), name="channel-layer-watch")
+            self.checked = asyncio.Event()
+            self.task = loop.create_task(self._watch(self.checked), name="channel-layer-watch")
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(JOIN_TIMEOUT_SECONDS):
@@ -81,23 +83,28 @@ class LayerWatch:
             self.task.cancel()
             self.task = None
 
-    async def _watch(self) -> None:
+    async def _watch(self, checked: asyncio.Event) -> None:
         client = redis.asyncio.Redis.from_url(self.url, **async_client_options())
         try:
             # A cancelled watch that missed its cancellation (see redis_options) must not go on
-            # beside its successor.
+            # beside its successor, nor report what it saw after it was superseded: a stale
+            # failure would close its successor's connections or refuse their joins.
             while self.task is asyncio.current_task():
                 try:
                     run_id = (await client.info("server"))["run_id"]
                 except (RedisError, OSError) as exc:
+                    if self.task is not asyncio.current_task():
+                        break
                     if self.run_id is not None:
                         self._lose_everyone(f"Redis does not answer ({exc})")
                     self.run_id = None
                 else:
+                    if self.task is not asyncio.current_task():
+                        break
                     if self.run_id is not None and run_id != self.run_id:
                         self._lose_everyone("Redis restarted: it no longer knows this connection's group")
                     self.run_id = run_id
-                self.checked.set()
+                checked.set()
                 await asyncio.sleep(CHECK_SECONDS)
         finally:
             with contextlib.suppress(Exception):
