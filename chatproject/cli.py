@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
+from datetime import timedelta
 from typing import Any, TextIO
 
 from django.core.management.base import CommandError, OutputWrapper
@@ -24,6 +26,17 @@ USAGE = 2
 
 def usage_error(message: str) -> CommandError:
     return CommandError(message, returncode=USAGE)
+
+
+AGE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_age(text: str, *, option: str = "--older-than") -> timedelta:
+    """A duration like ``30d``, ``12h``, ``2w`` or ``90m``; a usage error otherwise."""
+    match = re.fullmatch(r"\s*(\d+)\s*([mhdw])\s*", text)
+    if not match:
+        raise usage_error(f"{option}: {text!r} is not a number followed by m, h, d or w (like 30d).")
+    return timedelta(**{AGE_UNITS[match.group(2)]: int(match.group(1))})
 
 
 def user_named(username: str):

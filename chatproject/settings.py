@@ -163,7 +163,14 @@ STREAM_STALE_SECONDS = env_int("STREAM_STALE_SECONDS", 10)
 # Celery beat sends them on the production stack; with no broker a thread of the server runs them.
 SWEEP_INTERVAL_SECONDS = env_int("SWEEP_INTERVAL_SECONDS", 2)
 REPLY_GIVE_UP_SECONDS = env_int("REPLY_GIVE_UP_SECONDS", 6 * 3600)
-PERIODIC_TASKS = ["messaging.sweep_streams", "agent.sweep_unanswered", "webhooks.deliver_due"]
+PERIODIC_TASKS = [
+    "messaging.sweep_streams",
+    "agent.sweep_unanswered",
+    "webhooks.deliver_due",
+    "messaging.prune_metrics",
+]
+# Reply metrics (ReplyMetric, ToolCallMetric) older than this many days are deleted; 0 keeps them.
+REPLY_METRICS_RETENTION_DAYS = env_int("REPLY_METRICS_RETENTION_DAYS", 90, minimum=0)
 
 # --- Webhooks (see webhooks/conf.py) ------------------------------------------------------------
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)

@@ -121,6 +121,21 @@ def reply_metric_record(*, stream: ReplyStream, metrics: dict[str, Any], message
     return metric
 
 
+def reply_metrics_prune(*, before: datetime, batch: int = 5000) -> int:
+    """Delete up to ``batch`` reply metrics (and their tool rows) created before ``before``; how many went.
+
+    Bounded so that one run holds no long lock; the oldest go first, by the ``created_at`` index.
+    """
+    ids = list(
+        ReplyMetric.objects.filter(created_at__lt=before).order_by("created_at").values_list("pk", flat=True)[:batch]
+    )
+    if not ids:
+        return 0
+    ToolCallMetric.objects.filter(reply_id__in=ids).delete()
+    ReplyMetric.objects.filter(pk__in=ids).delete()
+    return len(ids)
+
+
 def tool_step(status: dict[str, Any]) -> dict[str, Any] | None:
     """The metrics entry of a ``tool_end`` status event (None for any other step)."""
     if status.get("step") != "tool_end":

@@ -20,7 +20,7 @@ from threads.models import ChatThread
 from threads.selectors import parse_uuid
 from threads.tree import newest_leaf, path_to
 
-from .models import ChatAttachment, ChatMessage, ReplyStream
+from .models import ChatAttachment, ChatMessage, ReplyMetric, ReplyStream
 
 
 def message_list(*, thread: ChatThread) -> QuerySet[ChatMessage]:
@@ -366,3 +366,8 @@ def stream_list(*, open_only: bool = False, limit: int = 100) -> list[ReplyStrea
     if open_only:
         streams = streams.filter(status=ReplyStream.Status.STREAMING)
     return list(streams[:limit])
+
+
+def reply_metric_count(*, before: datetime) -> int:
+    """Reply metrics created before ``before`` (what a retention prune would delete)."""
+    return ReplyMetric.objects.filter(created_at__lt=before).count()

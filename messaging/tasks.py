@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
 
 from chatproject.errors import OUTAGE_ERRORS
 
+from .metrics import reply_metrics_prune
 from .services import stream_sweep_stale
 
 logger = logging.getLogger(__name__)
@@ -25,3 +30,29 @@ def sweep_streams() -> int:
         # The database is down: the next run, a few seconds on, tries again.
         logger.warning("stale stream sweep skipped: %s", exc)
         return 0
+
+
+# The retention prune runs with the other periodic sweeps (every few seconds) but acts at most
+# this often, in every process together (the cache is shared on the production stack).
+PRUNE_EVERY_SECONDS = 600
+PRUNE_BATCHES_PER_RUN = 20
+
+
+@shared_task(name="messaging.prune_metrics", ignore_result=True)
+def prune_metrics() -> int:
+    """Delete reply metrics older than REPLY_METRICS_RETENTION_DAYS (periodic: see settings)."""
+    days = settings.REPLY_METRICS_RETENTION_DAYS
+    if not days or not cache.add("messaging:prune-metrics", 1, timeout=PRUNE_EVERY_SECONDS):
+        return 0
+    before = timezone.now() - timedelta(days=days)
+    deleted = 0
+    try:
+        for _ in range(PRUNE_BATCHES_PER_RUN):
+            if not (batch := reply_metrics_prune(before=before)):
+                break
+            deleted += batch
+    except OUTAGE_ERRORS as exc:
+        logger.warning("reply metrics prune skipped: %s", exc)
+    if deleted:
+        logger.info("pruned %d reply metric(s) older than %d days", deleted, days)
+    return deleted

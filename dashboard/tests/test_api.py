@@ -1,14 +1,11 @@
 """GET /api/dashboard/ against known ReplyMetric rows, its window check and who may read it."""
 
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 
 from conftest import token_client
-from messaging.models import ReplyMetric, ReplyStream, ToolCallMetric
+from messaging.models import ReplyStream, ToolCallMetric
 from messaging.services import stream_start
-from messaging.tests.factories import make_message
+from messaging.tests.factories import make_message, make_reply_metric
 from threads.tests.factories import make_thread, make_user
 
 pytestmark = pytest.mark.django_db
@@ -19,32 +16,19 @@ def staff_api(db):
     return token_client(make_user("root", is_staff=True))
 
 
-def metric(user, minutes_ago, *, total, first=None, queue=5, status="complete", model="offline", **fields):
-    at = timezone.now() - timedelta(minutes=minutes_ago)
-    return ReplyMetric.objects.create(
-        created_at=at,
-        minute=int(at.timestamp()) // 60,
-        user=user,
-        model=model,
-        status=status,
-        queue_ms=queue,
-        first_chunk_ms=first,
-        total_ms=total,
-        **fields,
-    )
-
-
 @pytest.fixture
 def known(user, other_user):
     """Four replies in the last hour, one three hours ago, one eight days ago."""
-    a = metric(user, 1, total=100, first=50, prompt_tokens=100, completion_tokens=10)
-    metric(user, 2, total=200, status="error", prompt_tokens=None, completion_tokens=5)
-    metric(user, 3, total=300, first=150, status="stopped", prompt_tokens=50, completion_tokens=20)
-    b = metric(
+    a = make_reply_metric(user, 1, total=100, first=50, prompt_tokens=100, completion_tokens=10)
+    make_reply_metric(user, 2, total=200, status="error", prompt_tokens=None, completion_tokens=5)
+    make_reply_metric(user, 3, total=300, first=150, status="stopped", prompt_tokens=50, completion_tokens=20)
+    b = make_reply_metric(
         other_user, 4, total=400, first=250, model="gpt", prompt_tokens=1000, completion_tokens=500, cost_usd=0.25
     )
-    metric(other_user, 180, total=9000, first=8000, model="gpt", prompt_tokens=7, completion_tokens=3, cost_usd=0.5)
-    metric(user, 8 * 24 * 60, total=1, first=1)
+    make_reply_metric(
+        other_user, 180, total=9000, first=8000, model="gpt", prompt_tokens=7, completion_tokens=3, cost_usd=0.5
+    )
+    make_reply_metric(user, 8 * 24 * 60, total=1, first=1)
     ToolCallMetric.objects.create(reply=a, created_at=a.created_at, name="calculator", duration_ms=10, ok=True)
     ToolCallMetric.objects.create(reply=a, created_at=a.created_at, name="calculator", duration_ms=30, ok=False)
     ToolCallMetric.objects.create(reply=b, created_at=b.created_at, name="web_search", duration_ms=200, ok=True)
@@ -131,7 +115,7 @@ def test_wide_windows_are_reused_for_a_few_seconds_the_last_hour_never(staff_api
 
     assert WINDOWS["1h"].cache_seconds == 0 and 0 < WINDOWS["24h"].cache_seconds <= WINDOWS["7d"].cache_seconds <= 60
     assert staff_api.get("/api/dashboard/?window=7d").json()["replies"]["total"] == 0
-    metric(user, 5, total=10)
+    make_reply_metric(user, 5, total=10)
     with django_assert_num_queries(1):  # the token: the figures come from the cache
         assert staff_api.get("/api/dashboard/?window=7d").json()["replies"]["total"] == 0
     assert staff_api.get("/api/dashboard/?window=1h").json()["replies"]["total"] == 1

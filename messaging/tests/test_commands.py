@@ -10,9 +10,9 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from agent.services import message_ask
-from messaging.models import ChatAttachment, ChatMessage, ReplyStream
+from messaging.models import ChatAttachment, ChatMessage, ReplyMetric, ReplyStream, ToolCallMetric
 from messaging.services import stream_start
-from messaging.tests.factories import make_attachment, make_message
+from messaging.tests.factories import make_attachment, make_message, make_reply_metric
 from threads.models import ChatThread
 from threads.tests.factories import make_thread
 
@@ -161,3 +161,30 @@ def test_seed_demo_refuses_nonsense():
     with pytest.raises(CommandError) as error:
         run("seed_demo", "--users", "0")
     assert error.value.returncode == 2
+
+
+def test_prune_metrics_deletes_only_rows_older_than_asked(user):
+    old = make_reply_metric(user, 100 * 24 * 60, total=1)
+    ToolCallMetric.objects.create(reply=old, created_at=old.created_at, name="calculator", duration_ms=3, ok=True)
+    recent = make_reply_metric(user, 10 * 24 * 60, total=1)
+    out, _ = run("prune_metrics", "--older-than", "30d", "--dry-run", "--json")
+    assert json.loads(out) == {"older_than": "30d", "due": 1, "deleted": 0, "dry_run": True}
+    assert ReplyMetric.objects.count() == 2
+    out, _ = run("prune_metrics", "--older-than", "30d")
+    assert "Deleted 1 reply metric(s)" in out
+    assert list(ReplyMetric.objects.all()) == [recent] and not ToolCallMetric.objects.exists()
+
+
+def test_prune_metrics_defaults_to_the_retention_setting(user, settings):
+    make_reply_metric(user, 100 * 24 * 60, total=1)
+    settings.REPLY_METRICS_RETENTION_DAYS = 0
+    out, _ = run("prune_metrics")
+    assert "keep forever" in out and ReplyMetric.objects.count() == 1
+    settings.REPLY_METRICS_RETENTION_DAYS = 90
+    out, _ = run("prune_metrics")
+    assert "older than 90d" in out and not ReplyMetric.objects.exists()
+
+
+def test_prune_metrics_refuses_a_nonsense_age():
+    with pytest.raises(CommandError, match="number followed by"):
+        run("prune_metrics", "--older-than", "soon")

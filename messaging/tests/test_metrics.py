@@ -15,7 +15,7 @@ from messaging.services import (
     stream_stop,
     stream_sweep_stale,
 )
-from messaging.tests.factories import make_message
+from messaging.tests.factories import make_message, make_reply_metric
 from threads.tests.factories import make_thread
 
 pytestmark = pytest.mark.django_db
@@ -80,3 +80,31 @@ def test_queue_time_counts_from_the_regenerate_not_the_first_message(user):
     second = stream_start(reply_to=question)
     stream_stop(user=user, stream_id=second.pk)
     assert ReplyMetric.objects.order_by("id").last().queue_ms < 60_000
+
+
+def test_the_periodic_prune_keeps_the_retention_window_and_runs_once_in_a_while(user, settings):
+    from django.core.cache import cache
+
+    from messaging.tasks import prune_metrics
+
+    cache.delete("messaging:prune-metrics")
+    settings.REPLY_METRICS_RETENTION_DAYS = 30
+    make_reply_metric(user, 31 * 24 * 60, total=1)
+    kept = make_reply_metric(user, 29 * 24 * 60, total=1)
+    assert prune_metrics() == 1
+    assert list(ReplyMetric.objects.all()) == [kept]
+    make_reply_metric(user, 40 * 24 * 60, total=1)
+    assert prune_metrics() == 0  # ran a moment ago: waits for PRUNE_EVERY_SECONDS
+    cache.delete("messaging:prune-metrics")
+    settings.REPLY_METRICS_RETENTION_DAYS = 0
+    assert prune_metrics() == 0 and ReplyMetric.objects.count() == 2  # 0 keeps everything
+    settings.REPLY_METRICS_RETENTION_DAYS = 30
+    assert prune_metrics() == 1
+
+
+def test_a_prune_batch_deletes_the_oldest_first(user):
+    from messaging.metrics import reply_metrics_prune
+
+    rows = [make_reply_metric(user, days * 24 * 60, total=1) for days in (50, 70, 60, 1)]
+    assert reply_metrics_prune(before=timezone.now() - timedelta(days=40), batch=2) == 2
+    assert set(ReplyMetric.objects.all()) == {rows[0], rows[3]}

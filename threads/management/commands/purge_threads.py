@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import sys
-from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from chatproject.cli import confirm, progress_bar, table, usage_error
+from chatproject.cli import confirm, parse_age, progress_bar, table
 from messaging.services import thread_purge
 from threads.models import ChatThread
 from threads.selectors import thread_list_purgeable
-
-UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_age(text: str) -> timedelta:
-    match = re.fullmatch(r"\s*(\d+)\s*([mhdw])\s*", text)
-    if not match:
-        raise usage_error(f"--older-than: {text!r} is not a number followed by m, h, d or w (like 30d).")
-    return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
 
 
 class Command(BaseCommand):
