@@ -149,7 +149,10 @@ def has_cap_sys_ptrace() -> bool:
 def ptrace_advice(pid: int) -> str:
     """What to grant when py-spy may not read ``pid``: the sentence every permission error carries."""
     scope = ptrace_scope()
-    facts = [f"this process runs as uid {os.getuid()}", f"CAP_SYS_PTRACE {'held' if has_cap_sys_ptrace() else 'missing'}"]
+    facts = [
+        f"this process runs as uid {os.getuid()}",
+        f"CAP_SYS_PTRACE {'held' if has_cap_sys_ptrace() else 'missing'}",
+    ]
     if scope is not None:
         facts.append(f"kernel.yama.ptrace_scope={scope}")
     if settings.PROFILING_PY_SPY:

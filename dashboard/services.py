@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.cache import cache
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
@@ -170,7 +170,7 @@ def _prune() -> None:
 
 
 def profile_start(
-    *, target: Any, seconds: Any, format: Any, requested_by: AbstractBaseUser | None = None
+    *, target: Any, seconds: Any, format: Any, requested_by: User | AnonymousUser | None = None
 ) -> Profile:
     """Start a py-spy recording of one of this server's processes; returns its row, ``running``.
 
@@ -204,7 +204,7 @@ def profile_start(
                 pid=pid,
                 seconds=seconds,
                 format=format,
-                requested_by=requested_by if requested_by is not None and requested_by.is_authenticated else None,
+                requested_by=requested_by if isinstance(requested_by, User) else None,
             )
             transaction.on_commit(lambda: _launch(profile))
     finally:

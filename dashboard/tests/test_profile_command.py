@@ -54,7 +54,9 @@ def test_bad_arguments_exit_2(args):
 
 
 def test_missing_ptrace_rights_exit_1_with_what_to_grant(busy_child, settings):
-    settings.PROFILING_PY_SPY = f"setpriv --reuid=65534 --regid=65534 --clear-groups {Path(sys.executable).parent}/py-spy"
+    settings.PROFILING_PY_SPY = (
+        f"setpriv --reuid=65534 --regid=65534 --clear-groups {Path(sys.executable).parent}/py-spy"
+    )
     with pytest.raises(CommandError) as error:
         run("--target", str(busy_child.pid), "--seconds", "1")
     assert error.value.returncode == 1

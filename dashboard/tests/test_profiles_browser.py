@@ -4,13 +4,12 @@ Screenshots in ``test-artifacts/``. Skipped when /usr/bin/chromium is missing.""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from chatproject.testing import ROOT, Stack
 
-CHROMIUM = Path("/usr/bin/chromium")
+from .browser import CHROMIUM, create_staff, staff_page
+
 ARTIFACTS = ROOT / "test-artifacts"
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)")
@@ -20,24 +19,12 @@ def test_record_the_server_and_view_its_flame_graph(tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     with Stack(tmp_path, env={"CODE_SANDBOX": "off"}) as stack:
-        stack.manage(
-            "shell",
-            "-c",
-            "from django.contrib.auth import get_user_model\n"
-            "get_user_model().objects.create_user('operator', password='operator-password', is_staff=True)\n",
-        )
+        create_staff(stack)
         ARTIFACTS.mkdir(exist_ok=True)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
             try:
-                page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
-                problems: list[str] = []
-                page.on("console", lambda message: message.type == "error" and problems.append(message.text))
-                page.on("pageerror", lambda error: problems.append(str(error)))
-                page.goto(stack.http_url(0, "/accounts/login/"))
-                page.fill("#id_username", "operator")
-                page.fill("#id_password", "operator-password")
-                page.click("button[type=submit]")
+                page, problems = staff_page(browser, stack, height=900)
                 page.goto(stack.http_url(0, "/dashboard/"))
                 expect(page.locator("#table-profiles")).to_contain_text("No recordings yet.")
 

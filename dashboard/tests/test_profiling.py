@@ -150,7 +150,9 @@ def test_bad_input_names_each_field(staff_api, body, fields):
 
 
 def test_seconds_out_of_range_says_the_range(staff_api):
-    response = staff_api.post("/api/profiling/", {"target": "web", "seconds": 61, "format": "flamegraph"}, format="json")
+    response = staff_api.post(
+        "/api/profiling/", {"target": "web", "seconds": 61, "format": "flamegraph"}, format="json"
+    )
     assert response.json() == {"seconds": ["A whole number of seconds from 1 to 60."]}
 
 

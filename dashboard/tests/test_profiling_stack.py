@@ -28,7 +28,9 @@ def record(stack, token: str, body: dict) -> tuple[dict, bytes]:
     deadline = time.monotonic() + 90
     while profile["status"] == "running" and time.monotonic() < deadline:
         time.sleep(0.3)
-        profile = requests.get(stack.http_url(0, f"/api/profiling/{profile['id']}/"), headers=headers, timeout=10).json()
+        profile = requests.get(
+            stack.http_url(0, f"/api/profiling/{profile['id']}/"), headers=headers, timeout=10
+        ).json()
     assert profile["status"] == "done", (profile, stack.logs_text())
     data = requests.get(stack.http_url(0, profile["data_url"]), headers=headers, timeout=10)
     assert data.status_code == 200

@@ -53,7 +53,9 @@ class Command(BaseCommand):
             if profile.status == Profile.Status.DONE and shown < profile.seconds:
                 advance(profile.seconds - shown)
         if profile.status != Profile.Status.DONE:
-            raise CommandError(f"Profile {profile.pk} failed: {profile.error or 'it did not finish.'}", returncode=FAILED)
+            raise CommandError(
+                f"Profile {profile.pk} failed: {profile.error or 'it did not finish.'}", returncode=FAILED
+            )
         path = profile_path(profile)
         assert path is not None
         if output:
