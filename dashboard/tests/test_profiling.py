@@ -255,3 +255,30 @@ def test_a_failed_or_unknown_profile_has_no_data(staff_api, recorded):
     assert staff_api.get(f"/api/profiling/{uuid.uuid4()}/").status_code == 404
     assert staff_api.get("/api/profiling/not-a-uuid/").status_code == 404
     assert staff_api.get("/api/profiling/not-a-uuid/data/").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_starting_one_keeps_only_the_newest_profiles_and_their_files(staff_api):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from dashboard.services import KEEP
+
+    old = []
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    for n in range(KEEP + 2):
+        profile = Profile.objects.create(target="web", pid=1, seconds=1, format="speedscope", status="done")
+        profile.filename = f"{profile.pk}.json"
+        (profiles_dir() / profile.filename).write_text(str(n))
+        profile.save()
+        Profile.objects.filter(pk=profile.pk).update(created_at=an_hour_ago + timedelta(seconds=n))
+        old.append(profile)
+    response = staff_api.post("/api/profiling/", {"target": "web", "seconds": 1, "format": "speedscope"}, format="json")
+    assert response.status_code == 202
+    kept = set(Profile.objects.exclude(pk=response.json()["id"]).values_list("pk", flat=True))
+    # The two oldest went, with their files.
+    assert kept == {profile.pk for profile in old[2:]}
+    assert not (profiles_dir() / old[0].filename).exists() and not (profiles_dir() / old[1].filename).exists()
+    assert (profiles_dir() / old[2].filename).exists()
+    assert finished(staff_api, response.json()["id"])["status"] == "done"
