@@ -24,6 +24,14 @@ WORKDIR /app
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels -r /wheels/requirements.txt
 
+# Profiling: py-spy (alone, not the server) may use CAP_SYS_PTRACE as the unprivileged user, when
+# the container is granted it (docker-compose.yml: cap_add: [SYS_PTRACE] on web and worker).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libcap2-bin \
+    && setcap cap_sys_ptrace+ep "$(command -v py-spy)" \
+    && apt-get purge -y libcap2-bin \
+    && rm -rf /var/lib/apt/lists/*
+
 # The code belongs to root and is read-only for the server; only var/ (media uploads, static
 # files, the SQLite file of the embedded default) is the server's.
 RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin chat

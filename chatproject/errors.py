@@ -95,6 +95,17 @@ class _PayloadTooLarge(drf_exceptions.APIException):
     status_code = 413
 
 
+class Conflict(DomainError):
+    """The request is valid but cannot be done now or here (something else is running, the
+    process lacks a permission): 409 with the subclass's ``code``."""
+
+    code = "conflict"
+
+
+class _Conflict(drf_exceptions.APIException):
+    status_code = 409
+
+
 class ServiceUnavailable(DomainError):
     """A service the request needs (the database, Redis) is down or unreachable; nothing was stored.
 
@@ -149,6 +160,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]):
     elif isinstance(exc, QuotaExceeded | PayloadTooLarge):
         code = exc.code
         exc = _PayloadTooLarge(exc.message)
+    elif isinstance(exc, Conflict):
+        code = exc.code
+        exc = _Conflict(exc.message)
     response = exception_handler(exc, context)
     # Clients tell these apart by code (a login lockout, a busy user, a full quota), not by text.
     if code and response is not None:

@@ -226,6 +226,14 @@ CODE_SANDBOX_BWRAP = os.environ.get("CODE_SANDBOX_BWRAP", "").strip()
 # The sandbox's writable scratch folder is a tmpfs of this size (it is memory).
 CODE_SCRATCH_BYTES = env_int("CODE_SCRATCH_BYTES", 16 * 1024 * 1024)
 
+# --- Profiling (dashboard.profiling, chatproject.profiling; README "Profiling") -----------------
+# "?profile=1" on any URL answers staff with a pyinstrument report of that request.
+PROFILING_ENABLED = env_bool("PROFILING_ENABLED", default=False)
+# Where py-spy recordings are written (default: MEDIA_ROOT/profiles, the volume web and worker share).
+PROFILES_DIR = os.environ.get("PROFILES_DIR", "").strip()
+# The py-spy command, split like a shell line (default: the py-spy next to this Python, else on PATH).
+PROFILING_PY_SPY = os.environ.get("PROFILING_PY_SPY", "").strip()
+
 INSTALLED_APPS = [
     # daphne first: its runserver replaces Django's, serving HTTP and WebSockets with autoreload.
     "daphne",
@@ -262,6 +270,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: it times the view alone, and sees the user DRF authenticated (a token) after it.
+    "chatproject.profiling.RequestProfilerMiddleware",
 ]
 
 ROOT_URLCONF = "chatproject.urls"

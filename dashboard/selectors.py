@@ -11,20 +11,24 @@ from __future__ import annotations
 import heapq
 import logging
 import math
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Avg, Count, F, Q, Sum
+from django.db.models import Avg, Count, F, Q, QuerySet, Sum
 from django.utils import timezone
 
-from chatproject.errors import InvalidInput
+from chatproject.errors import Conflict, InvalidInput, NotFound
 from messaging.models import ReplyMetric, ReplyStream, ToolCallMetric
+
+from .models import Profile
 
 logger = logging.getLogger(__name__)
 
@@ -263,3 +267,35 @@ def database_size() -> dict[str, Any]:
             cursor.execute("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
         (size,) = cursor.fetchone()
     return {"vendor": connection.vendor, "size_bytes": int(size)}
+
+
+def profile_list() -> QuerySet[Profile]:
+    """Every profile, newest first (staff see all of them: they are the server's, not a user's)."""
+    return Profile.objects.order_by("-created_at", "-pk")
+
+
+def profile_get(*, profile_id: Any) -> Profile:
+    """One profile; NotFound for an unknown or malformed id."""
+    try:
+        return Profile.objects.get(pk=uuid.UUID(str(profile_id)))
+    except (ValueError, Profile.DoesNotExist):
+        raise NotFound("Profile not found.") from None
+
+
+class ProfileNotReady(Conflict):
+    code = "profile_not_ready"
+
+
+def profile_file_get(*, profile_id: Any) -> tuple[Profile, Path]:
+    """A finished profile and its file; ProfileNotReady while it records or when it failed."""
+    from .services import profile_path
+
+    profile = profile_get(profile_id=profile_id)
+    if profile.status == Profile.Status.RUNNING:
+        raise ProfileNotReady("The profile is still recording: its file is there once `status` is `done`.")
+    if profile.status == Profile.Status.FAILED:
+        raise ProfileNotReady(f"The recording failed, so it has no file: {profile.error}")
+    path = profile_path(profile)
+    if path is None or not path.is_file():
+        raise NotFound("The profile's file is gone.")
+    return profile, path

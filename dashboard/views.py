@@ -7,6 +7,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from .selectors import WINDOWS
+from .services import MAX_SECONDS, MIN_SECONDS
 
 # How often the page asks the API again.
 REFRESH_SECONDS = 5
@@ -17,5 +18,5 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
     # Not staff: the page does not exist for them.
     if not request.user.is_staff:
         raise Http404("Page not found.")
-    config = {"windows": list(WINDOWS), "refreshSeconds": REFRESH_SECONDS}
+    config = {"windows": list(WINDOWS), "refreshSeconds": REFRESH_SECONDS, "profileSeconds": [MIN_SECONDS, MAX_SECONDS]}
     return render(request, "dashboard/page.html", {"config": config})

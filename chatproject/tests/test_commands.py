@@ -160,7 +160,7 @@ def test_check_services_asks_a_hosted_model_and_fails_when_it_is_away(settings, 
 def test_help_lists_the_projects_commands():
     from django.core.management import ManagementUtility, get_commands
 
-    ours = {"agent", "chatproject", "exports", "messaging", "threads", "webhooks"}
+    ours = {"agent", "chatproject", "dashboard", "exports", "messaging", "threads", "webhooks"}
     commands = sorted(name for name, app in get_commands().items() if app in ours)
     assert len(commands) >= 15, commands
     listed = ManagementUtility(["manage.py", "help"]).main_help_text().split()

@@ -103,7 +103,9 @@ def test_compose_worker_may_make_the_sandbox_namespaces_and_nothing_more():
     worker = services["worker"]
     assert set(worker["security_opt"]) == {"seccomp=unconfined", "apparmor=unconfined"}
     for name, service in services.items():
-        assert "privileged" not in service and "cap_add" not in service, name
+        assert "privileged" not in service, name
+        # py-spy's ptrace (profiling) where it runs: the web server and the worker, nothing else.
+        assert service.get("cap_add", []) == (["SYS_PTRACE"] if name in ("web", "worker") else []), name
         assert "user" not in service, name  # the image's unprivileged user
         if name != "worker":
             assert "security_opt" not in service, name
@@ -158,6 +160,8 @@ def test_dockerfile_builds_wheels_then_a_slim_runtime_as_a_non_root_user():
     healthchecks = [r for k, r in runtime if k == "HEALTHCHECK"]
     assert len(healthchecks) == 1 and "scripts/healthcheck.py" in healthchecks[0]
     assert any(k == "CMD" and "serve" in r for k, r in runtime)
+    # Profiling: the py-spy binary alone gets CAP_SYS_PTRACE (usable where compose grants it).
+    assert any(k == "RUN" and 'setcap cap_sys_ptrace+ep "$(command -v py-spy)"' in r for k, r in runtime)
 
 
 def test_dockerignore_keeps_local_and_generated_files_out_of_the_image():

@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from chatproject.testing import ROOT, Stack
 
-CHROMIUM = Path("/usr/bin/chromium")
+from .browser import CHROMIUM, create_staff, staff_page
+
 ARTIFACTS = ROOT / "test-artifacts"
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)")
@@ -47,25 +47,13 @@ def test_the_dashboard_shows_a_reply_on_desktop_and_phone(stack):
     ):
         assert time.monotonic() < deadline, "no reply"
         time.sleep(0.2)
-    stack.manage(
-        "shell",
-        "-c",
-        "from django.contrib.auth import get_user_model\n"
-        "get_user_model().objects.create_user('operator', password='operator-password', is_staff=True)\n",
-    )
+    create_staff(stack)
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
-            page = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
-            problems: list[str] = []
-            page.on("console", lambda message: message.type == "error" and problems.append(message.text))
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.goto(stack.http_url(0, "/accounts/login/"))
-            page.fill("#id_username", "operator")
-            page.fill("#id_password", "operator-password")
-            page.click("button[type=submit]")
+            page, problems = staff_page(browser, stack)
             page.click("text=Dashboard")
             expect(page.locator(".dash-card").first).to_contain_text("1")
             expect(page.locator("#chart-series rect.bar").first).to_be_attached()

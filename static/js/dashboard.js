@@ -175,4 +175,117 @@
     resizing = setTimeout(function () { if (shown) render(shown); }, 200);
   });
   load();
+
+  // Profiles: py-spy recordings (POST/GET /api/profiling/). The list is asked again every second
+  // while one records, else with the dashboard's own refresh; flame graphs are shown in an <img>
+  // (our own SVG; an image runs no script), speedscope JSON is a download.
+  const profileForm = document.getElementById("profile-form");
+  const profileStatus = document.getElementById("profile-status");
+  const targetSelect = document.getElementById("profile-target");
+  const pidLabel = document.getElementById("profile-pid-label");
+  const csrf = profileForm.querySelector("[name=csrfmiddlewaretoken]").value;
+  let profileTimer = null;
+
+  function errorText(body, status) {
+    if (!body) return "Failed (" + status + ")";
+    if (body.detail) return body.detail;
+    return Object.keys(body).map(function (field) { return field + ": " + [].concat(body[field]).join(" "); }).join("; ");
+  }
+
+  function showProfile(profile) {
+    const view = document.getElementById("profile-view");
+    document.getElementById("profile-view-caption").textContent = "Process " + profile.pid + ", " + profile.seconds + " s, " + new Date(profile.created_at).toLocaleString();
+    document.getElementById("profile-view-img").src = profile.data_url;
+    view.hidden = false;
+  }
+
+  function profileActions(profile) {
+    const cell = el("span");
+    if (profile.status === "done") {
+      if (profile.format === "flamegraph") {
+        const view = el("button", "", "View");
+        view.type = "button";
+        view.addEventListener("click", function () { showProfile(profile); });
+        cell.append(view);
+      }
+      const link = el("a", "", "Download");
+      link.href = profile.data_url;
+      link.setAttribute("download", "");
+      cell.append(link);
+    } else if (profile.status === "failed") {
+      cell.append(el("span", "error", profile.error));
+    } else {
+      cell.append(el("span", "muted", "recording…"));
+    }
+    return cell;
+  }
+
+  function renderProfiles(page) {
+    const box = document.getElementById("table-profiles");
+    if (!page.results.length) { box.replaceChildren(el("p", "muted", "No recordings yet.")); return; }
+    const t = el("table");
+    const head = el("tr");
+    ["Started", "Target", "Pid", "Seconds", "Format", "Status", "Size", ""].forEach(function (label) { head.append(el("th", "", label)); });
+    t.append(el("thead")); t.tHead.append(head);
+    const body = el("tbody");
+    page.results.forEach(function (p) {
+      const tr = el("tr");
+      tr.dataset.profile = p.id;
+      [new Date(p.created_at).toLocaleTimeString(), p.target, String(p.pid), String(p.seconds), p.format, p.status, p.size === null ? "–" : bytes(p.size)]
+        .forEach(function (text) { tr.append(el("td", "", text)); });
+      const actions = el("td");
+      actions.append(profileActions(p));
+      tr.append(actions);
+      body.append(tr);
+    });
+    t.append(body);
+    box.replaceChildren(t);
+  }
+
+  function loadProfiles() {
+    clearTimeout(profileTimer);
+    fetch("/api/profiling/?page_size=20", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (!response.ok) throw new Error("The profiles did not load (" + response.status + ")");
+        return response.json();
+      })
+      .then(function (page) {
+        renderProfiles(page);
+        const running = page.results.some(function (p) { return p.status === "running"; });
+        if (!running && profileStatus.textContent.indexOf("Recording") === 0) profileStatus.textContent = "Recorded.";
+        profileTimer = setTimeout(loadProfiles, running ? 1000 : config.refreshSeconds * 1000);
+      })
+      .catch(function (error) {
+        profileStatus.textContent = error.message;
+        profileTimer = setTimeout(loadProfiles, config.refreshSeconds * 1000);
+      });
+  }
+
+  targetSelect.addEventListener("change", function () { pidLabel.hidden = targetSelect.value !== "pid"; });
+  profileForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    const seconds = Number(document.getElementById("profile-seconds").value);
+    const target = targetSelect.value === "pid" ? Number(document.getElementById("profile-pid").value) : targetSelect.value;
+    const format = document.getElementById("profile-format").value;
+    profileStatus.className = "profile-status";
+    profileStatus.textContent = "Starting…";
+    fetch("/api/profiling/", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf, Accept: "application/json" },
+      body: JSON.stringify({ target: target, seconds: seconds, format: format }),
+    })
+      .then(function (response) {
+        return response.json().catch(function () { return null; }).then(function (body) {
+          if (response.status !== 202) throw new Error(errorText(body, response.status));
+          profileStatus.textContent = "Recording process " + body.pid + " for " + body.seconds + " s…";
+          loadProfiles();
+        });
+      })
+      .catch(function (error) {
+        profileStatus.className = "profile-status error";
+        profileStatus.textContent = error.message;
+      });
+  });
+  loadProfiles();
 })();
