@@ -141,7 +141,12 @@ def measure(args: argparse.Namespace) -> None:
     for label, name, url, params in cases:
         with CaptureQueriesContext(connection) as queries:
             get(name, url, params)
-        timed(f"{label} [{len(queries)} queries]", args.runs, lambda: get(name, url, params), width=66)
+        timed(
+            f"{label} [{len(queries)} queries]",
+            args.runs,
+            lambda name=name, url=url, params=params: get(name, url, params),
+            width=66,
+        )
 
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import Page
 from django.core.paginator import Paginator as DjangoPaginator
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.db.models import Q, QuerySet
 from rest_framework import pagination
@@ -151,7 +151,8 @@ class CursorOrPagePagination(PageNumberPagination):
     def get_paginated_response(self, data: Any) -> Response:
         if not self.cursor_mode:
             return super().get_paginated_response(data)
-        return Response({"next": self._link(self.next_token), "previous": self._link(self.previous_token), "results": data})
+        links = {"next": self._link(self.next_token), "previous": self._link(self.previous_token)}
+        return Response({**links, "results": data})
 
     def _link(self, token: str | None) -> str | None:
         if token is None:

@@ -1,4 +1,16 @@
+import base64
+import json
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from messaging.models import ChatMessage
+from messaging.tests.factories import make_attachment, make_message
+from threads.tests.factories import make_thread
 
 pytestmark = pytest.mark.django_db
 
@@ -26,8 +38,6 @@ def test_bad_paging_parameters_are_refused_by_name(api, query, status, field):
 
 
 def test_page_size_and_last_page_are_honoured(api, user):
-    from threads.tests.factories import make_thread
-
     for n in range(5):
         make_thread(user, title=f"t{n}")
     page = api.get(LIST, {"page_size": 2, "page": "last"}).json()
@@ -36,26 +46,14 @@ def test_page_size_and_last_page_are_honoured(api, user):
 
 # --- Cursor (keyset) pages: chatproject.pagination.CursorOrPagePagination ----------------------
 
-import base64  # noqa: E402
-import json  # noqa: E402
-from datetime import timedelta  # noqa: E402
-
-from django.db import connection  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
-from django.utils import timezone  # noqa: E402
-
-from messaging.models import ChatMessage  # noqa: E402
-from messaging.tests.factories import make_attachment, make_message  # noqa: E402
-from threads.models import ChatThread  # noqa: E402
-from threads.tests.factories import make_thread  # noqa: E402
-
 
 def messages_url(thread) -> str:
     return f"/api/threads/{thread.pk}/messages/"
 
 
 def in_order(thread) -> list[str]:
-    return [str(pk) for pk in ChatMessage.objects.filter(thread=thread).order_by("created_at", "id").values_list("pk", flat=True)]
+    ids = ChatMessage.objects.filter(thread=thread).order_by("created_at", "id").values_list("pk", flat=True)
+    return [str(pk) for pk in ids]
 
 
 def walk(api, url, params, link: str) -> list[list[str]]:
@@ -70,8 +68,6 @@ def walk(api, url, params, link: str) -> list[list[str]]:
 
 
 def cursor_of(link: str) -> str:
-    from urllib.parse import parse_qs, urlsplit
-
     return parse_qs(urlsplit(link).query)["cursor"][0]
 
 
@@ -143,7 +139,7 @@ def test_thread_list_cursor_sees_each_thread_once_though_one_moves_to_the_top(ap
             break
         body = api.get(body["next"]).json()
     assert seen == ["t6", "t5", "t4", "t3", "t2", "t1"]  # t0 moved to the top: not seen twice
-    assert [t["title"] for t in api.get("/api/threads/", {"cursor": "first"}).json()["results"]][0] == "t0"
+    assert api.get("/api/threads/", {"cursor": "first"}).json()["results"][0]["title"] == "t0"
     archived = api.get("/api/threads/", {"cursor": "first", "status": "archived"}).json()
     assert archived["results"] == []
 
@@ -221,9 +217,11 @@ def test_cursor_pages_cost_the_same_queries_whatever_the_page_size(api, user, pa
     for n in range(page_size):
         make_thread(user, title=f"t{n}")
     with django_assert_num_queries(2):  # token, page
-        assert len(api.get("/api/threads/", {"cursor": "first", "page_size": page_size}).json()["results"]) == min(
-            page_size, 50
-        ) or page_size > 50
+        assert (
+            len(api.get("/api/threads/", {"cursor": "first", "page_size": page_size}).json()["results"])
+            == min(page_size, 50)
+            or page_size > 50
+        )
 
 
 def test_a_cursor_page_is_a_keyset_read_without_count_or_offset(api, user):
@@ -237,7 +235,7 @@ def test_a_cursor_page_is_a_keyset_read_without_count_or_offset(api, user):
     assert len(page_sql) == 1 and "OFFSET" not in page_sql[0] and "COUNT(*)" not in " ".join(q["sql"] for q in queries)
     assert '"created_at" >' in page_sql[0]
     # The token is opaque to clients, but it is the position of the page's last row.
-    kind, created, pk = json.loads(base64.urlsafe_b64decode(cursor_of(first["next"]) + "=="))
+    kind, _created, pk = json.loads(base64.urlsafe_b64decode(cursor_of(first["next"]) + "=="))
     assert (kind, pk) == ("n", first["results"][-1]["id"])
 
 
