@@ -7,6 +7,7 @@
     python3 bench/run.py tree [...]      # the visualization endpoint and paths on a 5,000-message thread
     python3 bench/run.py dashboard [...] # the staff dashboard API on a million messages' reply metrics
     python3 bench/run.py lists [...]     # thread and message lists (pages, cursors) on a million messages
+    python3 bench/run.py reply-cost [...] # CPU per agent reply, offline and scripted models, worker and eager
 
 Uses the embedded default unless DATABASE_URL / REDIS_URL are set; the README's numbers were
 measured with both set (PostgreSQL and Redis on this machine). ``faults`` always runs the
@@ -35,6 +36,7 @@ BENCHMARKS = {
     "export": "bench/export_bulk.py",
     "dashboard": "bench/dashboard_api.py",
     "lists": "bench/rest_lists.py",
+    "reply-cost": "bench/reply_cost.py",
 }
 
 
