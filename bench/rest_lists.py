@@ -13,9 +13,11 @@ drop the database afterwards).
 Then it times, through the whole Django stack (token auth, DRF, JSON rendering), ``--runs``
 requests each, wall p50/p95/p99 and CPU p50, and counts the queries of one request:
 
-- the thread list's first page (the user with all the threads) and a deep page by cursor,
-- the long thread's message list: first page, last page by ``?page=last`` (COUNT + OFFSET), the
-  newest page by ``?cursor=last`` and a page deep in the thread through a ``previous`` cursor.
+- the thread list's first and last page (the user with all the threads), by number and by cursor
+  (the page after its middle thread),
+- the long thread's message list: first page, last page by ``?page=last`` (COUNT, then read
+  from the end), the newest page by ``?cursor=last`` and the page after its middle message by
+  cursor. ``--pages-only`` times the page-number requests alone (for a checkout without cursors).
 """
 
 from __future__ import annotations
@@ -80,6 +82,9 @@ def main() -> None:
     parser.add_argument("--long", type=int, default=100_000, help="Messages of the one long thread.")
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--seed-only", action="store_true")
+    parser.add_argument(
+        "--pages-only", action="store_true", help="Only page numbers (to time a checkout from before cursors)."
+    )
     args = parser.parse_args()
     settings.ALLOWED_HOSTS = ["testserver", "localhost"]
     call_command("migrate", verbosity=0)
@@ -119,31 +124,47 @@ def measure(args: argparse.Namespace) -> None:
         return response.json()
 
     messages_url = f"/api/threads/{long_thread.pk}/messages/"
-    # Cursors a client would hold: a thread-list page about half-way down, and the long thread's
-    # page about half-way back from its newest (each reached by following links once, here).
-    deep_threads = get(MANY, "/api/threads/", {"cursor": "first"})
-    for _ in range(min(args.threads // 50 // 2, 200) - 1):
-        deep_threads = get(MANY, deep_threads["next"])
-    deep_messages = get(LONG, messages_url, {"cursor": "last"})
-    for _ in range(min(args.long // 50 // 2, 200) - 1):
-        deep_messages = get(LONG, deep_messages["previous"])
-    cases = [
+    pages = [
         ("thread list, first page", MANY, "/api/threads/", None),
-        ("thread list, first page (cursor)", MANY, "/api/threads/", {"cursor": "first"}),
-        ("thread list, deep page (cursor)", MANY, deep_threads["next"], None),
         ("thread list, last page (?page=last)", MANY, "/api/threads/", {"page": "last"}),
         ("message list, first page", LONG, messages_url, None),
+        ("message list, last page (?page=last)", LONG, messages_url, {"page": "last"}),
+    ]
+    if args.pages_only:
+        time_cases(pages, get, args.runs)
+        return
+    # Cursors a client paging half-way through would hold: the links of the thread-list page
+    # after the middle thread, and of the long thread's page before its middle message (built
+    # here as the API builds them, rather than by following a thousand links first).
+    from chatproject.pagination import CursorOrPagePagination
+    from messaging.models import ChatMessage
+    from messaging.selectors import message_list
+    from threads.selectors import thread_list
+
+    def middle(queryset, fields: list[str]) -> str:
+        row = queryset[queryset.count() // 2]
+        return CursorOrPagePagination._encode(True, [getattr(row, name) for name in fields])
+
+    deep_threads = middle(thread_list(user=User.objects.get(username=MANY)), ["updated_at", "pk"])
+    deep_messages = middle(message_list(thread=long_thread), ["created_at", "pk"])
+    assert ChatMessage.objects.filter(thread=long_thread).count() == args.long
+    cursors = [
+        ("thread list, first page (cursor)", MANY, "/api/threads/", {"cursor": "first"}),
+        ("thread list, middle page (cursor)", MANY, "/api/threads/", {"cursor": deep_threads}),
         ("message list, first page (cursor)", LONG, messages_url, {"cursor": "first"}),
         ("message list, newest page (?cursor=last)", LONG, messages_url, {"cursor": "last"}),
-        ("message list, deep page (previous cursor)", LONG, deep_messages["previous"], None),
-        ("message list, last page (?page=last: COUNT+OFFSET)", LONG, messages_url, {"page": "last"}),
+        ("message list, middle page (cursor)", LONG, messages_url, {"cursor": deep_messages}),
     ]
+    time_cases(pages + cursors, get, args.runs)
+
+
+def time_cases(cases: list, get, runs: int) -> None:
     for label, name, url, params in cases:
         with CaptureQueriesContext(connection) as queries:
             get(name, url, params)
         timed(
             f"{label} [{len(queries)} queries]",
-            args.runs,
+            runs,
             lambda name=name, url=url, params=params: get(name, url, params),
             width=66,
         )
