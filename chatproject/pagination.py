@@ -19,16 +19,19 @@ from rest_framework.utils.urls import replace_query_param
 
 
 class _Paginator(DjangoPaginator):
-    """Django's, except that a page in the second half of an ordered queryset is read from the
-    end (the order reversed, then the rows): ``?page=last`` of a long thread is then an index
-    read of one page, not an OFFSET past every row before it. The COUNT stays."""
+    """Django's, except that a page in the second half of a queryset in a total order (its last
+    field the id) is read from the end (the order reversed, then the rows): ``?page=last`` of a
+    long thread is then an index read of one page, not an OFFSET past every row before it. The
+    COUNT stays."""
 
     def page(self, number: Any) -> Page:
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
         top = min(bottom + self.per_page, self.count)
         rows = self.object_list
-        if not (isinstance(rows, QuerySet) and rows.query.order_by and bottom > self.count // 2):
+        # Only a total order reads the same both ways (ties would land on either side of a page).
+        order = [str(name).lstrip("-") for name in rows.query.order_by] if isinstance(rows, QuerySet) else []
+        if not (order and order[-1] in ("id", "pk") and bottom > self.count // 2):
             return super().page(number)
         page = list(rows.reverse()[self.count - top : self.count - bottom])
         page.reverse()
