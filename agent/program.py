@@ -171,8 +171,8 @@ def _program_key(model: ModelSpec, tools: dict[str, Callable[..., str]]) -> Hash
 def program_for(model: ModelSpec, tools: dict[str, Callable[..., str]]) -> Any:
     """The ``dspy.ReAct`` program for this model and these tools, built once per process.
 
-    Building it (a signature per step, each tool's JSON schema) cost about a quarter of a reply's
-    CPU on the offline model. It holds nothing of a reply: its tools call the reply's own
+    Building it (a signature per step, each tool's JSON schema) cost about 5 ms of CPU, a tenth of
+    a reply's (``bench/run.py reply-cost``). It holds nothing of a reply: its tools call the reply's own
     functions through ``REPLY_TOOLS`` (see ``run_program``), its modules keep no call history,
     and the model is given per reply. Safe to share between threads: DSPy keeps a run's state in
     the run (its trajectory) and in per-thread settings.
