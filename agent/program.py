@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from functools import cache
 from typing import Any
 
@@ -125,6 +126,84 @@ class _StatusProvider:
         return Provider()
 
 
+# The setting (a DSPy context override, per reply) that holds the reply's own tool functions.
+# DSPy carries its context overrides to the threads the program runs on, as it does the model.
+REPLY_TOOLS = "chat_reply_tools"
+# Programs built, by what they are built from (see ``_program_key``): a handful per process.
+_programs: dict[Hashable, Any] = {}
+_programs_lock = threading.Lock()
+MAX_PROGRAMS = 32
+
+
+class _NoHistory(list[Any]):
+    """A module's call history that keeps nothing. DSPy appends every call (its whole prompt) to
+    the history of each module that made it, up to 10,000: a program shared by every reply of a
+    process would hold that many of its users' prompts. The model's own history (a fresh ``dspy.LM``
+    per reply) still records the calls, for ``_usage``."""
+
+    def append(self, item: Any) -> None:
+        return None
+
+
+def _dispatcher(name: str) -> Callable[..., str]:
+    """The function a cached ``dspy.Tool`` calls: the tool ``name`` of the reply being run, read
+    from the reply's DSPy context (never a process-wide one: outside a reply it refuses)."""
+    import dspy
+
+    def call(**kwargs: Any) -> str:
+        tools = dspy.settings.get(REPLY_TOOLS)
+        if not tools or name not in tools:
+            raise RuntimeError(f"The tool {name!r} was called outside a reply")
+        result: str = tools[name](**kwargs)
+        return result
+
+    return call
+
+
+def _program_key(model: ModelSpec, tools: dict[str, Callable[..., str]]) -> Hashable:
+    """What a program is built from: the model, AGENT_MAX_ITERS, and each tool's name and code
+    and docstring (what the model reads of it; the same for every reply of one registry), never
+    the conversation the tools are bound to."""
+    shapes = tuple((name, getattr(fn, "__code__", fn), fn.__doc__) for name, fn in tools.items())
+    return (model, settings.AGENT_MAX_ITERS, shapes)
+
+
+def program_for(model: ModelSpec, tools: dict[str, Callable[..., str]]) -> Any:
+    """The ``dspy.ReAct`` program for this model and these tools, built once per process.
+
+    Building it (a signature per step, each tool's JSON schema) cost about 5 ms of CPU, a tenth of
+    a reply's (``bench/run.py reply-cost``). It holds nothing of a reply: its tools call the reply's own
+    functions through ``REPLY_TOOLS`` (see ``run_program``), its modules keep no call history,
+    and the model is given per reply. Safe to share between threads: DSPy keeps a run's state in
+    the run (its trajectory) and in per-thread settings.
+    """
+    key = _program_key(model, tools)
+    with _programs_lock:
+        program = _programs.get(key)
+        if program is None:
+            program = _build_program(tools)
+            if len(_programs) >= MAX_PROGRAMS:
+                _programs.clear()
+            _programs[key] = program
+        return program
+
+
+def _build_program(tools: dict[str, Callable[..., str]]) -> Any:
+    import dspy
+
+    shared = []
+    for name, function in tools.items():
+        # The schema is read from the reply's function (its signature and docstring), then the
+        # tool calls whichever reply runs it: this first reply's function is not kept.
+        tool = dspy.Tool(function, name=name)
+        tool.func = _dispatcher(name)
+        shared.append(tool)
+    react = dspy.ReAct(_signature(), tools=shared, max_iters=settings.AGENT_MAX_ITERS)
+    for module in [react, *(sub for _, sub in react.named_sub_modules())]:
+        module.history = _NoHistory()
+    return react
+
+
 def _short(value: Any, limit: int = 500) -> Any:
     text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
     return text if len(text) <= limit else text[:limit] + "…"
@@ -148,11 +227,8 @@ def run_program(
         lm = build_lm(model)
     except Exception as exc:
         raise AgentError(f"The model {model.name!r} cannot be used: {type(exc).__name__}: {exc}") from exc
-    react = dspy.ReAct(
-        _signature(),
-        tools=[dspy.Tool(function, name=name) for name, function in tools.items()],
-        max_iters=settings.AGENT_MAX_ITERS,
-    )
+    react = program_for(model, tools)
+    # Per reply: the stream listener and the status provider keep the run's state.
     status = _StatusProvider()
     streaming = dspy.streamify(
         react,
@@ -161,7 +237,7 @@ def run_program(
         async_streaming=False,
     )
     try:
-        with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
+        with dspy.context(lm=lm, adapter=dspy.ChatAdapter(), **{REPLY_TOOLS: tools}):
             for item in streaming(
                 custom_instructions=instructions or "(none)", history=history, memories=memories, message=message
             ):

@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chatproject.errors import InvalidInput
+from chatproject.pagination import CursorOrPagePagination
 from threads.selectors import thread_get
 from threads.serializers import ThreadSerializer
 
@@ -48,10 +49,12 @@ class MessageListApi(generics.GenericAPIView):
     """Messages of one of your threads, oldest first (``?page=last`` for the newest page).
 
     Every message of every branch, in time order; ``?path=active`` only the active branch from its
-    root, ``?leaf=<message id>`` only the path from the root down to that message.
+    root, ``?leaf=<message id>`` only the path from the root down to that message. The whole list
+    also pages by ``?cursor=`` (keyset on ``(created_at, id)``): the way to read a long thread.
     """
 
     serializer_class = MessageCreateSerializer
+    pagination_class = CursorOrPagePagination
 
     def get_queryset(self):
         thread = thread_get(user=self.request.user, thread_id=self.kwargs["thread_id"])

@@ -50,7 +50,12 @@ class ChatMessage(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [
-            models.Index(fields=["thread", "created_at"], name="message_thread_created"),
+            # The order of every list of a thread's messages, id included: a page (by cursor or
+            # by offset) is read in index order, never sorted.
+            models.Index(fields=["thread", "created_at", "id"], name="message_thread_created_id"),
+            # A thread's roots (the siblings of a first message, on every list page that holds one):
+            # without it, a read of every index entry of the thread to find the one or two roots.
+            models.Index(fields=["thread"], condition=models.Q(parent__isnull=True), name="message_thread_roots"),
             # The sweep reads only the few messages still waiting, oldest first.
             models.Index(fields=["created_at"], condition=models.Q(awaiting_reply=True), name="message_awaiting_reply"),
         ]

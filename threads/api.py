@@ -4,6 +4,8 @@ from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from chatproject.pagination import CursorOrPagePagination
+
 from .selectors import thread_get, thread_list
 from .serializers import ThreadCreateSerializer, ThreadFilterSerializer, ThreadSerializer, ThreadUpdateSerializer
 from .services import thread_create, thread_delete, thread_update
@@ -28,9 +30,13 @@ VALIDATION_EXAMPLE = OpenApiExample(
 
 
 class ThreadListApi(generics.GenericAPIView):
-    """Your threads, most recently active first; deleted threads are never listed."""
+    """Your threads, most recently active first; deleted threads are never listed.
+
+    Pages by ``?page=`` or by ``?cursor=`` (keyset on ``(updated_at, id)``, newest first).
+    """
 
     serializer_class = ThreadCreateSerializer
+    pagination_class = CursorOrPagePagination
 
     def get_queryset(self):
         # A plain dict: DRF reads a blank form value as "not given", so `?status=` would pass.

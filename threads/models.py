@@ -35,8 +35,16 @@ class ChatThread(models.Model):
     class Meta:
         ordering = ["-updated_at"]
         indexes = [
-            # Serves "my threads by status, newest first"; owner alone is its prefix.
-            models.Index(fields=["owner", "status", "-updated_at"], name="thread_owner_status_recent"),
+            # Serves "my threads by status, newest first" (the id breaks ties, as the list and its
+            # cursors do); owner alone is its prefix.
+            models.Index(fields=["owner", "status", "-updated_at", "-id"], name="thread_owner_status_recent_id"),
+            # "My threads" without a status filter (everything not deleted), read in the list's order:
+            # without it a user's thread list scanned and sorted all their threads for every page.
+            models.Index(
+                fields=["owner", "-updated_at", "-id"],
+                condition=~models.Q(status="deleted"),
+                name="thread_owner_visible_recent",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
