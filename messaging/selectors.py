@@ -20,7 +20,7 @@ from threads.models import ChatThread
 from threads.selectors import parse_uuid
 from threads.tree import newest_leaf, path_to
 
-from .models import ChatAttachment, ChatMessage, ReplyStream
+from .models import ChatAttachment, ChatMessage, ReplyChunk, ReplyStream
 
 
 def message_list(*, thread: ChatThread) -> QuerySet[ChatMessage]:
@@ -249,6 +249,18 @@ def stream_get(*, thread_id: uuid.UUID, stream_id: str | uuid.UUID) -> ReplyStre
     return ReplyStream.objects.select_related("message").filter(pk=pk, thread_id=thread_id).first()
 
 
+def stream_chunk_list(*, stream_id: uuid.UUID | str, from_seq: int = 0) -> list[tuple[int, str]]:
+    """The stream's deltas as ``(seq, delta)`` from ``from_seq`` on, in order: one range read of
+    the ``(stream, seq)`` index, so resuming or filling a gap reads only what the client lacks."""
+    rows = ReplyChunk.objects.filter(stream_id=stream_id, seq__gte=from_seq).order_by("seq")
+    return list(rows.values_list("seq", "delta"))
+
+
+def stream_text(*, stream_id: uuid.UUID | str) -> str:
+    """Every delta of the stream joined in order: the text it had sent so far."""
+    return "".join(delta for _, delta in stream_chunk_list(stream_id=stream_id))
+
+
 # A user message awaiting its reply is waiting for a worker (queued, or accepted while the broker
 # was down and queued again by the outbox sweep). Past this age it no longer counts as a reply in
 # progress, so a task lost for long cannot lock its sender out (the sweep still answers it).
@@ -361,8 +373,7 @@ def site_stats(*, now: datetime | None = None) -> dict[str, Any]:
 
 def stream_list(*, open_only: bool = False, limit: int = 100) -> list[ReplyStream]:
     """Reply streams of every thread, newest first (``open_only``: those still streaming)."""
-    # Not the chunks: a long reply's list is large, and the table shows none of it.
-    streams = ReplyStream.objects.select_related("thread__owner").defer("chunks").order_by("-started_at", "-id")
+    streams = ReplyStream.objects.select_related("thread__owner").order_by("-started_at", "-id")
     if open_only:
         streams = streams.filter(status=ReplyStream.Status.STREAMING)
     return list(streams[:limit])

@@ -64,7 +64,7 @@ def test_streams_lists_open_ones_with_their_heartbeat(user):
     ReplyStream.objects.filter(pk=stale.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=30))
     out, _ = run("streams", "--open", "--json")
     [row] = json.loads(out)
-    assert (row["id"], row["status"], row["owner"]) == (str(stale.pk), "streaming", user.username)
+    assert (row["id"], row["status"], row["owner"], row["chunks"]) == (str(stale.pk), "streaming", user.username, 0)
     assert row["heartbeat_seconds_ago"] >= 30
     everything, _ = run("streams", "--json")
     assert sorted(r["status"] for r in json.loads(everything)) == ["complete", "streaming"]
