@@ -59,8 +59,8 @@ from .services import (
     message_send,
     message_send_file,
     stream_stop,
-    stream_sweep_stale,
 )
+from .stream_watch import stream_watch
 
 logger = logging.getLogger(__name__)
 
@@ -143,8 +143,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self._stop_watching()
 
     def _stop_watching(self) -> None:
-        if watchdog := getattr(self, "watchdog", None):
-            watchdog.cancel()
+        stream_watch().leave(self)
         if layer_watch := getattr(self, "layer_watch", None):
             layer_watch.leave(self)
 
@@ -211,7 +210,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         async with self.relay_lock:
             await self._resync((query.get("after") or [None])[0])
         self.admitted = True
-        self.watchdog = asyncio.create_task(self._watch_streams())
+        # This process's stream watch checks the streams in next_seq (see stream_lagging).
+        stream_watch().join(self)
         self.frame_task = asyncio.create_task(self._handle_frames())
 
     async def disconnect(self, code: int) -> None:
@@ -523,23 +523,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for stream in streams:
             await self._catch_up(stream["id"])
 
-    async def _watch_streams(self) -> None:
-        """While a reply streams, end it if its worker died, and fill what the layer dropped."""
-        interval = max(0.5, settings.STREAM_HEARTBEAT_SECONDS)
-        while True:
-            await asyncio.sleep(interval)
-            if not self.next_seq:
-                continue
-            try:
-                await database_sync_to_async(stream_sweep_stale)(thread_id=self.thread.pk)
-                async with self.relay_lock:
-                    for stream_id in list(self.next_seq):
-                        await self._catch_up(stream_id)
-            except OUTAGE_ERRORS as exc:
-                # The database is down: try again next time, the connection stays.
-                logger.warning("stream watchdog for thread %s: %s", self.thread.pk, exc)
-            except Exception:
-                logger.exception("stream watchdog for thread %s failed", self.thread.pk)
+    async def stream_lagging(self, stream_id: str) -> None:
+        """The stream watch saw this stream ended, or chunks stored long ago that this client
+        lacks (their events were lost): fill it from the database."""
+        async with self.relay_lock:
+            if stream_id in self.next_seq:
+                await self._catch_up(stream_id)
 
 
 class CloseOnOutage:

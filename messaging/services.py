@@ -10,7 +10,7 @@ import hashlib
 import json
 import mimetypes
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
@@ -758,15 +758,19 @@ def stream_stop(*, user: User | AnonymousUser, stream_id: Any, thread_id: uuid.U
     return stream
 
 
-def stream_sweep_stale(*, thread_id: uuid.UUID | None = None) -> int:
-    """End every stream whose worker stopped beating as ``interrupted``, keeping its partial text.
+def stream_sweep_stale(*, thread_id: uuid.UUID | None = None, stream_ids: Collection[Any] | None = None) -> int:
+    """End every stream whose worker stopped beating as ``interrupted``, keeping its partial text
+    (of one thread, or among ``stream_ids``, when given).
 
-    Safe to run from many places at once (consumers, the ops command): one caller wins each stream.
+    Safe to run from many places at once (the stream watch of each server, the periodic sweep, the
+    ops command): one caller wins each stream.
     """
     cutoff = timezone.now() - timedelta(seconds=settings.STREAM_STALE_SECONDS)
     stale = ReplyStream.objects.filter(status=ReplyStream.Status.STREAMING, heartbeat_at__lt=cutoff)
     if thread_id is not None:
         stale = stale.filter(thread_id=thread_id)
+    if stream_ids is not None:
+        stale = stale.filter(pk__in=list(stream_ids))
     ended = 0
     for stream in stale.select_related("thread"):
         if stream_finish(stream=stream, status=ReplyStream.Status.INTERRUPTED, metadata={"interrupted": True}):
