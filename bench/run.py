@@ -7,6 +7,7 @@
     python3 bench/run.py tree [...]      # the visualization endpoint and paths on a 5,000-message thread
     python3 bench/run.py dashboard [...] # the staff dashboard API on a million messages' reply metrics
     python3 bench/run.py chunks [...]    # rows, bytes and time a 4,000-delta reply writes (SQLite, PostgreSQL)
+    python3 bench/run.py idle [...]      # database queries per second of 1,000 idle WebSocket connections
 
 Uses the embedded default unless DATABASE_URL / REDIS_URL are set; the README's numbers were
 measured with both set (PostgreSQL and Redis on this machine). ``faults`` always runs the
@@ -35,6 +36,7 @@ BENCHMARKS = {
     "export": "bench/export_bulk.py",
     "dashboard": "bench/dashboard_api.py",
     "chunks": "bench/reply_chunks.py",
+    "idle": "bench/idle_connections.py",
 }
 
 
