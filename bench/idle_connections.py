@@ -4,8 +4,9 @@
 
 Starts ``chatproject.testing.Stack`` on PostgreSQL (a fresh database next to DATABASE_URL's, or
 postgres://postgres@127.0.0.1:5432/postgres's when unset) and Redis (a redis-server of its own):
-one Daphne process, a Celery worker (one process: nothing replies) and beat. ``STREAM_STALE_SECONDS`` is an hour, so replies
-held open without a worker are not swept during the measure. Then three phases of ``--seconds``
+one Daphne process, a Celery worker (one process: nothing replies) and beat.
+``STREAM_STALE_SECONDS`` is an hour, so replies held open without a worker are not swept during
+the measure. Then three phases of ``--seconds``
 each, counting on the stack's database from ``pg_stat_database`` (``xact_commit``: every query
 of an autocommit connection is one) and ``pg_stat_user_tables`` (index and sequential scans):
 
@@ -60,10 +61,28 @@ def measure(url: str, seconds: float) -> dict[str, float]:
 
 
 async def hold(urls: list[str], ready: asyncio.Event, stop: asyncio.Event, received: list[int]) -> None:
-    from websockets.asyncio.client import connect
+    """Open every connection, in waves that each wait for their handshakes (Daphne closes one whose
+    application has not accepted within its connect timeout, and connecting is not what is
+    measured); then read whatever arrives until ``stop``."""
+    from websockets.asyncio.client import ClientConnection, connect
+    from websockets.exceptions import InvalidHandshake
 
-    async def one(url: str) -> None:
-        async with connect(url, open_timeout=60, ping_interval=None, max_size=None) as socket:
+    async def open_one(url: str) -> ClientConnection:
+        for _ in range(4):
+            try:
+                return await connect(url, open_timeout=60, ping_interval=None, max_size=None)
+            except (OSError, EOFError, TimeoutError, InvalidHandshake):
+                await asyncio.sleep(1)
+        return await connect(url, open_timeout=60, ping_interval=None, max_size=None)
+
+    async def one(url: str, opened: asyncio.Future) -> None:
+        try:
+            socket = await open_one(url)
+        except Exception as exc:
+            opened.set_exception(exc)
+            return
+        opened.set_result(None)
+        async with socket:
             while not stop.is_set():
                 try:
                     await asyncio.wait_for(socket.recv(), timeout=1)
@@ -72,11 +91,11 @@ async def hold(urls: list[str], ready: asyncio.Event, stop: asyncio.Event, recei
                     continue
 
     tasks = []
-    for index, url in enumerate(urls):
-        tasks.append(asyncio.create_task(one(url)))
-        if index % 50 == 49:
-            await asyncio.sleep(0.2)  # connect in waves: the handshakes are not what is measured
-    await asyncio.sleep(2)
+    for wave in range(0, len(urls), 25):
+        opened = [asyncio.get_running_loop().create_future() for _ in urls[wave : wave + 25]]
+        tasks += [asyncio.create_task(one(url, done)) for url, done in zip(urls[wave : wave + 25], opened, strict=True)]
+        for done in opened:
+            await done  # raises when a connection could not be opened
     ready.set()
     await asyncio.gather(*tasks)
 
@@ -126,7 +145,14 @@ def main() -> None:
                 holder.result()  # a connection failed: raise it
             for phase in ("idle connections", "each following a silent reply"):
                 if phase != "idle connections":
+                    # Each connection then hears of its thread's question and reply start (it reads
+                    # the question, whose broadcast it never had): not part of the idle measure.
+                    expected = received[0] + 2 * args.connections
                     await asyncio.to_thread(open_replies, stack, [thread for _, thread in threads])
+                    deadline = time.monotonic() + 300
+                    while received[0] < expected and time.monotonic() < deadline:
+                        await asyncio.sleep(0.5)
+                await asyncio.sleep(10)  # the server finishes what connecting or the replies set off
                 results[phase] = await asyncio.to_thread(measure, url, args.seconds)
                 print(f"  {phase}: {json.dumps(results[phase])} (events received {received[0]})", flush=True)
             stop.set()
