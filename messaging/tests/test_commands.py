@@ -25,6 +25,9 @@ def run(*args, **options):
     return out.getvalue(), err.getvalue()
 
 
+# A reply (message_ask) beats from another thread: on PostgreSQL, under load a reply slower than
+# the heartbeat would find its stream uncommitted and stop, so these commit.
+@pytest.mark.django_db(transaction=True)
 def test_stats_counts_and_reply_latency(user, other_user):
     thread = make_thread(user)
     make_thread(other_user, status="archived")
@@ -57,6 +60,9 @@ def test_stats_counts_and_reply_latency(user, other_user):
     assert "threads archived\t1" in table and "last hour\t1\t0\t10.00 s\t10.00 s" in table
 
 
+# A reply (message_ask) beats from another thread: on PostgreSQL, under load a reply slower than
+# the heartbeat would find its stream uncommitted and stop, so these commit.
+@pytest.mark.django_db(transaction=True)
 def test_streams_lists_open_ones_with_their_heartbeat(user):
     thread = make_thread(user)
     message_ask(thread=thread, sender=user, content="2+2")  # a complete stream
@@ -92,6 +98,9 @@ def test_show_thread_prints_the_active_path_or_every_message(user):
     assert "edited question" in everything
 
 
+# A reply (message_ask) beats from another thread: on PostgreSQL, under load a reply slower than
+# the heartbeat would find its stream uncommitted and stop, so these commit.
+@pytest.mark.django_db(transaction=True)
 def test_show_thread_shows_tool_steps(user):
     thread = make_thread(user)
     message_ask(thread=thread, sender=user, content="what is 6 times 7?")
@@ -104,6 +113,9 @@ class FakeTerminal(io.StringIO):
         return True
 
 
+# A reply (message_ask) beats from another thread: on PostgreSQL, under load a reply slower than
+# the heartbeat would find its stream uncommitted and stop, so these commit.
+@pytest.mark.django_db(transaction=True)
 def test_show_thread_renders_markdown_on_a_terminal(user):
     thread = make_thread(user)
     message_ask(thread=thread, sender=user, content="what is 6 times 7?")
