@@ -251,7 +251,7 @@ def stream_get(*, thread_id: uuid.UUID, stream_id: str | uuid.UUID) -> ReplyStre
     return ReplyStream.objects.select_related("message").filter(pk=pk, thread_id=thread_id).first()
 
 
-def stream_chunk_list(*, stream_id: uuid.UUID | str, from_seq: int = 0) -> list[tuple[int, str]]:
+def stream_chunk_list(*, stream_id: uuid.UUID, from_seq: int = 0) -> list[tuple[int, str]]:
     """The stream's deltas as ``(seq, delta)`` from ``from_seq`` on, in order: one range read of
     the ``(stream, seq)`` index, so resuming or filling a gap reads only what the client lacks."""
     rows = ReplyChunk.objects.filter(stream_id=stream_id, seq__gte=from_seq).order_by("seq")
@@ -287,7 +287,7 @@ def stream_progress(*, stream_ids: Collection[uuid.UUID | str]) -> dict[str, Str
     }
 
 
-def stream_text(*, stream_id: uuid.UUID | str) -> str:
+def stream_text(*, stream_id: uuid.UUID) -> str:
     """Every delta of the stream joined in order: the text it had sent so far."""
     return "".join(delta for _, delta in stream_chunk_list(stream_id=stream_id))
 
