@@ -8,6 +8,8 @@
     python3 bench/run.py dashboard [...] # the staff dashboard API on a million messages' reply metrics
     python3 bench/run.py lists [...]     # thread and message lists (pages, cursors) on a million messages
     python3 bench/run.py reply-cost [...] # CPU per agent reply, offline and scripted models, worker and eager
+    python3 bench/run.py chunks [...]    # rows, bytes and time a 4,000-delta reply writes (SQLite, PostgreSQL)
+    python3 bench/run.py idle [...]      # database queries per second of 1,000 idle WebSocket connections
 
 Uses the embedded default unless DATABASE_URL / REDIS_URL are set; the README's numbers were
 measured with both set (PostgreSQL and Redis on this machine). ``faults`` always runs the
@@ -37,6 +39,8 @@ BENCHMARKS = {
     "dashboard": "bench/dashboard_api.py",
     "lists": "bench/rest_lists.py",
     "reply-cost": "bench/reply_cost.py",
+    "chunks": "bench/reply_chunks.py",
+    "idle": "bench/idle_connections.py",
 }
 
 

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from .models import ChatAttachment, ChatMessage, ReplyStream
+from .selectors import stream_text
 
 
 class ChatMessageInline(admin.TabularInline):
@@ -68,16 +69,17 @@ class ReplyStreamAdmin(admin.ModelAdmin):
         "thread",
         "reply_to",
         "status",
-        "chunks",
+        "chunk_count",
+        "text_so_far",
         "message",
         "started_at",
         "heartbeat_at",
         "ended_at",
     ]
 
-    @admin.display(description="chunks")
-    def chunk_count(self, stream: ReplyStream) -> int:
-        return len(stream.chunks)
+    @admin.display(description="text so far")
+    def text_so_far(self, stream: ReplyStream) -> str:
+        return stream_text(stream_id=stream.pk)
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -44,7 +44,14 @@ from .frames import BadFrame, FrameGate, parse_frame, too_large
 from .layer_watch import watch_for
 from .models import ReplyStream
 from .realtime import register_home_loop, thread_group, user_group
-from .selectors import message_list_after, message_list_in_thread, message_tree_info, stream_get, stream_list_open
+from .selectors import (
+    message_list_after,
+    message_list_in_thread,
+    message_tree_info,
+    stream_chunk_list,
+    stream_get,
+    stream_list_open,
+)
 from .serializers import message_payload
 from .services import (
     ACTIVE_LEAF,
@@ -52,8 +59,8 @@ from .services import (
     message_send,
     message_send_file,
     stream_stop,
-    stream_sweep_stale,
 )
+from .stream_watch import stream_watch
 
 logger = logging.getLogger(__name__)
 
@@ -83,22 +90,21 @@ def _replay(thread: ChatThread, after: str | None) -> tuple[list[dict], list[dic
     """Messages after ``after`` (all when None) and the streams still open, as plain data."""
     later = message_tree_info(messages=list(message_list_after(thread=thread, after_id=after))) if after else []
     messages = [message_payload(m) for m in later]
-    streams = [
-        {"id": str(s.pk), "reply_to": str(s.reply_to_id), "chunks": s.chunks}
-        for s in stream_list_open(thread_id=thread.pk)
-    ]
+    streams = [{"id": str(s.pk), "reply_to": str(s.reply_to_id)} for s in stream_list_open(thread_id=thread.pk)]
     return messages, streams
 
 
-def _stream_state(thread_id: Any, stream_id: str) -> dict[str, Any] | None:
-    """What the database knows of a stream: its chunks, and its end when it has ended."""
+def _stream_state(thread_id: Any, stream_id: str, from_seq: int = 0) -> dict[str, Any] | None:
+    """What the database knows of a stream: its chunks from ``from_seq`` on as ``(seq, delta)``,
+    and its end when it has ended. The chunks are not read when the stream has none that new."""
     stream = stream_get(thread_id=thread_id, stream_id=stream_id)
     if stream is None:
         return None
-    state: dict[str, Any] = {"reply_to": str(stream.reply_to_id), "chunks": stream.chunks, "end": None}
+    chunks = stream_chunk_list(stream_id=stream.pk, from_seq=from_seq) if stream.chunk_count > from_seq else []
+    state: dict[str, Any] = {"reply_to": str(stream.reply_to_id), "chunks": chunks, "end": None}
     if stream.status != ReplyStream.Status.STREAMING and stream.message is not None:
         message = stream.message.__class__.objects.prefetch_related("attachments").get(pk=stream.message.pk)
-        state["end"] = {"status": stream.status, "chunk_count": len(stream.chunks), "message": message_payload(message)}
+        state["end"] = {"status": stream.status, "chunk_count": stream.chunk_count, "message": message_payload(message)}
     return state
 
 
@@ -137,8 +143,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self._stop_watching()
 
     def _stop_watching(self) -> None:
-        if watchdog := getattr(self, "watchdog", None):
-            watchdog.cancel()
+        stream_watch().leave(self)
         if layer_watch := getattr(self, "layer_watch", None):
             layer_watch.leave(self)
 
@@ -205,7 +210,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         async with self.relay_lock:
             await self._resync((query.get("after") or [None])[0])
         self.admitted = True
-        self.watchdog = asyncio.create_task(self._watch_streams())
+        # This process's stream watch checks the streams in next_seq (see stream_lagging).
+        stream_watch().join(self)
         self.frame_task = asyncio.create_task(self._handle_frames())
 
     async def disconnect(self, code: int) -> None:
@@ -457,18 +463,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _catch_up(self, stream_id: str) -> None:
         """Send what the client lacks of a stream (its start, chunks, end) from the database."""
-        state = await database_sync_to_async(_stream_state)(self.thread.pk, stream_id)
+        state = await database_sync_to_async(_stream_state)(self.thread.pk, stream_id, self.next_seq.get(stream_id, 0))
         if state is None or stream_id in self.ended_streams:
             return
         if stream_id not in self.next_seq:
             await self._ensure_message(state["reply_to"])
             self.next_seq[stream_id] = 0
             await self._send({"type": "stream_start", "stream_id": stream_id, "reply_to": state["reply_to"]})
-        for seq in range(self.next_seq[stream_id], len(state["chunks"])):
+        for seq, delta in state["chunks"]:
+            if seq < self.next_seq[stream_id]:
+                continue
             self.next_seq[stream_id] = seq + 1
-            await self._send(
-                {"type": "stream_chunk", "stream_id": stream_id, "seq": seq, "delta": state["chunks"][seq]}
-            )
+            await self._send({"type": "stream_chunk", "stream_id": stream_id, "seq": seq, "delta": delta})
         if state["end"] is not None:
             await self._end_stream(stream_id, {"type": "stream_end", "stream_id": stream_id, **state["end"]})
 
@@ -517,23 +523,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for stream in streams:
             await self._catch_up(stream["id"])
 
-    async def _watch_streams(self) -> None:
-        """While a reply streams, end it if its worker died, and fill what the layer dropped."""
-        interval = max(0.5, settings.STREAM_HEARTBEAT_SECONDS)
-        while True:
-            await asyncio.sleep(interval)
-            if not self.next_seq:
-                continue
-            try:
-                await database_sync_to_async(stream_sweep_stale)(thread_id=self.thread.pk)
-                async with self.relay_lock:
-                    for stream_id in list(self.next_seq):
-                        await self._catch_up(stream_id)
-            except OUTAGE_ERRORS as exc:
-                # The database is down: try again next time, the connection stays.
-                logger.warning("stream watchdog for thread %s: %s", self.thread.pk, exc)
-            except Exception:
-                logger.exception("stream watchdog for thread %s failed", self.thread.pk)
+    async def stream_lagging(self, stream_id: str) -> None:
+        """The stream watch saw this stream ended, or chunks stored long ago that this client
+        lacks (their events were lost): fill it from the database."""
+        async with self.relay_lock:
+            if stream_id in self.next_seq:
+                await self._catch_up(stream_id)
 
 
 class CloseOnOutage:

@@ -106,6 +106,7 @@ class ReplyStream(models.Model):
 
     The worker producing the reply is its only writer until it ends. When its heartbeat stops
     (the worker died) the stream is ended as ``interrupted`` and its partial text persisted.
+    Its deltas are ``ReplyChunk`` rows, one inserted per delta.
     """
 
     class Status(models.TextChoices):
@@ -126,8 +127,9 @@ class ReplyStream(models.Model):
     # The regenerate request's idempotency key, when one asked for this attempt.
     client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.STREAMING)
-    # Every delta sent so far, in order; the index of a delta is its ``seq``.
-    chunks = models.JSONField(default=list, blank=True)
+    # How many deltas (ReplyChunk rows) it has: the next delta's ``seq``. Raised by one in the
+    # transaction that inserts each chunk, so readers can tell "nothing new" without reading chunks.
+    chunk_count = models.PositiveIntegerField(default=0)
     # The AI message persisted when the stream ended.
     message = models.OneToOneField(
         ChatMessage, on_delete=models.SET_NULL, null=True, blank=True, related_name="source_stream"
@@ -150,6 +152,30 @@ class ReplyStream(models.Model):
 
     def __str__(self) -> str:
         return f"stream {self.id} ({self.status})"
+
+
+class ReplyChunk(models.Model):
+    """One delta of a reply stream, as it was sent: insert-only while the stream is open.
+
+    A reply of N deltas costs N small inserts (its text written once), where a JSON list
+    rewritten on every delta cost writes growing with the square of N. Clients that resume or
+    fill a gap read ``seq >= the next they expect`` through the ``(stream, seq)`` unique index.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    # No single-column index: the (stream, seq) unique constraint's index starts with stream.
+    stream = models.ForeignKey(ReplyStream, on_delete=models.CASCADE, related_name="chunk_rows", db_index=False)
+    seq = models.PositiveIntegerField()
+    delta = models.TextField()
+
+    class Meta:
+        constraints = [
+            # A second writer (there should be none) fails instead of storing a seq twice.
+            models.UniqueConstraint(fields=["stream", "seq"], name="replychunk_stream_seq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"chunk {self.seq} of stream {self.stream_id}"
 
 
 class ReplyMetric(models.Model):

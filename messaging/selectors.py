@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, overload
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
@@ -20,7 +22,7 @@ from threads.models import ChatThread
 from threads.selectors import parse_uuid
 from threads.tree import newest_leaf, path_to
 
-from .models import ChatAttachment, ChatMessage, ReplyMetric, ReplyStream
+from .models import ChatAttachment, ChatMessage, ReplyChunk, ReplyMetric, ReplyStream
 
 
 def message_list(*, thread: ChatThread) -> QuerySet[ChatMessage]:
@@ -249,6 +251,47 @@ def stream_get(*, thread_id: uuid.UUID, stream_id: str | uuid.UUID) -> ReplyStre
     return ReplyStream.objects.select_related("message").filter(pk=pk, thread_id=thread_id).first()
 
 
+def stream_chunk_list(*, stream_id: uuid.UUID, from_seq: int = 0) -> list[tuple[int, str]]:
+    """The stream's deltas as ``(seq, delta)`` from ``from_seq`` on, in order: one range read of
+    the ``(stream, seq)`` index, so resuming or filling a gap reads only what the client lacks."""
+    rows = ReplyChunk.objects.filter(stream_id=stream_id, seq__gte=from_seq).order_by("seq")
+    return list(rows.values_list("seq", "delta"))
+
+
+@dataclass(frozen=True)
+class StreamProgress:
+    """How far a stream has got, as the stream watch needs it: no chunk is read."""
+
+    ended: bool
+    chunk_count: int
+    # Still streaming, but its worker has not beaten for STREAM_STALE_SECONDS.
+    stale: bool
+
+
+def stream_progress(*, stream_ids: Collection[uuid.UUID | str]) -> dict[str, StreamProgress]:
+    """The status and chunk count of each of these streams, by id: one primary-key lookup per id,
+    in one query, whatever the number of streams or of connections following them."""
+    if not stream_ids:
+        return {}
+    cutoff = timezone.now() - timedelta(seconds=settings.STREAM_STALE_SECONDS)
+    rows = ReplyStream.objects.filter(pk__in=list(stream_ids)).values_list(
+        "id", "status", "chunk_count", "heartbeat_at"
+    )
+    return {
+        str(pk): StreamProgress(
+            ended=status != ReplyStream.Status.STREAMING,
+            chunk_count=count,
+            stale=status == ReplyStream.Status.STREAMING and heartbeat_at < cutoff,
+        )
+        for pk, status, count, heartbeat_at in rows
+    }
+
+
+def stream_text(*, stream_id: uuid.UUID) -> str:
+    """Every delta of the stream joined in order: the text it had sent so far."""
+    return "".join(delta for _, delta in stream_chunk_list(stream_id=stream_id))
+
+
 # A user message awaiting its reply is waiting for a worker (queued, or accepted while the broker
 # was down and queued again by the outbox sweep). Past this age it no longer counts as a reply in
 # progress, so a task lost for long cannot lock its sender out (the sweep still answers it).
@@ -361,8 +404,7 @@ def site_stats(*, now: datetime | None = None) -> dict[str, Any]:
 
 def stream_list(*, open_only: bool = False, limit: int = 100) -> list[ReplyStream]:
     """Reply streams of every thread, newest first (``open_only``: those still streaming)."""
-    # Not the chunks: a long reply's list is large, and the table shows none of it.
-    streams = ReplyStream.objects.select_related("thread__owner").defer("chunks").order_by("-started_at", "-id")
+    streams = ReplyStream.objects.select_related("thread__owner").order_by("-started_at", "-id")
     if open_only:
         streams = streams.filter(status=ReplyStream.Status.STREAMING)
     return list(streams[:limit])

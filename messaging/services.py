@@ -10,7 +10,7 @@ import hashlib
 import json
 import mimetypes
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
@@ -37,9 +37,9 @@ from threads.services import TITLE_MAX_CHARS, thread_advance_leaf, thread_touch,
 from threads.tree import newest_leaf, path_to
 
 from .metrics import reply_metric_record, reply_metrics, token_counter_load, tool_step
-from .models import ChatAttachment, ChatMessage, ForkMode, ReplyStream
+from .models import ChatAttachment, ChatMessage, ForkMode, ReplyChunk, ReplyStream
 from .realtime import thread_broadcast
-from .selectors import attachment_bytes_total, reply_in_progress_count
+from .selectors import attachment_bytes_total, reply_in_progress_count, stream_text
 from .serializers import message_payload
 from .signals import reply_finished, user_message_created, user_message_posted
 
@@ -616,22 +616,32 @@ def stream_start(*, reply_to: ChatMessage) -> ReplyStream | None:
 
 
 def stream_append(*, stream: ReplyStream, delta: str) -> bool:
-    """Record one delta as the next ``seq`` and broadcast it; False when the stream has ended."""
+    """Record one delta as the next ``seq`` and broadcast it; False when the stream has ended.
+
+    One INSERT of a ``ReplyChunk`` and one UPDATE of the stream's fixed-size row (its count and
+    heartbeat), in one transaction: what a delta writes does not grow with the reply. The seq is
+    the producing worker's own count, as it is the stream's only writer; the UPDATE, conditional
+    on the stream still streaming, takes the stream's row lock (SQLite: the write lock) until
+    commit, so ``stream_finish`` (a stop, the stale sweep) either waits for this chunk and
+    persists it, or has ended the stream first and this delta is refused, stored nowhere and
+    never broadcast. A second writer would break the ``(stream, seq)`` unique constraint.
+    """
     if not delta:
         return True
-    delta = json_nul_free(delta)[0]  # a tool's output may hold NULs; PostgreSQL's jsonb takes none
-    seq = len(stream.chunks)
-    chunks = [*stream.chunks, delta]
+    delta = json_nul_free(delta)[0]  # a tool's output may hold NULs; PostgreSQL's text takes none
+    seq = stream.chunk_count
     now = timezone.now()
     first = {"first_chunk_at": now} if seq == 0 else {}
-    updated = ReplyStream.objects.filter(pk=stream.pk, status=ReplyStream.Status.STREAMING).update(
-        chunks=chunks, heartbeat_at=now, **first
-    )
-    if not updated:
-        return False
-    stream.chunks = chunks
-    event = _stream_event(stream.pk, {"type": "stream_chunk", "seq": seq, "delta": delta})
-    transaction.on_commit(lambda: thread_broadcast(stream.thread_id, event))
+    with transaction.atomic():
+        updated = ReplyStream.objects.filter(pk=stream.pk, status=ReplyStream.Status.STREAMING).update(
+            chunk_count=F("chunk_count") + 1, heartbeat_at=now, **first
+        )
+        if not updated:
+            return False
+        ReplyChunk.objects.create(stream_id=stream.pk, seq=seq, delta=delta)
+        event = _stream_event(stream.pk, {"type": "stream_chunk", "seq": seq, "delta": delta})
+        transaction.on_commit(lambda: thread_broadcast(stream.thread_id, event))
+    stream.chunk_count = seq + 1
     return True
 
 
@@ -690,8 +700,10 @@ def stream_finish(
         )
         if not won:
             return None
-        stream.refresh_from_db(fields=["chunks", "status", "ended_at", "started_at", "first_chunk_at", "tools"])
-        text = "".join(stream.chunks) if content is None else content
+        # After the winning UPDATE: an append that held the row lock has committed its chunk, and
+        # none can follow, so these rows are exactly the chunks clients were sent.
+        stream.refresh_from_db(fields=["chunk_count", "status", "ended_at", "started_at", "first_chunk_at", "tools"])
+        text = stream_text(stream_id=stream.pk) if content is None else content
         metrics = reply_metrics(stream=stream, status=status, text=text, given=metadata or {})
         message = message_create(
             thread=stream.thread,
@@ -708,7 +720,7 @@ def stream_finish(
         stream.message = message
         reply_finished.send(sender=ReplyStream, message=message, status=status)
         payload = message_payload(message)
-        chunk_count = len(stream.chunks)
+        chunk_count = stream.chunk_count
 
         def announce() -> None:
             if status == ReplyStream.Status.ERROR:
@@ -746,15 +758,19 @@ def stream_stop(*, user: User | AnonymousUser, stream_id: Any, thread_id: uuid.U
     return stream
 
 
-def stream_sweep_stale(*, thread_id: uuid.UUID | None = None) -> int:
-    """End every stream whose worker stopped beating as ``interrupted``, keeping its partial text.
+def stream_sweep_stale(*, thread_id: uuid.UUID | None = None, stream_ids: Collection[Any] | None = None) -> int:
+    """End every stream whose worker stopped beating as ``interrupted``, keeping its partial text
+    (of one thread, or among ``stream_ids``, when given).
 
-    Safe to run from many places at once (consumers, the ops command): one caller wins each stream.
+    Safe to run from many places at once (the stream watch of each server, the periodic sweep, the
+    ops command): one caller wins each stream.
     """
     cutoff = timezone.now() - timedelta(seconds=settings.STREAM_STALE_SECONDS)
     stale = ReplyStream.objects.filter(status=ReplyStream.Status.STREAMING, heartbeat_at__lt=cutoff)
     if thread_id is not None:
         stale = stale.filter(thread_id=thread_id)
+    if stream_ids is not None:
+        stale = stale.filter(pk__in=list(stream_ids))
     ended = 0
     for stream in stale.select_related("thread"):
         if stream_finish(stream=stream, status=ReplyStream.Status.INTERRUPTED, metadata={"interrupted": True}):

@@ -7,6 +7,7 @@ import pytest
 
 from agent.services import reply_to_message
 from messaging.models import ReplyStream
+from messaging.selectors import stream_chunk_list
 from messaging.tests.factories import make_message
 from threads.tests.factories import make_thread
 
@@ -61,7 +62,7 @@ def test_tool_steps_then_a_streamed_answer(user, hosted_model):
     assert "6 times 7 = 42" in step_two.json()["messages"][-1]["content"]
     assert "6 times 7 = 42" in final.json()["messages"][-1]["content"]
 
-    chunks = ReplyStream.objects.get(reply_to=question).chunks
+    chunks = [delta for _, delta in stream_chunk_list(stream_id=ReplyStream.objects.get(reply_to=question).pk)]
     assert len(chunks) >= 3 and "".join(chunks) == ANSWER
 
 
@@ -73,7 +74,7 @@ def test_an_answer_sent_in_one_piece(user, hosted_model):
         answer = reply_to_message(question.pk)
     assert answer.content == "Hello! How can I help?"
     assert answer.metadata["trajectory"]["tool_name_0"] == "finish"
-    assert ReplyStream.objects.get(reply_to=question).chunks == ["Hello! How can I help?"]
+    assert stream_chunk_list(stream_id=ReplyStream.objects.get(reply_to=question).pk) == [(0, "Hello! How can I help?")]
 
 
 def test_a_tool_called_with_bad_arguments_is_an_observation_not_a_failure(user, hosted_model):

@@ -11,6 +11,7 @@ from agent.services import (
     run_reply_in_background,
 )
 from messaging.models import ChatMessage, ReplyStream
+from messaging.selectors import stream_chunk_list, stream_text
 from messaging.services import stream_finish
 from messaging.tests.factories import make_message
 from threads.tests.factories import make_thread
@@ -29,7 +30,7 @@ def test_reply_is_streamed_and_persisted_as_an_answer():
     assert (answer.role, answer.type, answer.parent_id, answer.sender) == ("ai", "text", question.pk, None)
     assert answer.content == "6 times 7 = **42**"
     stream = ReplyStream.objects.get(reply_to=question)
-    assert stream.status == "complete" and "".join(stream.chunks) == answer.content
+    assert stream.status == "complete" and stream_text(stream_id=stream.pk) == answer.content
     assert answer.metadata["stream_id"] == str(stream.pk) and answer.metadata["stream_status"] == "complete"
     assert answer.metadata["model"] == "offline"
     trajectory = answer.metadata["trajectory"]
@@ -40,7 +41,7 @@ def test_fast_tokens_are_coalesced_into_few_chunks(settings):
     settings.AGENT_REPLY_GENERATOR = "agent.tests.test_services.many_tiny_deltas"
     question = make_message(make_thread(), "go")
     answer = reply_to_message(question.pk)
-    chunks = ReplyStream.objects.get(reply_to=question).chunks
+    chunks = [delta for _, delta in stream_chunk_list(stream_id=ReplyStream.objects.get(reply_to=question).pk)]
     assert answer.content == "a" * 1000 == "".join(chunks)
     # One publish per token would be 1000; the first goes alone, the rest in batches.
     assert len(chunks) <= 1 + 1000 // COALESCE_CHARS + 1

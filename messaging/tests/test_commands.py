@@ -25,6 +25,9 @@ def run(*args, **options):
     return out.getvalue(), err.getvalue()
 
 
+# A reply (message_ask) beats from another thread: on PostgreSQL, under load a reply slower than
+# the heartbeat would find its stream uncommitted and stop, so these commit.
+@pytest.mark.django_db(transaction=True)
 def test_stats_counts_and_reply_latency(user, other_user):
     thread = make_thread(user)
     make_thread(other_user, status="archived")
@@ -57,6 +60,9 @@ def test_stats_counts_and_reply_latency(user, other_user):
     assert "threads archived\t1" in table and "last hour\t1\t0\t10.00 s\t10.00 s" in table
 
 
+# A reply (message_ask) beats from another thread: on PostgreSQL, under load a reply slower than
+# the heartbeat would find its stream uncommitted and stop, so these commit.
+@pytest.mark.django_db(transaction=True)
 def test_streams_lists_open_ones_with_their_heartbeat(user):
     thread = make_thread(user)
     message_ask(thread=thread, sender=user, content="2+2")  # a complete stream
@@ -64,7 +70,7 @@ def test_streams_lists_open_ones_with_their_heartbeat(user):
     ReplyStream.objects.filter(pk=stale.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=30))
     out, _ = run("streams", "--open", "--json")
     [row] = json.loads(out)
-    assert (row["id"], row["status"], row["owner"]) == (str(stale.pk), "streaming", user.username)
+    assert (row["id"], row["status"], row["owner"], row["chunks"]) == (str(stale.pk), "streaming", user.username, 0)
     assert row["heartbeat_seconds_ago"] >= 30
     everything, _ = run("streams", "--json")
     assert sorted(r["status"] for r in json.loads(everything)) == ["complete", "streaming"]
@@ -92,6 +98,9 @@ def test_show_thread_prints_the_active_path_or_every_message(user):
     assert "edited question" in everything
 
 
+# A reply (message_ask) beats from another thread: on PostgreSQL, under load a reply slower than
+# the heartbeat would find its stream uncommitted and stop, so these commit.
+@pytest.mark.django_db(transaction=True)
 def test_show_thread_shows_tool_steps(user):
     thread = make_thread(user)
     message_ask(thread=thread, sender=user, content="what is 6 times 7?")
@@ -104,6 +113,9 @@ class FakeTerminal(io.StringIO):
         return True
 
 
+# A reply (message_ask) beats from another thread: on PostgreSQL, under load a reply slower than
+# the heartbeat would find its stream uncommitted and stop, so these commit.
+@pytest.mark.django_db(transaction=True)
 def test_show_thread_renders_markdown_on_a_terminal(user):
     thread = make_thread(user)
     message_ask(thread=thread, sender=user, content="what is 6 times 7?")

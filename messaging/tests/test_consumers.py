@@ -26,7 +26,8 @@ from rest_framework.test import APIClient
 
 from chatproject import redis_options
 from chatproject.asgi import application
-from messaging.models import ChatAttachment, ChatMessage, ReplyStream
+from messaging import selectors
+from messaging.models import ChatAttachment, ChatMessage, ReplyChunk, ReplyStream
 from messaging.services import stream_append, stream_finish, stream_start
 from messaging.tests.factories import make_message
 from threads.services import thread_delete
@@ -389,8 +390,9 @@ async def test_a_gap_in_the_stream_is_filled_from_the_database(alice, thread):
 
     def drop_one_then_send_next():
         # seq 1 is stored but its event is lost (as channels-redis does over capacity).
-        ReplyStream.objects.filter(pk=stream.pk).update(chunks=["zero ", "one "])
-        stream.chunks = ["zero ", "one "]
+        ReplyChunk.objects.create(stream=stream, seq=1, delta="one ")
+        ReplyStream.objects.filter(pk=stream.pk).update(chunk_count=2)
+        stream.chunk_count = 2
         stream_append(stream=stream, delta="two")
 
     await sync_to_async(drop_one_then_send_next)()
@@ -785,6 +787,7 @@ async def test_stop_ends_the_reply_for_every_client_with_its_partial_text(alice,
         assert end["status"] == "stopped" and end["stream_id"] == stream_id
         assert end["message"]["content"].startswith("word0 ") and end["message"]["role"] == "ai"
     stored = await sync_to_async(ReplyStream.objects.get)(pk=stream_id)
-    assert stored.status == "stopped" and end["message"]["content"] == "".join(stored.chunks)
+    persisted = await sync_to_async(selectors.stream_text)(stream_id=stream_id)
+    assert stored.status == "stopped" and end["message"]["content"] == persisted
     for each in (client, watcher, intruder_client):
         await each.disconnect()

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from agent.services import ReplyEvent, reply_sweep_unanswered, reply_to_message
 from chatproject.errors import NotFound
-from messaging.models import ChatMessage, ReplyStream
+from messaging.models import ChatMessage, ReplyChunk, ReplyStream
+from messaging.selectors import stream_text
 from messaging.services import message_regenerate, stream_append, stream_start, stream_stop
 from messaging.tests.factories import make_message
 from threads.models import ChatThread
@@ -169,7 +170,7 @@ def test_the_worker_quits_at_the_next_delta_or_step_after_a_stop(user, settings,
     assert produced == read
     stream = ReplyStream.objects.get(reply_to=question)
     assert stream.status == "stopped"
-    assert stream.message.content == "".join(stream.chunks) and "never sent" not in stream.message.content
+    assert stream.message.content == stream_text(stream_id=stream.pk) and "never sent" not in stream.message.content
 
 
 @pytest.mark.django_db(transaction=True)
@@ -188,14 +189,20 @@ def test_a_stopped_reply_from_a_real_worker_thread(user, settings):
     worker = threading.Thread(target=work)
     worker.start()
     deadline = time.monotonic() + 10
-    while not ReplyStream.objects.filter(reply_to=question).exclude(chunks=[]).exists():
+    while not ReplyStream.objects.filter(reply_to=question, chunk_count__gt=0).exists():
         assert time.monotonic() < deadline
         time.sleep(0.02)
     stream = stream_stop(user=user, stream_id=ReplyStream.objects.get(reply_to=question).pk)
     worker.join(timeout=10)
     assert not worker.is_alive() and done == [None]
     assert stream.status == "stopped" and stream.message.content.startswith("word0 ")
-    assert ReplyStream.objects.get(pk=stream.pk).chunks == stream.chunks
+    # Nothing was stored after the stop: the persisted text is every chunk, and no chunk came later.
+    assert stream.message.content == stream_text(stream_id=stream.pk)
+    assert (
+        ReplyChunk.objects.filter(stream=stream).count()
+        == stream.chunk_count
+        == ReplyStream.objects.get(pk=stream.pk).chunk_count
+    )
 
 
 def slow_reply(message: ChatMessage):

@@ -14,7 +14,7 @@ STATUS_STYLES = {"streaming": "yellow", "complete": "green", "error": "red", "in
 
 
 class Command(BaseCommand):
-    help = "Reply streams, newest first: status, thread, owner, age, time since the last heartbeat."
+    help = "Reply streams, newest first: status, thread, owner, chunks, age, time since the last heartbeat."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--open", action="store_true", help="Only streams still streaming.")
@@ -35,6 +35,7 @@ class Command(BaseCommand):
                         "owner": stream.thread.owner.get_username(),
                         "reply_to": str(stream.reply_to_id),
                         "attempt": stream.attempt,
+                        "chunks": stream.chunk_count,
                         "started_at": stream.started_at.isoformat(),
                         "heartbeat_at": stream.heartbeat_at.isoformat(),
                         "ended_at": stream.ended_at.isoformat() if stream.ended_at else None,
@@ -51,12 +52,13 @@ class Command(BaseCommand):
                 stream.status,
                 str(stream.thread_id)[:8],
                 stream.thread.owner.get_username(),
+                str(stream.chunk_count),
                 age(stream.started_at, now),
                 age(stream.heartbeat_at, now) if stream.status == "streaming" else "",
             )
             for stream in streams
         ]
-        columns = ["stream", "status", "thread", "owner", "age", "heartbeat"]
+        columns = ["stream", "status", "thread", "owner", "chunks", "age", "heartbeat"]
         table(
             self.stdout,
             columns,
