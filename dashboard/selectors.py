@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from chatproject.errors import InvalidInput
 from messaging.models import ReplyMetric, ReplyStream, ToolCallMetric
+from messaging.selectors import QuotaUsage, quota_day, quota_usage_list
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +132,7 @@ def dashboard_get(*, window: str, now: datetime | None = None) -> dict[str, Any]
             .order_by("-calls", "name")
         ],
         "top_users": _top_users(replies),
+        "quotas": quotas_get(now=now),
         "open_streams": ReplyStream.objects.filter(status=ReplyStream.Status.STREAMING).count(),
         "workers": workers_status(),
         "database": database_size(),
@@ -212,6 +214,46 @@ def _top_users(replies: Any) -> dict[str, list[dict[str, Any]]]:
     for row in by_replies + by_tokens:
         row["username"] = names.get(row["user_id"], "")
     return {"by_replies": by_replies, "by_tokens": by_tokens}
+
+
+# Users listed at or over a daily limit, at most (the most used first); ``over_limit_total`` counts all.
+OVER_LIMIT_SHOWN = 50
+
+
+def quotas_get(*, now: datetime) -> dict[str, Any]:
+    """The daily quotas on ``now``'s UTC day (whatever the window): the site's default limits, the
+    users who used the most today with their used/limit, and those at or over a limit (another
+    reply would be refused). Counted as the send check counts (``messaging.selectors``): replies
+    ended today plus those in progress, tokens of the replies ended today. Five queries."""
+    usages = quota_usage_list(now=now)
+    day_start, resets_at = quota_day(now)
+
+    def most_used(usage: QuotaUsage) -> tuple[int, int, int]:
+        return (-usage.replies_used, -usage.tokens_used, usage.user_id)
+
+    top = heapq.nsmallest(TOP_USERS, usages, key=most_used)
+    over = sorted((usage for usage in usages if usage.reached()), key=most_used)
+    shown = over[:OVER_LIMIT_SHOWN]
+    ids = {usage.user_id for usage in top + shown}
+    names = dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username")) if ids else {}
+
+    def row(usage: QuotaUsage) -> dict[str, Any]:
+        return {
+            "user_id": usage.user_id,
+            "username": names.get(usage.user_id, ""),
+            "replies": {"used": usage.replies_used, "limit": usage.replies_limit},
+            "tokens": {"used": usage.tokens_used, "limit": usage.tokens_limit},
+            "reached": usage.reached(),
+        }
+
+    return {
+        "day_start": day_start,
+        "resets_at": resets_at,
+        "defaults": {"replies": settings.USER_DAILY_REPLY_LIMIT, "tokens": settings.USER_DAILY_TOKEN_LIMIT},
+        "top_users": [row(usage) for usage in top],
+        "over_limit": [row(usage) for usage in shown],
+        "over_limit_total": len(over),
+    }
 
 
 def workers_status() -> dict[str, Any]:
