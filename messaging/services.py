@@ -970,14 +970,22 @@ QUOTA_UNLIMITED = "unlimited"
 QuotaSetting = int | Literal["default", "unlimited"]
 
 
+# Per limit of ``user_quota_set``: its number field and its "unlimited" field on UserQuota.
+_QUOTA_FIELDS = {
+    "replies": ("daily_reply_limit", "unlimited_replies"),
+    "tokens": ("daily_token_limit", "unlimited_tokens"),
+}
+
+
 def _quota_fields(name: str, value: QuotaSetting) -> dict[str, Any]:
+    limit_field, unlimited_field = _QUOTA_FIELDS[name]
     if value == QUOTA_UNLIMITED:
-        return {f"daily_{name}_limit": None, f"unlimited_{name}s": True}
+        return {limit_field: None, unlimited_field: True}
     if value == QUOTA_DEFAULT:
-        return {f"daily_{name}_limit": None, f"unlimited_{name}s": False}
+        return {limit_field: None, unlimited_field: False}
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidInput.field(f"{name}s", 'A whole number from 0, "unlimited" or "default".')
-    return {f"daily_{name}_limit": value, f"unlimited_{name}s": False}
+        raise InvalidInput.field(name, 'A whole number from 0, "unlimited" or "default".')
+    return {limit_field: value, unlimited_field: False}
 
 
 def user_quota_set(*, user: User, replies: QuotaSetting | None = None, tokens: QuotaSetting | None = None) -> UserQuota:
@@ -985,8 +993,8 @@ def user_quota_set(*, user: User, replies: QuotaSetting | None = None, tokens: Q
     ``tokens`` is a number, ``"unlimited"`` or ``"default"`` (the site's setting applies); None
     leaves it as it is. Takes effect at the user's next message; triggers nothing."""
     fields = {
-        **(_quota_fields("reply", replies) if replies is not None else {}),
-        **(_quota_fields("token", tokens) if tokens is not None else {}),
+        **(_quota_fields("replies", replies) if replies is not None else {}),
+        **(_quota_fields("tokens", tokens) if tokens is not None else {}),
     }
     quota, _ = UserQuota.objects.update_or_create(user=user, defaults=fields)
     return quota
