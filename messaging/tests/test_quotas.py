@@ -46,8 +46,12 @@ def tokens_of(user) -> int:
 
 
 @pytest.fixture
-def send(django_capture_on_commit_callbacks):
+def send(django_capture_on_commit_callbacks, settings):
     """Send a message and let its reply run to the end (inline), as a worker would."""
+    # The reply's heartbeat beats on a connection of its own, which cannot see the stream this
+    # test's transaction has not committed: a reply slower than a beat (the first of a process
+    # loads the token counter) would take its stream for lost.
+    settings.STREAM_HEARTBEAT_SECONDS = 600
 
     def send(thread, content: str) -> ChatMessage:
         with django_capture_on_commit_callbacks(execute=True):
