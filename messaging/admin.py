@@ -92,6 +92,12 @@ def _limit_text(limit: int | None) -> str:
     return "unlimited" if limit is None else f"{limit:,}"
 
 
+def _own_limit(unlimited: bool, limit: int | None, default: int | None) -> str:
+    if unlimited:
+        return "unlimited"
+    return f"default ({_limit_text(default)})" if limit is None else f"{limit:,}"
+
+
 @admin.register(UserQuota)
 class UserQuotaAdmin(admin.ModelAdmin):
     """Per-user daily limits: what replaces USER_DAILY_REPLY_LIMIT / USER_DAILY_TOKEN_LIMIT for one user."""
@@ -118,19 +124,11 @@ class UserQuotaAdmin(admin.ModelAdmin):
 
     @admin.display(description="replies a day")
     def replies(self, quota: UserQuota) -> str:
-        if quota.unlimited_replies:
-            return "unlimited"
-        if quota.daily_reply_limit is None:
-            return f"default ({_limit_text(settings.USER_DAILY_REPLY_LIMIT)})"
-        return f"{quota.daily_reply_limit:,}"
+        return _own_limit(quota.unlimited_replies, quota.daily_reply_limit, settings.USER_DAILY_REPLY_LIMIT)
 
     @admin.display(description="tokens a day")
     def tokens(self, quota: UserQuota) -> str:
-        if quota.unlimited_tokens:
-            return "unlimited"
-        if quota.daily_token_limit is None:
-            return f"default ({_limit_text(settings.USER_DAILY_TOKEN_LIMIT)})"
-        return f"{quota.daily_token_limit:,}"
+        return _own_limit(quota.unlimited_tokens, quota.daily_token_limit, settings.USER_DAILY_TOKEN_LIMIT)
 
     @admin.display(description="used today")
     def used_today(self, quota: UserQuota) -> str:
