@@ -77,3 +77,14 @@ def test_the_api_and_only_staff_see_every_users_quota(api, user, settings):
         ("alice", {"used": 1, "limit": None}, {"used": 6, "limit": None}, [])
     ]
     assert api.get("/api/dashboard/").status_code == 403
+
+
+def test_the_page_polls_a_block_reused_for_a_few_seconds(user, settings):
+    from dashboard.selectors import QUOTAS_CACHE_SECONDS
+
+    assert 0 < QUOTAS_CACHE_SECONDS <= 30
+    staff = token_client(make_user("root", is_staff=True))
+    assert staff.get("/api/dashboard/").json()["quotas"]["top_users"] == []
+    make_reply_metric(user)
+    assert staff.get("/api/dashboard/").json()["quotas"]["top_users"] == []  # the block is reused
+    assert staff.get("/api/dashboard/").json()["replies"]["total"] == 1  # the 1h figures are not
