@@ -11,7 +11,8 @@ from .selectors import WINDOWS, dashboard_get_cached, window_parse
 class DashboardApi(APIView):
     """Staff only: reply rates, latency percentiles, error/interrupt/stop rates, tokens and cost
     per model, tool usage, open streams, workers, database size and top users over a window
-    (``1h`` is computed for every request, ``24h`` reused for 10 s, ``7d`` for 30 s)."""
+    (``1h`` is computed for every request, ``24h`` reused for 10 s, ``7d`` for 30 s), and today's
+    daily quotas whatever the window (``quotas``: top users and those at or over a limit)."""
 
     permission_classes = [IsAdminUser]
 
