@@ -970,21 +970,22 @@ QUOTA_UNLIMITED = "unlimited"
 QuotaSetting = int | Literal["default", "unlimited"]
 
 
-# Per limit of ``user_quota_set``: its number field and its "unlimited" field on UserQuota.
+# Per limit of ``user_quota_set``: its number field, its "unlimited" field on UserQuota, and the
+# largest number the column holds (PositiveIntegerField, PositiveBigIntegerField).
 _QUOTA_FIELDS = {
-    "replies": ("daily_reply_limit", "unlimited_replies"),
-    "tokens": ("daily_token_limit", "unlimited_tokens"),
+    "replies": ("daily_reply_limit", "unlimited_replies", 2**31 - 1),
+    "tokens": ("daily_token_limit", "unlimited_tokens", 2**63 - 1),
 }
 
 
 def _quota_fields(name: str, value: QuotaSetting) -> dict[str, Any]:
-    limit_field, unlimited_field = _QUOTA_FIELDS[name]
+    limit_field, unlimited_field, largest = _QUOTA_FIELDS[name]
     if value == QUOTA_UNLIMITED:
         return {limit_field: None, unlimited_field: True}
     if value == QUOTA_DEFAULT:
         return {limit_field: None, unlimited_field: False}
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidInput.field(name, 'A whole number from 0, "unlimited" or "default".')
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= largest:
+        raise InvalidInput.field(name, f'A whole number from 0 to {largest}, "unlimited" or "default".')
     return {limit_field: value, unlimited_field: False}
 
 

@@ -95,12 +95,17 @@ def test_limits_come_from_the_settings_unless_the_user_has_their_own(settings, u
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("value", [-1, 1.5, "lots", True, "none"])
+@pytest.mark.parametrize("value", [-1, 1.5, "lots", True, "none", 2**31])
 def test_a_limit_that_cannot_be_is_refused(user, value):
     with pytest.raises(InvalidInput) as error:
         user_quota_set(user=user, replies=value)
-    assert error.value.errors == {"replies": ['A whole number from 0, "unlimited" or "default".']}
+    assert error.value.errors == {"replies": ['A whole number from 0 to 2147483647, "unlimited" or "default".']}
+    with pytest.raises(InvalidInput) as error:
+        user_quota_set(user=user, tokens=2**63)
+    assert error.value.errors == {"tokens": ['A whole number from 0 to 9223372036854775807, "unlimited" or "default".']}
     assert not UserQuota.objects.exists()
+    user_quota_set(user=user, replies=2**31 - 1, tokens=2**63 - 1)  # the largest the columns hold
+    assert quota_limits(user_ids=[user.pk])[user.pk] == QuotaLimits(replies=2**31 - 1, tokens=2**63 - 1)
 
 
 @pytest.mark.django_db
@@ -426,6 +431,7 @@ def test_quota_command_shows_and_sets_a_users_limits(user, settings):
     for args, message in [
         (("alice", "--replies", "-3"), "--replies takes a whole number, none (unlimited) or default"),
         (("alice", "--tokens", "many"), "--tokens takes a whole number"),
+        (("alice", "--replies", "99999999999"), "replies: A whole number from 0 to 2147483647"),
         (("nobody",), 'No user "nobody".'),
     ]:
         with pytest.raises(CommandError, match=re.escape(message)) as error:

@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from chatproject.cli import table, usage_error, user_named, write_json
+from chatproject.errors import InvalidInput
 from messaging.selectors import quota_usage_get
 from messaging.services import QUOTA_DEFAULT, QUOTA_UNLIMITED, QuotaSetting, user_quota_set
 
@@ -45,7 +46,10 @@ class Command(BaseCommand):
         person = user_named(user)
         new_replies, new_tokens = _setting(replies, "--replies"), _setting(tokens, "--tokens")
         if new_replies is not None or new_tokens is not None:
-            user_quota_set(user=person, replies=new_replies, tokens=new_tokens)
+            try:
+                user_quota_set(user=person, replies=new_replies, tokens=new_tokens)
+            except InvalidInput as exc:
+                raise usage_error(exc.message) from None
         usage = quota_usage_get(user_id=person.pk)
         reached = usage.reached()
         if json:
