@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from messaging.selectors import quota_usage_get
 from threads.selectors import preferences_get
 from threads.serializers import InstructionsField, ModelNameField
 from threads.services import preferences_update
@@ -60,11 +61,26 @@ class TokenApi(ObtainAuthToken):
         return Response({"token": api_token_get(user=credentials.validated_data["user"])})
 
 
+class QuotaCountSerializer(serializers.Serializer):
+    used = serializers.IntegerField()
+    limit = serializers.IntegerField(allow_null=True, help_text="null: unlimited.")
+
+
+class UsageSerializer(serializers.Serializer):
+    day_start = serializers.DateTimeField(help_text="The UTC midnight the counts started from.")
+    resets_at = serializers.DateTimeField(help_text="The next UTC midnight, when they start again from 0.")
+    replies = QuotaCountSerializer(
+        help_text="AI replies ended today (any status, regenerations included) plus those in progress."
+    )
+    tokens = QuotaCountSerializer(help_text="Prompt and completion tokens of the replies ended today.")
+
+
 class MeSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     username = serializers.CharField()
     instructions = serializers.CharField(help_text="Your custom instructions, sent to the agent with every request.")
     model = serializers.CharField(help_text="The model your new threads start with.")
+    usage = UsageSerializer(help_text="Your daily quota: what you used of it today (UTC) and your limits.")
 
 
 class MeUpdateSerializer(serializers.Serializer):
@@ -77,10 +93,28 @@ class MeApi(APIView):
 
     @extend_schema(
         responses=MeSerializer,
-        examples=[OpenApiExample("Me", value={"id": 1, "username": "demo", "instructions": "", "model": "offline"})],
+        examples=[
+            OpenApiExample(
+                "Me",
+                value={
+                    "id": 1,
+                    "username": "demo",
+                    "instructions": "",
+                    "model": "offline",
+                    "usage": {
+                        "day_start": "2026-12-02T00:00:00Z",
+                        "resets_at": "2026-12-03T00:00:00Z",
+                        "replies": {"used": 12, "limit": 100},
+                        "tokens": {"used": 48210, "limit": None},
+                    },
+                },
+            )
+        ],
     )
     def get(self, request: Request) -> Response:
-        return Response({"id": request.user.pk, "username": request.user.get_username(), **_preferences(request)})
+        me = {"id": request.user.pk, "username": request.user.get_username(), **_preferences(request)}
+        usage = quota_usage_get(user_id=request.user.pk)
+        return Response(MeSerializer({**me, "usage": usage.as_dict()}).data)
 
     @extend_schema(
         request=MeUpdateSerializer,

@@ -26,6 +26,9 @@ class DomainError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        # Extra fields of the error for clients, added as they are to the REST body and the
+        # WebSocket error event (JSON values only).
+        self.details: dict[str, Any] = {}
 
 
 class NotFound(DomainError):
@@ -77,6 +80,25 @@ class TooManyReplies(RateLimited):
     """The user already waits for MAX_CONCURRENT_REPLIES replies; ``retry_after`` is a hint."""
 
     code = "too_many_replies"
+
+
+class DailyQuotaExceeded(RateLimited):
+    """A reply would take the user past a daily limit (USER_DAILY_REPLY_LIMIT or
+    USER_DAILY_TOKEN_LIMIT, or their own from the admin); ``retry_after``: seconds until it resets.
+
+    ``details`` say which limit (``quota``: ``replies`` or ``tokens``), the ``limit``, what is
+    ``used`` and ``resets_at`` (ISO 8601, the next UTC midnight).
+    """
+
+    code = "quota_exceeded"
+
+    def __init__(self, *, quota: str, limit: int, used: int, resets_at: str, retry_after: int) -> None:
+        unit = "AI replies" if quota == "replies" else "tokens"
+        super().__init__(
+            retry_after,
+            f"Daily limit reached: {used} of {limit} {unit} used today; it resets at {resets_at} (UTC midnight).",
+        )
+        self.details = {"quota": quota, "limit": limit, "used": used, "resets_at": resets_at}
 
 
 class QuotaExceeded(DomainError):
@@ -150,6 +172,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]):
             headers={"Retry-After": str(exc.retry_after)},
         )
     code = None
+    details = exc.details if isinstance(exc, DomainError) else {}
     if isinstance(exc, NotFound):
         exc = drf_exceptions.NotFound(exc.message)
     elif isinstance(exc, InvalidInput):
@@ -167,4 +190,5 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]):
     # Clients tell these apart by code (a login lockout, a busy user, a full quota), not by text.
     if code and response is not None:
         response.data["code"] = code
+        response.data.update(details)
     return response

@@ -16,7 +16,15 @@ ERROR_SCHEMA = {
         "`detail` says what went wrong, `code` (when present) names it for programs. A validation "
         'error instead maps each field to its messages: `{"title": ["..."]}`.'
     ),
-    "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
+    "properties": {
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        # quota_exceeded (429): which daily limit, the limit, what was used, when it resets.
+        "quota": {"type": "string", "enum": ["replies", "tokens"]},
+        "limit": {"type": "integer"},
+        "used": {"type": "integer"},
+        "resets_at": {"type": "string", "format": "date-time"},
+    },
     "additionalProperties": True,
 }
 
@@ -27,7 +35,10 @@ _DESCRIPTIONS = {
     "404": "No such object among yours (another user's objects answer the same), or no such page.",
     "413": "The body is larger than `REQUEST_MAX_BODY_BYTES`, or a quota would be exceeded (`quota_exceeded`).",
     "415": "The body is not in a media type this endpoint accepts.",
-    "429": "Too many requests (`rate_limited`, `login_throttled`, `too_many_replies`); see `Retry-After`.",
+    "429": (
+        "Too many requests (`rate_limited`, `login_throttled`, `too_many_replies`), or a daily quota used up "
+        "(`quota_exceeded`, with `quota`, `limit`, `used` and `resets_at`); see `Retry-After`."
+    ),
     "503": "The database or Redis is unreachable (`service_unavailable`); see `Retry-After`.",
 }
 

@@ -50,6 +50,13 @@ def env_int(name: str, default: int, *, minimum: int = 1) -> int:
     return number
 
 
+def env_limit(name: str, *, minimum: int = 0) -> int | None:
+    """An optional limit: unset or empty means none (None); otherwise an integer as ``env_int``."""
+    if not os.environ.get(name, "").strip():
+        return None
+    return env_int(name, 0, minimum=minimum)
+
+
 def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     value = os.environ.get(name, "").strip().lower() or default
     if value not in choices:
@@ -151,6 +158,10 @@ REQUEST_MAX_BODY_PATH_OVERRIDES = {"/api/import/": "MAX_IMPORT_BYTES", "/import/
 UPLOAD_QUOTA_BYTES = env_int("UPLOAD_QUOTA_BYTES", 100 * 1024 * 1024)
 # Replies one user may have in progress (streaming, or waiting for a worker); more are refused.
 MAX_CONCURRENT_REPLIES = env_int("MAX_CONCURRENT_REPLIES", 3)
+# AI replies and tokens (prompt + completion) one user may use per UTC day; unset: no limit.
+# Staff override them per user (messaging.UserQuota, in the admin). 0 allows none.
+USER_DAILY_REPLY_LIMIT = env_limit("USER_DAILY_REPLY_LIMIT")
+USER_DAILY_TOKEN_LIMIT = env_limit("USER_DAILY_TOKEN_LIMIT")
 # Failed log-ins (token API, log-in page, admin) allowed per username and per client address.
 LOGIN_FAILURE_LIMIT = env_rate("LOGIN_FAILURE_LIMIT", "10/60")
 # A reply's worker beats every STREAM_HEARTBEAT_SECONDS; a stream silent for STREAM_STALE_SECONDS

@@ -18,7 +18,8 @@ from .serializers import ProfileSerializer, ProfileStartSerializer
 class DashboardApi(APIView):
     """Staff only: reply rates, latency percentiles, error/interrupt/stop rates, tokens and cost
     per model, tool usage, open streams, workers, database size and top users over a window
-    (``1h`` is computed for every request, ``24h`` reused for 10 s, ``7d`` for 30 s)."""
+    (``1h`` is computed for every request, ``24h`` reused for 10 s, ``7d`` for 30 s), and today's
+    daily quotas whatever the window (``quotas``: top users and those at or over a limit)."""
 
     permission_classes = [IsAdminUser]
 

@@ -1,7 +1,8 @@
+from django.conf import settings
 from django.contrib import admin
 
-from .models import ChatAttachment, ChatMessage, ReplyStream
-from .selectors import stream_text
+from .models import ChatAttachment, ChatMessage, ReplyStream, UserQuota
+from .selectors import quota_usage_get, stream_text
 
 
 class ChatMessageInline(admin.TabularInline):
@@ -86,3 +87,57 @@ class ReplyStreamAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+def _limit_text(limit: int | None) -> str:
+    return "unlimited" if limit is None else f"{limit:,}"
+
+
+def _own_limit(unlimited: bool, limit: int | None, default: int | None) -> str:
+    if unlimited:
+        return "unlimited"
+    return f"default ({_limit_text(default)})" if limit is None else f"{limit:,}"
+
+
+@admin.register(UserQuota)
+class UserQuotaAdmin(admin.ModelAdmin):
+    """Per-user daily limits: what replaces USER_DAILY_REPLY_LIMIT / USER_DAILY_TOKEN_LIMIT for one user."""
+
+    list_display = ["user", "replies", "tokens", "updated_at"]
+    search_fields = ["user__username"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["used_today", "updated_at"]
+
+    def get_fieldsets(self, request, obj=None):
+        defaults = (
+            "A day is a UTC day: the counts start again at midnight UTC. Site defaults now: "
+            f"{_limit_text(settings.USER_DAILY_REPLY_LIMIT)} replies (USER_DAILY_REPLY_LIMIT), "
+            f"{_limit_text(settings.USER_DAILY_TOKEN_LIMIT)} tokens (USER_DAILY_TOKEN_LIMIT). "
+            "Leave a limit empty and unticked to keep the default for this user."
+        )
+        return [
+            (None, {"fields": ["user"], "description": defaults}),
+            ("Replies", {"fields": ["daily_reply_limit", "unlimited_replies"]}),
+            ("Tokens", {"fields": ["daily_token_limit", "unlimited_tokens"]}),
+            ("Today", {"fields": ["used_today", "updated_at"]}),
+        ]
+
+    @admin.display(description="replies a day")
+    def replies(self, quota: UserQuota) -> str:
+        return _own_limit(quota.unlimited_replies, quota.daily_reply_limit, settings.USER_DAILY_REPLY_LIMIT)
+
+    @admin.display(description="tokens a day")
+    def tokens(self, quota: UserQuota) -> str:
+        return _own_limit(quota.unlimited_tokens, quota.daily_token_limit, settings.USER_DAILY_TOKEN_LIMIT)
+
+    @admin.display(description="used today")
+    def used_today(self, quota: UserQuota) -> str:
+        if quota.pk is None:
+            return "-"
+        usage = quota_usage_get(user_id=quota.pk)
+        return (
+            f"{usage.replies_used:,} of {_limit_text(usage.replies_limit)} replies, "
+            f"{usage.tokens_used:,} of {_limit_text(usage.tokens_limit)} tokens; "
+            f"resets at {usage.resets_at:%Y-%m-%d %H:%M} UTC"
+        )

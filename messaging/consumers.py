@@ -118,13 +118,14 @@ def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def _error_for(exc: DomainError) -> dict[str, Any]:
-    """The error event of any domain error: its ``code``, with its ``errors`` and ``retry_after`` when it has them."""
+    """The error event of any domain error: its ``code``, with its ``errors``, ``retry_after`` and
+    ``details`` when it has them."""
     extra: dict[str, Any] = {}
     if (errors := getattr(exc, "errors", None)) is not None:
         extra["errors"] = errors
     if (retry_after := getattr(exc, "retry_after", None)) is not None:
         extra["retry_after"] = retry_after
-    return _error(exc.code, exc.message, **extra)
+    return _error(exc.code, exc.message, **extra, **getattr(exc, "details", {}))
 
 
 class ChatConsumer(AsyncWebsocketConsumer):

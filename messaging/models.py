@@ -235,6 +235,59 @@ class ToolCallMetric(models.Model):
         return f"{self.name} ({'ok' if self.ok else 'error'})"
 
 
+class UserQuota(models.Model):
+    """A user's own daily limits, set by staff in the admin: each replaces the site's default
+    (USER_DAILY_REPLY_LIMIT, USER_DAILY_TOKEN_LIMIT) for this user. A day is a UTC day.
+
+    Per limit: a number (0 allows none), "unlimited", or neither (empty: the default applies).
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="chat_quota"
+    )
+    daily_reply_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="AI replies this user may get per UTC day (regenerations included; 0: none). "
+        "Empty: the site default, USER_DAILY_REPLY_LIMIT.",
+    )
+    unlimited_replies = models.BooleanField(
+        default=False,
+        help_text="No daily reply limit for this user, whatever USER_DAILY_REPLY_LIMIT says "
+        "(leave the number above empty).",
+    )
+    daily_token_limit = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Tokens (prompt + completion) of this user's replies per UTC day (0: none). "
+        "Empty: the site default, USER_DAILY_TOKEN_LIMIT.",
+    )
+    unlimited_tokens = models.BooleanField(
+        default=False,
+        help_text="No daily token limit for this user, whatever USER_DAILY_TOKEN_LIMIT says "
+        "(leave the number above empty).",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "user quota"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(unlimited_replies=False) | models.Q(daily_reply_limit__isnull=True),
+                name="userquota_replies_limit_or_unlimited",
+                violation_error_message="Give a daily reply limit or tick unlimited replies, not both.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(unlimited_tokens=False) | models.Q(daily_token_limit__isnull=True),
+                name="userquota_tokens_limit_or_unlimited",
+                violation_error_message="Give a daily token limit or tick unlimited tokens, not both.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"daily quota of user {self.user_id}"
+
+
 class ForkMode(models.TextChoices):
     """What ``thread_fork`` copies: the root-to-message path, that path with the siblings along
     it, or the message's subtree."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
+from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ from threads.models import ChatThread
 from threads.selectors import parse_uuid
 from threads.tree import newest_leaf, path_to
 
-from .models import ChatAttachment, ChatMessage, ReplyChunk, ReplyMetric, ReplyStream
+from .models import ChatAttachment, ChatMessage, ReplyChunk, ReplyMetric, ReplyStream, UserQuota
 
 
 def message_list(*, thread: ChatThread) -> QuerySet[ChatMessage]:
@@ -301,14 +302,152 @@ REPLY_WAIT_WINDOW = timedelta(minutes=10)
 def reply_in_progress_count(*, user: User) -> int:
     """Replies the user is waiting for: streams still open in their threads, plus their recent
     messages that no reply has started for yet."""
-    streaming = ReplyStream.objects.filter(thread__owner=user, status=ReplyStream.Status.STREAMING).count()
+    return replies_in_progress_by_user(user_id=user.pk).get(user.pk, 0)
+
+
+def replies_in_progress_by_user(*, user_id: int | None = None) -> dict[int, int]:
+    """``reply_in_progress_count`` of every user who has any (or of ``user_id`` only), by user id:
+    two grouped queries, over the open streams and the few messages in the reply outbox."""
+    streams = ReplyStream.objects.filter(status=ReplyStream.Status.STREAMING)
     since = timezone.now() - REPLY_WAIT_WINDOW
-    waiting = (
-        ChatMessage.objects.filter(sender=user, role=ChatMessage.Role.USER, awaiting_reply=True)
-        .filter(Q(created_at__gte=since) | Q(reply_requested_at__gte=since))
-        .count()
+    waiting = ChatMessage.objects.filter(role=ChatMessage.Role.USER, awaiting_reply=True).filter(
+        Q(created_at__gte=since) | Q(reply_requested_at__gte=since)
     )
-    return streaming + waiting
+    if user_id is not None:
+        streams = streams.filter(thread__owner_id=user_id)
+        waiting = waiting.filter(sender_id=user_id)
+    counts: dict[int, int] = defaultdict(int)
+    for owner_id, n in streams.values_list("thread__owner_id").annotate(n=Count("id")).order_by():
+        counts[owner_id] += n
+    for sender_id, n in waiting.exclude(sender=None).values_list("sender_id").annotate(n=Count("id")).order_by():
+        counts[sender_id] += n
+    return dict(counts)
+
+
+# --- Daily quotas ---------------------------------------------------------------------------------
+# What counts against USER_DAILY_REPLY_LIMIT / USER_DAILY_TOKEN_LIMIT (README, Quotas): every reply
+# that ended since UTC midnight whatever its status (a ReplyMetric row, written when a stream
+# ends; regenerations are replies too), plus the replies in progress now, so that a burst of sends
+# cannot pass the limit before their replies end. Tokens are those of the replies ended today
+# (prompt + completion; a reply's tokens are known only when it ends).
+
+
+@dataclass(frozen=True)
+class QuotaLimits:
+    """A user's daily limits in force; None is unlimited."""
+
+    replies: int | None
+    tokens: int | None
+
+
+@dataclass(frozen=True)
+class QuotaUsage:
+    """What a user used of their limits on the UTC day from ``day_start`` to ``resets_at``."""
+
+    user_id: int
+    day_start: datetime
+    resets_at: datetime
+    replies_used: int
+    replies_limit: int | None
+    tokens_used: int
+    tokens_limit: int | None
+
+    def reached(self) -> list[str]:
+        """The limits used up (``replies``, ``tokens``): another reply would pass them."""
+        return [
+            name
+            for name, used, limit in (
+                ("replies", self.replies_used, self.replies_limit),
+                ("tokens", self.tokens_used, self.tokens_limit),
+            )
+            if limit is not None and used >= limit
+        ]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "day_start": self.day_start,
+            "resets_at": self.resets_at,
+            "replies": {"used": self.replies_used, "limit": self.replies_limit},
+            "tokens": {"used": self.tokens_used, "limit": self.tokens_limit},
+        }
+
+
+def quota_day(now: datetime) -> tuple[datetime, datetime]:
+    """The UTC day holding ``now``: its midnight and the next one (when the counts reset)."""
+    start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return start, start + timedelta(days=1)
+
+
+def _limits(override: UserQuota | None) -> QuotaLimits:
+    replies: int | None = settings.USER_DAILY_REPLY_LIMIT
+    tokens: int | None = settings.USER_DAILY_TOKEN_LIMIT
+    if override is not None:
+        if override.unlimited_replies:
+            replies = None
+        elif override.daily_reply_limit is not None:
+            replies = override.daily_reply_limit
+        if override.unlimited_tokens:
+            tokens = None
+        elif override.daily_token_limit is not None:
+            tokens = override.daily_token_limit
+    return QuotaLimits(replies=replies, tokens=tokens)
+
+
+def quota_limits(*, user_ids: Collection[int]) -> dict[int, QuotaLimits]:
+    """The limits in force for each user: their own from the admin (``UserQuota``) where set, else
+    the site's defaults. One query (none for no users)."""
+    overrides = {row.pk: row for row in UserQuota.objects.filter(pk__in=user_ids)} if user_ids else {}
+    return {user_id: _limits(overrides.get(user_id)) for user_id in user_ids}
+
+
+def _quota_counts(*, now: datetime, user_id: int | None = None) -> dict[int, tuple[int, int]]:
+    """``(replies, tokens)`` used on ``now``'s UTC day, by user id: one grouped range scan of
+    ReplyMetric (the ``(user, created_at)`` index for one user, ``(created_at)`` for all), plus
+    the replies in progress at the moment of the call."""
+    start, end = quota_day(now)
+    rows = ReplyMetric.objects.filter(created_at__gte=start, created_at__lt=end)
+    rows = rows.filter(user_id=user_id) if user_id is not None else rows.exclude(user=None)
+    counts: dict[int, tuple[int, int]] = {
+        row["user_id"]: (row["replies"], row["tokens"])
+        for row in rows.values("user_id")
+        .annotate(replies=Count("id"), tokens=Sum("completion_tokens", default=0) + Sum("prompt_tokens", default=0))
+        .order_by()
+    }
+    for owner_id, in_progress in replies_in_progress_by_user(user_id=user_id).items():
+        replies, tokens = counts.get(owner_id, (0, 0))
+        counts[owner_id] = (replies + in_progress, tokens)
+    return counts
+
+
+def _usage(user_id: int, counts: tuple[int, int], limits: QuotaLimits, now: datetime) -> QuotaUsage:
+    start, end = quota_day(now)
+    return QuotaUsage(
+        user_id=user_id,
+        day_start=start,
+        resets_at=end,
+        replies_used=counts[0],
+        replies_limit=limits.replies,
+        tokens_used=counts[1],
+        tokens_limit=limits.tokens,
+    )
+
+
+def quota_usage_get(*, user_id: int, now: datetime | None = None, limits: QuotaLimits | None = None) -> QuotaUsage:
+    """One user's daily usage and limits (``limits`` when the caller read them already). Four
+    queries: the limits, the day's replies and tokens, the replies in progress (two)."""
+    now = now or timezone.now()
+    limits = limits or quota_limits(user_ids=[user_id])[user_id]
+    counts = _quota_counts(now=now, user_id=user_id).get(user_id, (0, 0))
+    return _usage(user_id, counts, limits, now)
+
+
+def quota_usage_list(*, now: datetime | None = None) -> list[QuotaUsage]:
+    """The daily usage of every user who used anything on ``now``'s UTC day (or has a reply in
+    progress), with their limits; four queries whatever the number of users."""
+    now = now or timezone.now()
+    counts = _quota_counts(now=now)
+    limits = quota_limits(user_ids=list(counts))
+    return [_usage(user_id, used, limits[user_id], now) for user_id, used in counts.items()]
 
 
 def attachment_bytes_total(*, user: User) -> int:

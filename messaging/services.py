@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import mimetypes
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -28,7 +29,15 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from chatproject.errors import InvalidInput, NotFound, QuotaExceeded, RateLimited, TooLarge, TooManyReplies
+from chatproject.errors import (
+    DailyQuotaExceeded,
+    InvalidInput,
+    NotFound,
+    QuotaExceeded,
+    RateLimited,
+    TooLarge,
+    TooManyReplies,
+)
 from chatproject.json_input import json_nul_free
 from chatproject.ratelimit import window_hit, window_seconds_left
 from threads.models import ChatThread
@@ -37,9 +46,9 @@ from threads.services import TITLE_MAX_CHARS, thread_advance_leaf, thread_touch,
 from threads.tree import newest_leaf, path_to
 
 from .metrics import reply_metric_record, reply_metrics, token_counter_load, tool_step
-from .models import ChatAttachment, ChatMessage, ForkMode, ReplyChunk, ReplyStream
+from .models import ChatAttachment, ChatMessage, ForkMode, ReplyChunk, ReplyStream, UserQuota
 from .realtime import thread_broadcast
-from .selectors import attachment_bytes_total, reply_in_progress_count, stream_text
+from .selectors import attachment_bytes_total, quota_limits, quota_usage_get, reply_in_progress_count, stream_text
 from .serializers import message_payload
 from .signals import reply_finished, user_message_created, user_message_posted
 
@@ -131,6 +140,26 @@ def _check_replies_in_progress(user: User) -> None:
         )
 
 
+def _check_daily_quota(user: User) -> None:
+    """Refuse a message that asks for a reply when the user has used up a daily limit (replies or
+    tokens, see ``messaging.selectors.QuotaUsage``); nothing is stored. Call under ``_lock_sender``,
+    so that sends at once cannot pass the reply limit together. One query when no limit applies."""
+    limits = quota_limits(user_ids=[user.pk])[user.pk]
+    if limits.replies is None and limits.tokens is None:
+        return
+    now = timezone.now()
+    usage = quota_usage_get(user_id=user.pk, now=now, limits=limits)
+    if reached := usage.reached():
+        quota = reached[0]
+        raise DailyQuotaExceeded(
+            quota=quota,
+            limit=cast(int, usage.replies_limit if quota == "replies" else usage.tokens_limit),
+            used=usage.replies_used if quota == "replies" else usage.tokens_used,
+            resets_at=usage.resets_at.isoformat().replace("+00:00", "Z"),
+            retry_after=max(1, math.ceil((usage.resets_at - now).total_seconds())),
+        )
+
+
 @transaction.atomic
 def message_create(
     *,
@@ -210,12 +239,14 @@ def _send_once(
     client_id: Any,
     validate: Callable[[], Any],
     store: Callable[[str | None], ChatMessage],
+    reply: bool = True,
 ) -> tuple[ChatMessage, bool]:
     """Store a user message once per ``client_id`` and announce it; ``(message, created)``.
 
     The order matters: a retry of a stored message is answered before any check; a message that
     fails validation does not count against the rate limit; nothing is stored or announced when
-    the cap on replies in progress refuses it or ``store`` raises.
+    the daily quota (``reply``: only a message that asks for a reply), the cap on replies in
+    progress or ``store`` refuses it.
     """
     client_id = _clean_client_id(client_id)
     if existing := _existing_by_client_id(thread, client_id):
@@ -225,6 +256,8 @@ def _send_once(
     try:
         with transaction.atomic():
             _lock_sender(sender)
+            if reply:
+                _check_daily_quota(sender)
             _check_replies_in_progress(sender)
             message = store(client_id)
             _announce_user_message(message)
@@ -254,8 +287,9 @@ def message_send(
 
     The same ``client_id`` in a thread returns the stored message with ``created`` False and
     announces nothing. A new message is broadcast to the thread after commit and sends
-    ``user_message_posted`` (the agent replies). Raises RateLimited past MESSAGE_RATE_LIMIT and
-    TooManyReplies when the user already waits for MAX_CONCURRENT_REPLIES replies.
+    ``user_message_posted`` (the agent replies). Raises RateLimited past MESSAGE_RATE_LIMIT,
+    DailyQuotaExceeded past the user's daily limits (when ``reply``) and TooManyReplies when the
+    user already waits for MAX_CONCURRENT_REPLIES replies.
     """
 
     def store(client_id: str | None) -> ChatMessage:
@@ -276,6 +310,7 @@ def message_send(
         client_id=client_id,
         validate=lambda: _clean_content(content, allow_empty=False),
         store=store,
+        reply=reply,
     )
 
 
@@ -287,8 +322,8 @@ def message_regenerate(
 
     The user message becomes the thread's active leaf, so the new reply is the one shown when it
     ends. The same ``client_id`` again asks nothing more (``created`` False). Sends
-    ``user_message_posted`` after commit (the agent queues the reply); the rate limit and the cap
-    on replies in progress apply as to a send.
+    ``user_message_posted`` after commit (the agent queues the reply); the rate limit, the daily
+    quota and the cap on replies in progress apply as to a send.
     """
     client_id = _clean_client_id(client_id)
     pk = parse_uuid(message_id) if isinstance(message_id, str | uuid.UUID) else None
@@ -313,6 +348,7 @@ def message_regenerate(
         _lock_sender(sender)
         if asked_already():  # the same request raced in on another connection
             return message, False
+        _check_daily_quota(sender)
         _check_replies_in_progress(sender)
         ChatMessage.objects.filter(pk=message.pk).update(
             reply_attempt=F("reply_attempt") + 1,
@@ -942,6 +978,43 @@ def attachment_cleanup(*, dry_run: bool = False) -> dict[str, list[str]]:
         ChatAttachment.objects.filter(pk__in=missing).delete()
         _delete_files(orphans)
     return {"orphan_files": orphans, "missing_files": missing}
+
+
+# A daily limit for ``user_quota_set``: a number (0 allows none), unlimited, or the site's default.
+QUOTA_DEFAULT = "default"
+QUOTA_UNLIMITED = "unlimited"
+QuotaSetting = int | Literal["default", "unlimited"]
+
+
+# Per limit of ``user_quota_set``: its number field, its "unlimited" field on UserQuota, and the
+# largest number the column holds (PositiveIntegerField, PositiveBigIntegerField).
+_QUOTA_FIELDS = {
+    "replies": ("daily_reply_limit", "unlimited_replies", 2**31 - 1),
+    "tokens": ("daily_token_limit", "unlimited_tokens", 2**63 - 1),
+}
+
+
+def _quota_fields(name: str, value: QuotaSetting) -> dict[str, Any]:
+    limit_field, unlimited_field, largest = _QUOTA_FIELDS[name]
+    if value == QUOTA_UNLIMITED:
+        return {limit_field: None, unlimited_field: True}
+    if value == QUOTA_DEFAULT:
+        return {limit_field: None, unlimited_field: False}
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= largest:
+        raise InvalidInput.field(name, f'A whole number from 0 to {largest}, "unlimited" or "default".')
+    return {limit_field: value, unlimited_field: False}
+
+
+def user_quota_set(*, user: User, replies: QuotaSetting | None = None, tokens: QuotaSetting | None = None) -> UserQuota:
+    """Set a user's own daily limits (what staff do in the admin): each of ``replies`` and
+    ``tokens`` is a number, ``"unlimited"`` or ``"default"`` (the site's setting applies); None
+    leaves it as it is. Takes effect at the user's next message; triggers nothing."""
+    fields = {
+        **(_quota_fields("replies", replies) if replies is not None else {}),
+        **(_quota_fields("tokens", tokens) if tokens is not None else {}),
+    }
+    quota, _ = UserQuota.objects.update_or_create(user=user, defaults=fields)
+    return quota
 
 
 DEMO_TOPICS = [

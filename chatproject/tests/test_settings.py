@@ -47,6 +47,8 @@ def test_refuses_to_start_without_secret_key_unless_debug():
         ({"SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto"}, "SECURE_PROXY_SSL_HEADER must look like"),
         ({"THREAD_SUMMARY_MAX_CHARS": "500"}, "THREAD_SUMMARY_MAX_CHARS must be at least 1000, got 500"),
         ({"HSTS_SECONDS": "-1"}, "HSTS_SECONDS must be at least 0, got -1"),
+        ({"USER_DAILY_REPLY_LIMIT": "-1"}, "USER_DAILY_REPLY_LIMIT must be at least 0, got -1"),
+        ({"USER_DAILY_TOKEN_LIMIT": "1e6"}, "USER_DAILY_TOKEN_LIMIT must be an integer, got '1e6'"),
     ],
 )
 def test_bad_configuration_is_a_clear_error(env, message):
@@ -95,6 +97,14 @@ def test_limits_follow_from_the_message_and_metadata_limits():
         "REQUEST_MAX_BODY_BYTES", "LOGIN_FAILURE_LIMIT", DEBUG="1", MAX_MESSAGE_CHARS="1000", METADATA_MAX_BYTES="1000"
     )
     assert values == {"REQUEST_MAX_BODY_BYTES": 12 * 1000 + 3 * 1000 + 64 * 1024, "LOGIN_FAILURE_LIMIT": [10, 60]}
+
+
+def test_daily_quotas_are_unlimited_unless_set():
+    names = ("USER_DAILY_REPLY_LIMIT", "USER_DAILY_TOKEN_LIMIT")
+    assert settings_values(*names, DEBUG="1") == {"USER_DAILY_REPLY_LIMIT": None, "USER_DAILY_TOKEN_LIMIT": None}
+    values = settings_values(*names, DEBUG="1", USER_DAILY_REPLY_LIMIT=" 200 ", USER_DAILY_TOKEN_LIMIT="0")
+    assert values == {"USER_DAILY_REPLY_LIMIT": 200, "USER_DAILY_TOKEN_LIMIT": 0}
+    assert settings_values(*names[:1], DEBUG="1", USER_DAILY_REPLY_LIMIT="") == {"USER_DAILY_REPLY_LIMIT": None}
 
 
 def test_every_process_tells_dspy_and_litellm_to_use_their_own_price_list():

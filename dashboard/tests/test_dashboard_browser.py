@@ -65,6 +65,10 @@ def test_the_dashboard_shows_a_reply_on_desktop_and_phone(stack):
             expect(page.locator("#table-models")).to_contain_text("offline")
             expect(page.locator("#table-tools")).to_contain_text("calculator")
             expect(page.locator("#table-users-replies")).to_contain_text(person["username"])
+            # The daily quotas: no limit configured, so one reply of an unlimited quota, nobody at a limit.
+            expect(page.locator("#table-quotas")).to_contain_text(person["username"])
+            expect(page.locator("#table-quotas")).to_contain_text("1 / unlimited")
+            expect(page.locator("#table-quotas-over")).to_contain_text("Nobody is at a limit.")
             page.screenshot(path=str(ARTIFACTS / "dashboard-desktop.png"), full_page=True)
 
             page.click("button[data-window='7d']")

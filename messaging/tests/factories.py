@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -21,17 +21,22 @@ def make_attachment(message: ChatMessage, filename: str = "notes.txt", data: byt
 
 def make_reply_metric(
     user: Any,
-    minutes_ago: float,
+    when: float | datetime = 0,
     *,
-    total: int | None,
+    at: datetime | None = None,
+    total: int | None = 100,
     first: int | None = None,
     queue: int | None = 5,
     status: str = "complete",
     model: str = "offline",
+    prompt_tokens: int | None = 0,
+    completion_tokens: int = 0,
     **fields: Any,
 ) -> ReplyMetric:
-    """A ``ReplyMetric`` row as ``stream_finish`` writes it, ``minutes_ago`` before now."""
-    at = timezone.now() - timedelta(minutes=minutes_ago)
+    """A ``ReplyMetric`` row as ``stream_finish`` writes it, ended ``when``: a moment, or that
+    many minutes before now (``at`` names the moment too)."""
+    if at is None:
+        at = when if isinstance(when, datetime) else timezone.now() - timedelta(minutes=when)
     return ReplyMetric.objects.create(
         created_at=at,
         minute=int(at.timestamp()) // 60,
@@ -41,5 +46,7 @@ def make_reply_metric(
         queue_ms=queue,
         first_chunk_ms=first,
         total_ms=total,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
         **fields,
     )

@@ -10,7 +10,15 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from chatproject import ratelimit
-from chatproject.errors import InvalidInput, NotFound, QuotaExceeded, RateLimited, TooLarge, TooManyReplies
+from chatproject.errors import (
+    DomainError,
+    InvalidInput,
+    NotFound,
+    QuotaExceeded,
+    RateLimited,
+    TooLarge,
+    TooManyReplies,
+)
 from messaging.models import ChatAttachment, ChatMessage, ReplyStream
 from messaging.selectors import REPLY_WAIT_WINDOW, stream_chunk_list
 from messaging.services import (
@@ -365,7 +373,7 @@ def at_once(count: int, action) -> list[str]:
             barrier.wait()
             action(n)
             outcomes.append("stored")
-        except (TooManyReplies, QuotaExceeded) as error:
+        except DomainError as error:
             outcomes.append(error.code)
         finally:
             connection.close()

@@ -104,9 +104,9 @@
       .append("title").text(function (d) { return d.key + ": " + ms(d.v) + " ms"; });
   }
 
-  function table(id, columns, rows) {
+  function table(id, columns, rows, empty) {
     const box = document.getElementById(id);
-    if (!rows.length) { box.replaceChildren(el("p", "muted", "Nothing in this window.")); return; }
+    if (!rows.length) { box.replaceChildren(el("p", "muted", empty || "Nothing in this window.")); return; }
     const t = el("table");
     const head = el("tr");
     columns.forEach(function (c) { head.append(el("th", c.num ? "num" : "", c.label)); });
@@ -119,6 +119,22 @@
     });
     t.append(body);
     box.replaceChildren(t);
+  }
+
+  // The daily quotas (GET /api/dashboard/ "quotas"): the UTC day whatever the window.
+  function quotaTables(quotas) {
+    const limit = function (v) { return v === null ? "unlimited" : number(v); };
+    const used = function (key) { return function (r) { return number(r[key].used) + " / " + limit(r[key].limit); }; };
+    const columns = [
+      { label: "User", show: function (r) { return r.username; } },
+      { label: "Replies", num: true, show: used("replies") },
+      { label: "Tokens", num: true, show: used("tokens") },
+      { label: "Reached", show: function (r) { return r.reached.join(", "); } },
+    ];
+    document.getElementById("quota-day").textContent = "(resets " + quotas.resets_at.slice(0, 16).replace("T", " ") + " UTC)";
+    document.getElementById("quota-over-total").textContent = "(" + number(quotas.over_limit_total) + ")";
+    table("table-quotas", columns, quotas.top_users, "No replies today.");
+    table("table-quotas-over", columns, quotas.over_limit, "Nobody is at a limit.");
   }
 
   function render(data) {
@@ -146,6 +162,7 @@
     ];
     table("table-users-replies", userColumns, data.top_users.by_replies);
     table("table-users-tokens", userColumns, data.top_users.by_tokens);
+    quotaTables(data.quotas);
     updated.textContent = "Updated " + new Date().toLocaleTimeString();
   }
 

@@ -254,6 +254,20 @@ def test_incoming_messages_are_rate_limited_like_other_sends(api, anon_api, user
     assert codes == [202, 202, 429]
 
 
+@pytest.mark.django_db
+def test_incoming_messages_that_ask_a_reply_are_held_to_the_daily_quota(api, anon_api, user, settings):
+    settings.USER_DAILY_REPLY_LIMIT = 0
+    thread = make_thread(owner=user)
+    endpoint = incoming(api, thread)
+    refused = signed_post(anon_api, endpoint, {"content": "answer this"})
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    body = refused.json()
+    assert (body["code"], body["quota"], body["limit"]) == ("quota_exceeded", "replies", 0)
+    assert not ChatMessage.objects.filter(thread=thread).exists()
+    # A message that asks for no reply is stored.
+    assert signed_post(anon_api, endpoint, {"content": "just a note", "reply": False}).status_code == 202
+
+
 def test_github_signature_matches_githubs_documented_example():
     header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
     assert github_signature_valid(secret="It's a Secret to Everybody", body=b"Hello, World!", header=header)
