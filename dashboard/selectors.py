@@ -103,17 +103,7 @@ def dashboard_get(*, window: str, now: datetime | None = None) -> dict[str, Any]
     else:
         edges = rollup.rollup_edges(since=since, now=now, hours=hours)
         replies, tool_calls = ReplyMetric.objects.filter(edges), ToolCallMetric.objects.filter(edges)
-    groups = list(
-        replies.annotate(bucket=F("minute") / spec.bucket_minutes)
-        .values("bucket", "model", "status")
-        .annotate(
-            replies=Count("id"),
-            prompt_tokens=Sum("prompt_tokens", default=0),
-            completion_tokens=Sum("completion_tokens", default=0),
-            cost_usd=Sum("cost_usd"),
-        )
-        .order_by()
-    )
+    groups = list(rollup.reply_sums(replies, bucket=F("minute") / spec.bucket_minutes))
     if hours is not None:
         groups += _rolled_up_groups(hours, bucket=spec.bucket_minutes)
     statuses = {status: 0 for status in ReplyStream.ENDED}

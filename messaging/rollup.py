@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from .models import LatencyRollup, ReplyMetric, ReplyRollup, RollupCursor, ToolCallMetric, ToolRollup, UserRollup
@@ -163,6 +163,22 @@ def rollup_periods(hours: tuple[int, int]) -> Q:
 # --- writing --------------------------------------------------------------------------------
 
 
+def reply_sums(replies: QuerySet[ReplyMetric], *, bucket: Any) -> QuerySet[ReplyMetric, dict[str, Any]]:
+    """Replies, tokens and cost of ``replies`` per ``bucket`` (an expression over a row), model
+    and status: what ``ReplyRollup`` holds per slot and what the dashboard draws per bucket."""
+    return (
+        replies.annotate(bucket=bucket)
+        .values("bucket", "model", "status")
+        .annotate(
+            replies=Count("id"),
+            prompt_tokens=Sum("prompt_tokens", default=0),
+            completion_tokens=Sum("completion_tokens", default=0),
+            cost_usd=Sum("cost_usd"),
+        )
+        .order_by()
+    )
+
+
 def reply_rollup_run(*, now: datetime | None = None, max_hours: int | None = None) -> int:
     """Roll up the hours closed since the last run (all of them the first time: the back-fill),
     at most about ``max_hours`` of them, and again the recent hours that changed since; returns
@@ -262,7 +278,7 @@ def _roll_hours(start: int, end: int) -> None:
     ReplyRollup.objects.bulk_create(
         (
             ReplyRollup(
-                minute=group["slot"],
+                minute=group["bucket"],
                 model=group["model"],
                 status=group["status"],
                 replies=group["replies"],
@@ -270,15 +286,7 @@ def _roll_hours(start: int, end: int) -> None:
                 completion_tokens=group["completion_tokens"],
                 cost_usd=group["cost_usd"],
             )
-            for group in replies.annotate(slot=F("minute") / SLOT * SLOT)
-            .values("slot", "model", "status")
-            .annotate(
-                replies=Count("id"),
-                prompt_tokens=Sum("prompt_tokens", default=0),
-                completion_tokens=Sum("completion_tokens", default=0),
-                cost_usd=Sum("cost_usd"),
-            )
-            .order_by()
+            for group in reply_sums(replies, bucket=F("minute") / SLOT * SLOT)
         ),
         batch_size=1000,
     )
