@@ -11,6 +11,7 @@ from django.db import connection
 from dashboard.selectors import dashboard_get
 from messaging.models import LatencyRollup, ReplyMetric, ReplyRollup, RollupCursor, ToolCallMetric, UserRollup
 from messaging.rollup import reply_rollup_run
+from messaging.tests.factories import make_reply_metric
 from threads.tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
@@ -24,15 +25,15 @@ def metric(at, user, rng, **fields):
     status = fields.pop("status", rng.choice(["complete", "complete", "error", "interrupted", "stopped"]))
     model = fields.pop("model", rng.choice(["offline", "gpt", "claude"]))
     queue = rng.choice([0, 1, 7, 31, 32, 33, 100, rng.randint(0, 5000), rng.randint(0, 20_000_000)])
-    row = ReplyMetric.objects.create(
-        created_at=at,
-        minute=int(at.timestamp()) // 60,
-        user=user,
+    row = make_reply_metric(
+        user,
+        0,
+        at=at,
         model=model,
         status=status,
-        queue_ms=queue,
-        first_chunk_ms=None if status == "error" else queue + rng.randint(0, 3000),
-        total_ms=queue + rng.randint(0, 90_000),
+        queue=queue,
+        first=None if status == "error" else queue + rng.randint(0, 3000),
+        total=queue + rng.randint(0, 90_000),
         prompt_tokens=None if status in ("stopped", "interrupted") else rng.randint(0, 4000),
         completion_tokens=rng.randint(0, 800),
         cost_usd=None if model == "offline" else rng.random() / 100,

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -28,10 +28,11 @@ def make_reply_metric(
     queue: int | None = 5,
     status: str = "complete",
     model: str = "offline",
+    at: datetime | None = None,
     **fields: Any,
 ) -> ReplyMetric:
-    """A ``ReplyMetric`` row as ``stream_finish`` writes it, ``minutes_ago`` before now."""
-    at = timezone.now() - timedelta(minutes=minutes_ago)
+    """A ``ReplyMetric`` row as ``stream_finish`` writes it, ``minutes_ago`` before now (or ``at``)."""
+    at = at or timezone.now() - timedelta(minutes=minutes_ago)
     return ReplyMetric.objects.create(
         created_at=at,
         minute=int(at.timestamp()) // 60,

@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from messaging.models import (
     LatencyRollup,
-    ReplyMetric,
     ReplyRollup,
     RollupCursor,
     ToolCallMetric,
@@ -73,22 +72,13 @@ def test_histogram_percentiles_are_within_a_32nd_of_percentile_cont(seed):
 
 
 def at(moment, user, **fields):
-    return ReplyMetric.objects.create(
-        created_at=moment,
-        minute=int(moment.timestamp()) // 60,
-        user=user,
-        model=fields.pop("model", "offline"),
-        status=fields.pop("status", "complete"),
-        queue_ms=fields.pop("queue_ms", 5),
-        total_ms=fields.pop("total_ms", 100),
-        **fields,
-    )
+    return make_reply_metric(user, 0, at=moment, total=fields.pop("total_ms", 100), **fields)
 
 
 @pytest.mark.django_db
 def test_a_run_rolls_up_closed_hours_only_and_the_days_they_close(user, other_user):
     a = at(NOW - timedelta(days=2, hours=1), user, prompt_tokens=10, completion_tokens=5, cost_usd=0.5)
-    at(NOW - timedelta(days=2, hours=1), other_user, model="gpt", status="error", first_chunk_ms=None)
+    at(NOW - timedelta(days=2, hours=1), other_user, model="gpt", status="error", first=None)
     at(NOW - timedelta(minutes=40), user, completion_tokens=7)  # 9:57: closed at 10:01
     at(NOW - timedelta(minutes=10), user)  # the hour in progress
     ToolCallMetric.objects.create(reply=a, created_at=a.created_at, name="calculator", duration_ms=40, ok=False)
