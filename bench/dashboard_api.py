@@ -1,6 +1,6 @@
 """Benchmark of the staff dashboard's API on a million messages' worth of reply metrics.
 
-    python3 bench/run.py dashboard [--replies 500000 --days 30 --runs 20]
+    python3 bench/run.py dashboard [--replies 500000 --days 30 --runs 20] [--no-rollup]
 
 A million messages are half user messages and half the agent's replies: ``--replies`` ReplyMetric
 rows (bulk_create; 30% of them with a tool step, 10% of those failed; 1,000 users, three models,
@@ -9,6 +9,9 @@ test database of its own (SQLite in a temporary file by default; ``test_<name>``
 DATABASE_URL's when it is set). Then it times ``GET /api/dashboard/?window=...`` through the
 whole Django stack for each window (p50/p95/max, ms; CPU time too: this machine is shared), with
 the cache emptied before each request (the API reuses a 24h or 7d answer for a few seconds).
+Before timing it back-fills the rollups the 24h and 7d windows read (``reply_rollup_run``, as
+the periodic task's first run would) and prints how long that took; ``--no-rollup`` leaves them
+empty, so every window scans ``ReplyMetric`` as it did before the rollups.
 
 Run it without REDIS_URL: with Redis the worker status costs one Celery ping (at most 0.5 s)
 every 5 s, whatever the data; that is not what this measures.
@@ -110,21 +113,32 @@ def main() -> None:
     parser.add_argument("--replies", type=int, default=500_000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--no-rollup", action="store_true", help="Do not back-fill the rollups: scan every window.")
     args = parser.parse_args()
     settings.ALLOWED_HOSTS = ["testserver", "localhost"]
     old = setup_databases(verbosity=0, interactive=False)
     try:
         from django.contrib.auth import get_user_model
         from django.core.cache import cache
+        from django.db import connection
         from rest_framework.authtoken.models import Token
         from rest_framework.test import APIClient
 
         seed(args.replies, args.days, random.Random(7))
+        if not args.no_rollup:
+            from messaging.rollup import reply_rollup_run
+
+            started = time.perf_counter()
+            hours = reply_rollup_run()
+            print(f"rolled up {hours:,} hours of reply metrics in {time.perf_counter() - started:.1f} s")
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
         staff = get_user_model().objects.create_user("staff", password="bench-password-123", is_staff=True)
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff).key}")
         engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
-        print(f"dashboard bench: {engine}, {args.runs} runs; load average {os.getloadavg()[0]:.1f}")
+        mode = "scans only" if args.no_rollup else "rollups"
+        print(f"dashboard bench: {engine}, {mode}, {args.runs} runs; load average {os.getloadavg()[0]:.1f}")
         for window in ("1h", "24h", "7d"):
 
             def call(window: str = window) -> None:

@@ -179,6 +179,7 @@ PERIODIC_TASKS = [
     "agent.sweep_unanswered",
     "webhooks.deliver_due",
     "messaging.prune_metrics",
+    "messaging.rollup_metrics",
 ]
 # Reply metrics (ReplyMetric, ToolCallMetric) older than this many days are deleted; 0 keeps them.
 REPLY_METRICS_RETENTION_DAYS = env_int("REPLY_METRICS_RETENTION_DAYS", 90, minimum=0)

@@ -3,7 +3,9 @@
 Every figure over a window comes from a query over a ``ReplyMetric.created_at`` range (an
 index range scan) that groups in the database; only the latency percentiles on SQLite read the
 window's latencies (three integer columns) and interpolate in Python as PostgreSQL's
-``percentile_cont`` does.
+``percentile_cont`` does. The wide windows (24h, 7d) take their whole hours from the rollups
+(``messaging.rollup``) and only their edges from ``ReplyMetric``: the same counts and sums, and
+latency percentiles from histograms, within 1/32 of the exact ones.
 """
 
 from __future__ import annotations
@@ -22,11 +24,20 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Avg, Count, F, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from chatproject.errors import Conflict, InvalidInput, NotFound
-from messaging.models import ReplyMetric, ReplyStream, ToolCallMetric
+from messaging import rollup
+from messaging.models import (
+    LatencyRollup,
+    ReplyMetric,
+    ReplyRollup,
+    ReplyStream,
+    ToolCallMetric,
+    ToolRollup,
+    UserRollup,
+)
 from messaging.selectors import QuotaUsage, quota_day, quota_usage_list
 
 from .models import Profile
@@ -41,12 +52,14 @@ class Window:
     # How long an answer is reused: the page polls every few seconds, and a week drawn in 2-hour
     # buckets does not change in that time (on SQLite it costs about a second to compute).
     cache_seconds: int
+    # Whole hours from the rollups (buckets must be whole 15-minute slots); 1h is always exact.
+    rollup: bool = False
 
 
 WINDOWS = {
     "1h": Window(timedelta(hours=1), 1, 0),
-    "24h": Window(timedelta(hours=24), 15, 10),
-    "7d": Window(timedelta(days=7), 120, 30),
+    "24h": Window(timedelta(hours=24), 15, 10, rollup=True),
+    "7d": Window(timedelta(days=7), 120, 30, rollup=True),
 }
 PERCENTILES = (0.5, 0.95, 0.99)
 TOP_USERS = 10
@@ -82,23 +95,23 @@ def dashboard_get(*, window: str, now: datetime | None = None) -> dict[str, Any]
 
     Three scans of the window's ReplyMetric rows, each grouped in the database: by (bucket,
     model, status) for the series, statuses and per-model sums; by user; and the latencies.
+    A window with ``rollup`` reads its whole rolled-up hours from the rollups instead and scans
+    only the rest (the partial hours at both ends, the hour in progress).
     """
     spec = WINDOWS[window]
     quotas = quotas_get(now=now) if now is not None else quotas_get_cached()
     now = now or timezone.now()
     since = now - spec.span
-    replies = ReplyMetric.objects.filter(created_at__gt=since, created_at__lte=now)
-    groups = list(
-        replies.annotate(bucket=F("minute") / spec.bucket_minutes)
-        .values("bucket", "model", "status")
-        .annotate(
-            replies=Count("id"),
-            prompt_tokens=Sum("prompt_tokens", default=0),
-            completion_tokens=Sum("completion_tokens", default=0),
-            cost_usd=Sum("cost_usd"),
-        )
-        .order_by()
-    )
+    hours = rollup.rollup_hours(since=since, now=now) if spec.rollup else None
+    if hours is None:
+        replies = ReplyMetric.objects.filter(created_at__gt=since, created_at__lte=now)
+        tool_calls = ToolCallMetric.objects.filter(created_at__gt=since, created_at__lte=now)
+    else:
+        edges = rollup.rollup_edges(since=since, now=now, hours=hours)
+        replies, tool_calls = ReplyMetric.objects.filter(edges), ToolCallMetric.objects.filter(edges)
+    groups = list(rollup.reply_sums(replies, bucket=F("minute") / spec.bucket_minutes))
+    if hours is not None:
+        groups += _rolled_up_groups(hours, bucket=spec.bucket_minutes)
     statuses = {status: 0 for status in ReplyStream.ENDED}
     models: dict[str, dict[str, Any]] = {}
     for group in groups:
@@ -122,21 +135,15 @@ def dashboard_get(*, window: str, now: datetime | None = None) -> dict[str, Any]
             "per_minute": total / (spec.span.total_seconds() / 60),
             "series": _series(groups, since=since, now=now, bucket=spec.bucket_minutes),
         },
-        "latency_ms": _latency_percentiles(replies),
+        "latency_ms": _latency_percentiles(replies) if hours is None else _latency_histograms(replies, hours),
         "statuses": statuses,
         "rates": {
             status: (statuses[status] / total if total else 0.0)
             for status in (ReplyStream.Status.ERROR, ReplyStream.Status.INTERRUPTED, ReplyStream.Status.STOPPED)
         },
         "models": sorted(models.values(), key=lambda row: (-row["replies"], row["model"])),
-        "tools": [
-            {**row, "avg_ms": round(row["avg_ms"]) if row["avg_ms"] is not None else None}
-            for row in ToolCallMetric.objects.filter(created_at__gt=since, created_at__lte=now)
-            .values("name")
-            .annotate(calls=Count("id"), failures=Count("id", filter=Q(ok=False)), avg_ms=Avg("duration_ms"))
-            .order_by("-calls", "name")
-        ],
-        "top_users": _top_users(replies),
+        "tools": _tools(tool_calls, hours),
+        "top_users": _top_users(replies, hours),
         "quotas": quotas,
         "open_streams": ReplyStream.objects.filter(status=ReplyStream.Status.STREAMING).count(),
         "workers": workers_status(),
@@ -163,6 +170,81 @@ def _series(groups: list[dict[str, Any]], *, since: datetime, now: datetime, buc
         }
         for key in range(first, last + 1)
     ]
+
+
+def _rolled_up_groups(hours: tuple[int, int], *, bucket: int) -> list[dict[str, Any]]:
+    """The (bucket, model, status) sums of the rolled-up hours, as the window's scan gives them."""
+    assert bucket % rollup.SLOT == 0, "a bucket must be whole rollup slots"
+    start, end = hours
+    return list(
+        ReplyRollup.objects.filter(minute__gte=start, minute__lt=end)
+        .annotate(bucket=F("minute") / bucket)
+        .values("bucket", "model", "status")
+        .annotate(
+            replies=Sum("replies"),
+            prompt_tokens=Sum("prompt_tokens"),
+            completion_tokens=Sum("completion_tokens"),
+            cost_usd=Sum("cost_usd"),
+        )
+        .order_by()
+    )
+
+
+def _tools(tool_calls: Any, hours: tuple[int, int] | None) -> list[dict[str, Any]]:
+    """Calls, failures and the average duration per tool: the scanned rows' plus the rollups'."""
+    found: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    rows = list(
+        tool_calls.values("name")
+        .annotate(
+            calls=Count("id"),
+            failures=Count("id", filter=Q(ok=False)),
+            ms=Sum("duration_ms", default=0),
+            timed=Count("duration_ms"),
+        )
+        .values_list("name", "calls", "failures", "ms", "timed")
+        .order_by()
+    )
+    if hours is not None:
+        rows += (
+            ToolRollup.objects.filter(minute__gte=hours[0], minute__lt=hours[1])
+            .values("name")
+            .annotate(
+                calls=Sum("calls"),
+                failures=Sum("failures"),
+                ms=Sum("duration_ms_sum"),
+                timed=Sum("duration_ms_count"),
+            )
+            .values_list("name", "calls", "failures", "ms", "timed")
+            .order_by()
+        )
+    for name, *sums in rows:
+        found[name] = [a + b for a, b in zip(found[name], sums, strict=True)]
+    return [
+        {"name": name, "calls": calls, "failures": failures, "avg_ms": round(ms / timed) if timed else None}
+        for name, (calls, failures, ms, timed) in sorted(found.items(), key=lambda item: (-item[1][0], item[0]))
+    ]
+
+
+def _latency_histograms(replies: Any, hours: tuple[int, int]) -> dict[str, dict[str, float | None]]:
+    """The latency percentiles from the rolled-up hours' histograms plus the scanned rows'
+    latencies, each counted in its bucket (within 1/32 of percentile_cont: see messaging.rollup)."""
+    counts: dict[int, dict[int, int]] = {kind: defaultdict(int) for kind in LatencyRollup.Kind}
+    for kind, bucket, n in (
+        LatencyRollup.objects.filter(rollup.rollup_periods(hours))
+        .values_list("kind", "bucket")
+        .annotate(Sum("count"))
+        .order_by()
+    ):
+        counts[kind][bucket] += n
+    for row in replies.values_list(*rollup.LATENCY_COLUMNS.values()):
+        for kind, value in zip(rollup.LATENCY_COLUMNS, row, strict=True):
+            if value is not None:
+                counts[kind][rollup.latency_bucket(value)] += 1
+    result = {}
+    for kind in LatencyRollup.Kind:
+        values = rollup.histogram_percentiles(counts[kind], PERCENTILES)
+        result[kind.label] = {f"p{round(q * 100)}": (values[i] if values else None) for i, q in enumerate(PERCENTILES)}
+    return result
 
 
 def _interpolated(ordered: list[int], q: float) -> float | None:
@@ -203,15 +285,28 @@ def _latency_percentiles(replies: Any) -> dict[str, dict[str, float | None]]:
     }
 
 
-def _top_users(replies: Any) -> dict[str, list[dict[str, Any]]]:
+def _top_users(replies: Any, hours: tuple[int, int] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Users with the most replies (each answers one of their messages) and the most tokens:
-    one grouped query (a row per active user), the two top lists taken from it here."""
+    one grouped query (a row per active user; with ``hours``, another over the rollups), the
+    two top lists taken from it here."""
     per_user = list(
         replies.exclude(user=None)
         .values("user_id")
         .annotate(replies=Count("id"), tokens=Sum("completion_tokens") + Sum("prompt_tokens", default=0))
         .order_by()
     )
+    if hours is not None:
+        merged = {row["user_id"]: row for row in per_user}
+        for user_id, replies_, tokens in (
+            UserRollup.objects.filter(rollup.rollup_periods(hours))
+            .values_list("user_id")
+            .annotate(Sum("replies"), Sum("tokens"))
+            .order_by()
+        ):
+            row = merged.setdefault(user_id, {"user_id": user_id, "replies": 0, "tokens": 0})
+            row["replies"] += replies_
+            row["tokens"] += tokens
+        per_user = list(merged.values())
     by_replies = heapq.nsmallest(TOP_USERS, per_user, key=lambda row: (-row["replies"], row["user_id"]))
     by_tokens = heapq.nsmallest(TOP_USERS, per_user, key=lambda row: (-row["tokens"], row["user_id"]))
     ids = {row["user_id"] for row in by_replies + by_tokens}

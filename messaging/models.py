@@ -288,6 +288,106 @@ class UserQuota(models.Model):
         return f"daily quota of user {self.user_id}"
 
 
+class ReplyRollup(models.Model):
+    """Ended replies per 15-minute slot, model and status: what the dashboard's wide windows sum
+    instead of scanning ``ReplyMetric`` (see ``messaging.rollup``, which writes every rollup table
+    from the closed hours' ``ReplyMetric`` rows)."""
+
+    id = models.BigAutoField(primary_key=True)
+    # The slot's first minute (minutes since the epoch, a multiple of 15), like ReplyMetric.minute.
+    minute = models.BigIntegerField()
+    model = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=ReplyStream.Status.choices)
+    replies = models.PositiveIntegerField()
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    # NULL when no reply of the group had a price (as SUM over ReplyMetric.cost_usd would be).
+    cost_usd = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["minute", "model", "status"], name="replyrollup_slot")]
+
+    def __str__(self) -> str:
+        return f"{self.replies} {self.model} {self.status} at minute {self.minute}"
+
+
+class ToolRollup(models.Model):
+    """Tool steps per 15-minute slot and tool (by ``ToolCallMetric.created_at``)."""
+
+    id = models.BigAutoField(primary_key=True)
+    minute = models.BigIntegerField()
+    name = models.CharField(max_length=100)
+    calls = models.PositiveIntegerField()
+    failures = models.PositiveIntegerField()
+    # Of the steps that have a duration (the average leaves the others out, as AVG does).
+    duration_ms_sum = models.BigIntegerField(default=0)
+    duration_ms_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["minute", "name"], name="toolrollup_slot")]
+
+    def __str__(self) -> str:
+        return f"{self.calls} {self.name} at minute {self.minute}"
+
+
+class LatencyRollup(models.Model):
+    """A latency histogram per hour or per UTC day (``minutes``: 60 or 1440): how many replies'
+    ``kind`` latency fell in each of ``messaging.rollup``'s fixed log-scale buckets."""
+
+    class Kind(models.IntegerChoices):
+        QUEUE = 0, "queue"
+        FIRST_CHUNK = 1, "first_chunk"
+        TOTAL = 2, "total"
+
+    id = models.BigAutoField(primary_key=True)
+    minutes = models.PositiveSmallIntegerField()
+    minute = models.BigIntegerField()
+    kind = models.PositiveSmallIntegerField(choices=Kind.choices)
+    bucket = models.PositiveSmallIntegerField()
+    count = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["minutes", "minute", "kind", "bucket"], name="latencyrollup_period")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.count} in bucket {self.bucket} of {self.get_kind_display()} at minute {self.minute}"
+
+
+class UserRollup(models.Model):
+    """Replies and tokens per user and hour or UTC day (``minutes``: 60 or 1440), for top users.
+
+    Deleted with the user: ``ReplyMetric`` rows lose their user then, and top users leave them out.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    minutes = models.PositiveSmallIntegerField()
+    minute = models.BigIntegerField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    replies = models.PositiveIntegerField()
+    # Prompt (where known) plus completion tokens.
+    tokens = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["minutes", "minute", "user"], name="userrollup_period")]
+
+    def __str__(self) -> str:
+        return f"{self.replies} replies of user {self.user_id} at minute {self.minute}"
+
+
+class RollupCursor(models.Model):
+    """How far the rollups go: every hour before ``through`` (a minute since the epoch, a
+    multiple of 60) is rolled up; NULL before the first run. One row, made by the migration."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    through = models.BigIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"rollups through minute {self.through}"
+
+
 class ForkMode(models.TextChoices):
     """What ``thread_fork`` copies: the root-to-message path, that path with the siblings along
     it, or the message's subtree."""

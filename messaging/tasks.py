@@ -13,6 +13,7 @@ from django.utils import timezone
 from chatproject.errors import OUTAGE_ERRORS
 
 from .metrics import reply_metrics_prune
+from .rollup import reply_rollup_prune, reply_rollup_run
 from .services import stream_sweep_stale
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ PRUNE_BATCHES_PER_RUN = 20
 
 @shared_task(name="messaging.prune_metrics", ignore_result=True)
 def prune_metrics() -> int:
-    """Delete reply metrics older than REPLY_METRICS_RETENTION_DAYS (periodic: see settings)."""
+    """Delete reply metrics (and their rollups) older than REPLY_METRICS_RETENTION_DAYS (periodic: see settings)."""
     days = settings.REPLY_METRICS_RETENTION_DAYS
     if not days or not cache.add("messaging:prune-metrics", 1, timeout=PRUNE_EVERY_SECONDS):
         return 0
@@ -51,8 +52,27 @@ def prune_metrics() -> int:
             if not (batch := reply_metrics_prune(before=before)):
                 break
             deleted += batch
+        reply_rollup_prune(before=before)
     except OUTAGE_ERRORS as exc:
         logger.warning("reply metrics prune skipped: %s", exc)
     if deleted:
         logger.info("pruned %d reply metric(s) older than %d days", deleted, days)
     return deleted
+
+
+# The roll-up runs with the other sweeps but acts at most this often in all processes together;
+# a run rolls up at most this many hours (the first, a back-fill, goes on at the next runs).
+ROLLUP_EVERY_SECONDS = 60
+ROLLUP_HOURS_PER_RUN = 7 * 24
+
+
+@shared_task(name="messaging.rollup_metrics", ignore_result=True)
+def rollup_metrics() -> int:
+    """Roll up the reply metrics of the hours closed since the last run (periodic: see settings)."""
+    if not cache.add("messaging:rollup-metrics", 1, timeout=ROLLUP_EVERY_SECONDS):
+        return 0
+    try:
+        return reply_rollup_run(max_hours=ROLLUP_HOURS_PER_RUN)
+    except OUTAGE_ERRORS as exc:
+        logger.warning("reply metrics roll-up skipped: %s", exc)
+        return 0

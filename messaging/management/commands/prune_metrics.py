@@ -10,13 +10,15 @@ from django.utils import timezone
 
 from chatproject.cli import parse_age, progress_bar, write_json
 from messaging.metrics import reply_metrics_prune
+from messaging.rollup import reply_rollup_prune
 from messaging.selectors import reply_metric_count
 
 
 class Command(BaseCommand):
     help = (
         "Delete ReplyMetric and ToolCallMetric rows older than --older-than (default: "
-        "REPLY_METRICS_RETENTION_DAYS). The dashboard and quotas read these rows; messages are untouched."
+        "REPLY_METRICS_RETENTION_DAYS), and their rollups. The dashboard and quotas read these rows; "
+        "messages are untouched."
     )
 
     def add_arguments(self, parser) -> None:
@@ -38,6 +40,8 @@ class Command(BaseCommand):
                 while batch := reply_metrics_prune(before=before):
                     deleted += batch
                     advance(batch)
+        if not dry_run:
+            reply_rollup_prune(before=before)
         if json:
             write_json(self.stdout, {"older_than": older_than, "due": due, "deleted": deleted, "dry_run": dry_run})
         elif dry_run:
