@@ -316,18 +316,28 @@ if REDIS_URL:
     # Timeouts, health checks and retries of every Redis client: one module, each value explained.
     from chatproject import redis_options
 
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # Default capacity (100) drops group events under bursty load: see PITFALLS.md. redis-py 8
-            # pools fail at once past 100 connections; a burst of connects needs more per process.
-            "CONFIG": {
-                "hosts": [redis_options.channel_layer_host(REDIS_URL, max_connections=1000)],
-                "capacity": 1500,
-                "expiry": 30,
-            },
+    # redis-py 8 pools fail at once past 100 connections; a burst of connects needs more per process.
+    _layer_hosts = [redis_options.channel_layer_host(REDIS_URL, max_connections=1000)]
+    # core: channels-redis's RedisChannelLayer (a Redis list per consumer channel, group membership
+    # in Redis); pubsub: its RedisPubSubChannelLayer (Redis PUBLISH/SUBSCRIBE, membership in each
+    # process). Measured against each other in README (Running on more than one machine).
+    CHANNEL_LAYER_BACKEND = env_choice("CHANNEL_LAYER_BACKEND", "core", ("core", "pubsub"))
+    if CHANNEL_LAYER_BACKEND == "pubsub":
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                # No capacity or expiry: each consumer's queue is in its process, unbounded.
+                "CONFIG": {"hosts": _layer_hosts},
+            }
         }
-    }
+    else:
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                # Default capacity (100) drops group events under bursty load: see PITFALLS.md.
+                "CONFIG": {"hosts": _layer_hosts, "capacity": 1500, "expiry": 30},
+            }
+        }
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
