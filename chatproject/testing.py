@@ -170,6 +170,7 @@ class Stack:
         private_postgres: bool = False,
         worker_concurrency: int = 8,
         workers: int = 1,
+        worker_args: tuple[str, ...] = (),
     ) -> None:
         self.workdir = Path(workdir)
         self.database_url = os.environ.get("DATABASE_URL", "").strip()
@@ -180,6 +181,7 @@ class Stack:
         self.server_count = servers
         self.worker_concurrency = worker_concurrency
         self.worker_count = workers
+        self.worker_args = worker_args  # more `celery worker` options, e.g. ("--pool", "threads")
         self.extra_env = env or {}
         self.ports: list[int] = []
         self.servers: list[subprocess.Popen] = []
@@ -313,7 +315,7 @@ class Stack:
             name,
             [
                 *(sys.executable, "-m", "celery", "-A", "chatproject", "worker"),
-                *("--concurrency", concurrency, "-l", "INFO", "-n", f"w{index}@%h"),
+                *("--concurrency", concurrency, "-l", "INFO", "-n", f"w{index}@%h", *self.worker_args),
             ],
         )
         while len(self.workers) <= index:
