@@ -291,6 +291,10 @@ if DATABASE_URL:
         raise ImproperlyConfigured("DATABASE_URL must be a postgres:// URL (unset it for SQLite)")
     # Persistent connections with a health check before reuse; psycopg 3 is the driver.
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    # Behind pgbouncer in transaction mode a server-side cursor (QuerySet.iterator()) would be
+    # declared on one server connection and fetched from another: read those in chunks instead.
+    # (Prepared statements are off already: Django's psycopg 3 backend binds on the client.)
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DATABASE_TRANSACTION_POOLING")
 else:
     DATABASES = {
         "default": {

@@ -133,3 +133,11 @@ def test_channel_layer_backend_chooses_the_channels_redis_layer(backend, expecte
     assert (name, address) == (expected, "redis://127.0.0.1:1/3")
     # The pubsub layer has no capacity or expiry (its queues are in the process).
     assert config == (["hosts"] if backend == "pubsub" else ["capacity", "expiry", "hosts"])
+
+
+@pytest.mark.parametrize(("value", "disabled"), [("", False), ("1", True)])
+def test_transaction_pooling_turns_server_side_cursors_off(value, disabled):
+    values = settings_values(
+        "DATABASES", DEBUG="1", DATABASE_URL="postgres://u@127.0.0.1:1/db", DATABASE_TRANSACTION_POOLING=value
+    )
+    assert values["DATABASES"]["default"]["DISABLE_SERVER_SIDE_CURSORS"] is disabled
