@@ -121,6 +121,9 @@ class Client:
                 future.set_result(now)
         elif kind == "error":
             self.errors.append(event)
+            # A refused message: whoever waits for it learns now (None), not at its timeout.
+            if (future := self.waiters.pop(event.get("client_id") or "", None)) and not future.done():
+                future.set_result(None)
 
 
 async def run_client(
@@ -169,6 +172,8 @@ async def send_and_wait(client: Client, ws: Any, content: str, client_id: str, t
     await ws.send(json.dumps({"type": "message", "content": content, "client_id": client_id}))
     try:
         message_id = await asyncio.wait_for(client.waiters[client_id], timeout)
+        if message_id is None:
+            return {"timeout": True, "refused": True}
         end = await asyncio.wait_for(client.ended.setdefault(message_id, loop.create_future()), timeout)
     except TimeoutError:
         return {"timeout": True}
