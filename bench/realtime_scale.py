@@ -283,7 +283,7 @@ async def overload(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
             f"stored: {stored}, refused with its client_id: {refused}, refused unparsed: {refused_unparsed}, "
             f"unaccounted (silently dropped): {silent}",
             f"stored but unanswered after {drained:.1f} s: {unanswered}",
-            f"replies per second while draining: {stored / drained:.1f}",
+            f"replies per second while draining: {(stored - unanswered) / drained:.1f}",
         ],
         "lost": lost,
         "duplicated": duplicated,
