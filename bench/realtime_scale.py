@@ -125,6 +125,17 @@ def make_clients(stack: Stack, owners: list[dict], per_thread: int) -> dict[str,
     return by_thread
 
 
+async def open_clients(
+    stack: Stack, args: argparse.Namespace
+) -> tuple[list[dict], dict[str, list[ScaleClient]], list[ScaleClient]]:
+    """``args.threads`` owners with a thread each, ``args.clients`` clients over them, all connected."""
+    owners = stack.create_users(args.threads)
+    by_thread = make_clients(stack, owners, max(1, args.clients // args.threads))
+    clients = [c for cs in by_thread.values() for c in cs]
+    await connect_all(clients)
+    return owners, by_thread, clients
+
+
 async def wait_answered(by_thread: dict[str, list[ScaleClient]], asked: dict[str, list[str]], timeout: float) -> bool:
     """Until every client has the reply to every message asked in its thread (False on timeout)."""
     deadline = time.monotonic() + timeout
@@ -147,10 +158,7 @@ def ms(values: list[float]) -> str:
 
 
 async def fanout(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
-    owners = stack.create_users(args.threads)
-    by_thread = make_clients(stack, owners, max(1, args.clients // args.threads))
-    clients = [c for cs in by_thread.values() for c in cs]
-    await connect_all(clients)
+    _, by_thread, clients = await open_clients(stack, args)
     words = " ".join(f"word{n}" for n in range(args.words))
     asked: dict[str, list[str]] = defaultdict(list)
     results: list[dict] = []
@@ -202,10 +210,7 @@ async def fanout(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def overload(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
-    owners = stack.create_users(args.threads)
-    by_thread = make_clients(stack, owners, max(1, args.clients // args.threads))
-    clients = [c for cs in by_thread.values() for c in cs]
-    await connect_all(clients)
+    _, by_thread, clients = await open_clients(stack, args)
     sent: dict[ScaleClient, list[str]] = defaultdict(list)
     unsent = 0
 
@@ -297,10 +302,7 @@ async def overload(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def reconnect(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
-    owners = stack.create_users(args.threads)
-    by_thread = make_clients(stack, owners, max(1, args.clients // args.threads))
-    clients = [c for cs in by_thread.values() for c in cs]
-    await connect_all(clients)
+    owners, by_thread, clients = await open_clients(stack, args)
     words = " ".join(f"word{n}" for n in range(args.words))
     asked: dict[str, list[str]] = defaultdict(list)
     reconnect_times: list[float] = []

@@ -10,16 +10,14 @@ and the other worker answers the next message. Runs in the PostgreSQL + Redis CI
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
-import urllib.request
 
 import pytest
 
 from chatproject.testing import Stack
 
-from .realtime_client import LiveClient, stream_text
+from .realtime_client import LiveClient, post_message, stream_text
 
 pytestmark = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis (a broker and a shared layer)")
 
@@ -51,17 +49,6 @@ def stack(tmp_path_factory):
 @pytest.fixture(scope="module")
 def people(stack):
     return stack.create_users(2, threads_each=2)
-
-
-def post_message(stack: Stack, server: int, user: dict, thread: str, content: str) -> dict:
-    request = urllib.request.Request(
-        stack.http_url(server, f"/api/threads/{thread}/messages/"),
-        data=json.dumps({"content": content}).encode(),
-        headers={"Authorization": f"Token {user['token']}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 201
-        return json.loads(response.read())
 
 
 def answered_by(stack: Stack, message_id: str) -> list[int]:
