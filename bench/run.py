@@ -2,6 +2,8 @@
 
     python3 bench/run.py                 # every benchmark
     python3 bench/run.py realtime [...]  # one, with its own arguments (--help)
+    python3 bench/run.py fanout|overload|reconnect [...]  # realtime at scale (bench/realtime_scale.py)
+    python3 bench/run.py pipeline [...]  # model delta to client latency, worker memory, profiles
     python3 bench/run.py faults [...]    # the fault suite and its recovery times (pytest arguments)
     python3 bench/run.py agent-eval [...] # the agent evaluation set and its score (--help)
     python3 bench/run.py tree [...]      # the visualization endpoint and paths on a 5,000-message thread
@@ -26,9 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
 from _venv import ensure, run
 
-BENCHMARKS = {
+# A name's script, and the arguments that come before the caller's.
+BENCHMARKS: dict[str, str | tuple[str, ...]] = {
     "memory": "bench/memory_index.py",
     "realtime": "bench/realtime_load.py",
+    "fanout": ("bench/realtime_scale.py", "fanout"),
+    "overload": ("bench/realtime_scale.py", "overload"),
+    "reconnect": ("bench/realtime_scale.py", "reconnect"),
+    "pipeline": "bench/realtime_pipeline.py",
     "sandbox": "bench/sandbox_runs.py",
     "markdown": "bench/markdown_render.py",
     "faults": "bench/faults.py",
@@ -50,7 +57,8 @@ def main() -> int:
     extra = sys.argv[2:] if len(sys.argv) > 1 and sys.argv[1] in BENCHMARKS else sys.argv[1:]
     code = 0
     for name in names:
-        code |= run("python", BENCHMARKS[name], *extra, env={**os.environ})
+        script = BENCHMARKS[name]
+        code |= run("python", *((script,) if isinstance(script, str) else script), *extra, env={**os.environ})
     return code
 
 

@@ -313,6 +313,10 @@ if DATABASE_URL:
         raise ImproperlyConfigured("DATABASE_URL must be a postgres:// URL (unset it for SQLite)")
     # Persistent connections with a health check before reuse; psycopg 3 is the driver.
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    # Behind pgbouncer in transaction mode a server-side cursor (QuerySet.iterator()) would be
+    # declared on one server connection and fetched from another: read those in chunks instead.
+    # (Prepared statements are off already: Django's psycopg 3 backend binds on the client.)
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DATABASE_TRANSACTION_POOLING")
 else:
     DATABASES = {
         "default": {
@@ -338,18 +342,28 @@ if REDIS_URL:
     # Timeouts, health checks and retries of every Redis client: one module, each value explained.
     from chatproject import redis_options
 
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # Default capacity (100) drops group events under bursty load: see PITFALLS.md. redis-py 8
-            # pools fail at once past 100 connections; a burst of connects needs more per process.
-            "CONFIG": {
-                "hosts": [redis_options.channel_layer_host(REDIS_URL, max_connections=1000)],
-                "capacity": 1500,
-                "expiry": 30,
-            },
+    # redis-py 8 pools fail at once past 100 connections; a burst of connects needs more per process.
+    _layer_hosts = [redis_options.channel_layer_host(REDIS_URL, max_connections=1000)]
+    # core: channels-redis's RedisChannelLayer (a Redis list per consumer channel, group membership
+    # in Redis); pubsub: its RedisPubSubChannelLayer (Redis PUBLISH/SUBSCRIBE, membership in each
+    # process). Measured against each other in README (Running on more than one machine).
+    CHANNEL_LAYER_BACKEND = env_choice("CHANNEL_LAYER_BACKEND", "core", ("core", "pubsub"))
+    if CHANNEL_LAYER_BACKEND == "pubsub":
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                # No capacity or expiry: each consumer's queue is in its process, unbounded.
+                "CONFIG": {"hosts": _layer_hosts},
+            }
         }
-    }
+    else:
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                # Default capacity (100) drops group events under bursty load: see PITFALLS.md.
+                "CONFIG": {"hosts": _layer_hosts, "capacity": 1500, "expiry": 30},
+            }
+        }
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",

@@ -169,6 +169,8 @@ class Stack:
         redis: bool | None = None,
         private_postgres: bool = False,
         worker_concurrency: int = 8,
+        workers: int = 1,
+        worker_args: tuple[str, ...] = (),
     ) -> None:
         self.workdir = Path(workdir)
         self.database_url = os.environ.get("DATABASE_URL", "").strip()
@@ -178,11 +180,14 @@ class Stack:
         self.postgres: PostgresCluster | None = None
         self.server_count = servers
         self.worker_concurrency = worker_concurrency
+        self.worker_count = workers
+        self.worker_args = worker_args  # more `celery worker` options, e.g. ("--pool", "threads")
         self.extra_env = env or {}
         self.ports: list[int] = []
         self.servers: list[subprocess.Popen] = []
-        self.worker: subprocess.Popen | None = None
-        self.worker_log: Path | None = None
+        # Celery worker processes (each with its pool), by index; None where one was killed.
+        self.workers: list[subprocess.Popen | None] = []
+        self.worker_logs: list[Path] = []
         self.beat: subprocess.Popen | None = None
         self.database_name: str | None = None
         self.logs: list[Path] = []
@@ -235,7 +240,8 @@ class Stack:
             for _ in range(self.server_count):
                 self.start_server()
             if self.uses_redis:
-                self.start_worker()
+                for index in range(self.worker_count):
+                    self.start_worker(index=index)
                 self.start_beat()
         except BaseException:
             self.stop()
@@ -290,22 +296,41 @@ class Stack:
         self.servers[index] = process
         self._wait_healthy(port, process)
 
-    def start_worker(self, *, wait: bool = True) -> None:
-        concurrency = str(self.worker_concurrency)
-        self.worker_log = self.workdir / f"worker-{len(self.logs)}.log"
-        self.worker = self._spawn(
-            f"worker-{len(self.logs)}",
-            [sys.executable, "-m", "celery", "-A", "chatproject", "worker", "--concurrency", concurrency, "-l", "INFO"],
-        )
-        if wait:
-            self._wait_for_log(self.logs[-1], "ready", self.worker)
+    @property
+    def worker(self) -> subprocess.Popen | None:
+        """The first worker (the only one unless ``workers`` was given)."""
+        return self.workers[0] if self.workers else None
 
-    def kill_worker(self) -> None:
-        """SIGKILL the worker and its children: a machine losing power, not a clean shutdown."""
-        if self.worker is not None:
-            os.killpg(self.worker.pid, signal.SIGKILL)
-            self.worker.wait(timeout=10)
-            self.worker = None
+    @property
+    def worker_log(self) -> Path | None:
+        """The first worker's log (of its latest start)."""
+        return self.worker_logs[0] if self.worker_logs else None
+
+    def start_worker(self, *, wait: bool = True, index: int = 0) -> None:
+        """Start worker ``index`` (again, after kill_worker): a node name of its own, as on
+        another machine, and its own log."""
+        concurrency = str(self.worker_concurrency)
+        name = f"worker-{len(self.logs)}"
+        process = self._spawn(
+            name,
+            [
+                *(sys.executable, "-m", "celery", "-A", "chatproject", "worker"),
+                *("--concurrency", concurrency, "-l", "INFO", "-n", f"w{index}@%h", *self.worker_args),
+            ],
+        )
+        while len(self.workers) <= index:
+            self.workers.append(None)
+            self.worker_logs.append(self.workdir / "never-started.log")
+        self.workers[index], self.worker_logs[index] = process, self.logs[-1]
+        if wait:
+            self._wait_for_log(self.logs[-1], "ready", process)
+
+    def kill_worker(self, index: int = 0) -> None:
+        """SIGKILL a worker and its children: a machine losing power, not a clean shutdown."""
+        if index < len(self.workers) and (process := self.workers[index]) is not None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+            self.workers[index] = None
 
     def start_beat(self) -> None:
         """Celery beat: it schedules the periodic sweeps (stale streams, unanswered messages)."""
@@ -334,7 +359,7 @@ class Stack:
         self.postgres.start()
 
     def stop(self) -> None:
-        processes = [*self.servers, *(p for p in (self.worker, self.beat) if p is not None)]
+        processes = [*self.servers, *(p for p in (*self.workers, self.beat) if p is not None)]
         for process in processes:
             try:
                 os.killpg(process.pid, signal.SIGTERM)
@@ -345,7 +370,7 @@ class Stack:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
-        self.servers, self.worker, self.beat = [], None, None
+        self.servers, self.workers, self.beat = [], [], None
         if self.redis is not None:
             self.redis.stop()
         if self.postgres is not None:

@@ -520,6 +520,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 # The client saw this reply start: end it properly rather than as a bare message.
                 await self._catch_up(stream_id)
             else:
+                if stream_id:
+                    # The client gets this reply whole, here. Its stream's events may still be on
+                    # their way (the worker publishes after its commit, and this connection joined
+                    # the group before reading): they must not send it again as a stream.
+                    self.ended_streams.add(stream_id)
                 await self._send_message(message)
         for stream in streams:
             await self._catch_up(stream["id"])

@@ -126,8 +126,14 @@ _watches: dict[str, LayerWatch] = {}
 
 
 def watch_for(layer: Any) -> LayerWatch | None:
-    """The watch of a channel-layer's Redis; None for layers that keep nothing outside the process."""
-    hosts = getattr(layer, "hosts", None)
+    """The watch of a channel-layer's Redis; None for layers that keep nothing outside the process.
+
+    ``RedisChannelLayer`` (core) has ``hosts``. ``RedisPubSubChannelLayer`` keeps its arguments
+    in ``_kwargs`` and hands every other attribute to a layer of the running loop, which has no
+    ``hosts``: read them there. It needs the watch too: redis-py subscribes again after a restart,
+    but what was published meanwhile is gone, so its consumers must reconnect with ``?after=``.
+    """
+    hosts = getattr(layer, "hosts", None) or (getattr(layer, "_kwargs", None) or {}).get("hosts")
     if not hosts:
         return None
     url = hosts[0]["address"]

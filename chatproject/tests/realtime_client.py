@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,18 @@ from typing import Any
 import websockets
 
 Event = dict[str, Any]
+
+
+def post_message(stack: Any, server: int, user: dict, thread: str, content: str) -> dict:
+    """Post a user message over REST to server ``server`` of a ``chatproject.testing.Stack``."""
+    request = urllib.request.Request(
+        stack.http_url(server, f"/api/threads/{thread}/messages/"),
+        data=json.dumps({"content": content}).encode(),
+        headers={"Authorization": f"Token {user['token']}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=15) as response:
+        assert response.status == 201
+        return json.load(response)
 
 
 class LiveClient:

@@ -49,6 +49,10 @@ def test_refuses_to_start_without_secret_key_unless_debug():
         ({"HSTS_SECONDS": "-1"}, "HSTS_SECONDS must be at least 0, got -1"),
         ({"USER_DAILY_REPLY_LIMIT": "-1"}, "USER_DAILY_REPLY_LIMIT must be at least 0, got -1"),
         ({"USER_DAILY_TOKEN_LIMIT": "1e6"}, "USER_DAILY_TOKEN_LIMIT must be an integer, got '1e6'"),
+        (
+            {"REDIS_URL": "redis://127.0.0.1:1/0", "CHANNEL_LAYER_BACKEND": "kafka"},
+            "CHANNEL_LAYER_BACKEND must be one of core, pubsub, got 'kafka'",
+        ),
     ],
 )
 def test_bad_configuration_is_a_clear_error(env, message):
@@ -116,3 +120,34 @@ def test_every_process_tells_dspy_and_litellm_to_use_their_own_price_list():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize(
+    ("backend", "expected"),
+    [
+        ("", "channels_redis.core.RedisChannelLayer"),
+        ("core", "channels_redis.core.RedisChannelLayer"),
+        ("pubsub", "channels_redis.pubsub.RedisPubSubChannelLayer"),
+    ],
+)
+def test_channel_layer_backend_chooses_the_channels_redis_layer(backend, expected):
+    code = (
+        "import json, chatproject.settings as s; layer = s.CHANNEL_LAYERS['default']; "
+        "print(json.dumps([layer['BACKEND'], layer['CONFIG']['hosts'][0]['address'], sorted(layer['CONFIG'])]))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL"}}
+    env.update(DEBUG="1", REDIS_URL="redis://127.0.0.1:1/3", CHANNEL_LAYER_BACKEND=backend)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    name, address, config = json.loads(result.stdout)
+    assert (name, address) == (expected, "redis://127.0.0.1:1/3")
+    # The pubsub layer has no capacity or expiry (its queues are in the process).
+    assert config == (["hosts"] if backend == "pubsub" else ["capacity", "expiry", "hosts"])
+
+
+@pytest.mark.parametrize(("value", "disabled"), [("", False), ("1", True)])
+def test_transaction_pooling_turns_server_side_cursors_off(value, disabled):
+    values = settings_values(
+        "DATABASES", DEBUG="1", DATABASE_URL="postgres://u@127.0.0.1:1/db", DATABASE_TRANSACTION_POOLING=value
+    )
+    assert values["DATABASES"]["default"]["DISABLE_SERVER_SIDE_CURSORS"] is disabled

@@ -10,16 +10,14 @@ Runs in the PostgreSQL + Redis CI run, on a redis-server of its own.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
-import urllib.request
 
 import pytest
 
 from chatproject.testing import Stack
 
-from .realtime_client import LiveClient, message_ids, stream_text
+from .realtime_client import LiveClient, message_ids, post_message, stream_text
 
 pytestmark = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis (the production stack)")
 
@@ -37,17 +35,6 @@ def stack(tmp_path_factory):
     }
     with Stack(tmp_path_factory.mktemp("soak"), servers=2, redis=True, env=env) as stack:
         yield stack
-
-
-def post_message(stack: Stack, server: int, user: dict, thread: str, content: str) -> dict:
-    request = urllib.request.Request(
-        stack.http_url(server, f"/api/threads/{thread}/messages/"),
-        data=json.dumps({"content": content}).encode(),
-        headers={"Authorization": f"Token {user['token']}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=15) as response:
-        assert response.status == 201
-        return json.load(response)
 
 
 def test_idle_connections_stay_open_and_a_slow_first_token_arrives_whole(stack):

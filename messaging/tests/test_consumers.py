@@ -358,6 +358,38 @@ async def test_resume_after_a_message_replays_later_messages_and_the_open_stream
     await communicator.disconnect()
 
 
+async def test_a_reply_replayed_whole_is_not_sent_again_by_its_late_stream_events(alice, thread):
+    """A reply that ended just before the client reconnected reaches it in the replay, as a message.
+    Its stream's events, published by the worker after its commit and so possibly after this
+    connection joined the group, must not send it a second time (seen in the reconnect storm
+    benchmark: one duplicate a client)."""
+    from channels.layers import get_channel_layer
+
+    from messaging.realtime import thread_group
+    from messaging.serializers import message_payload
+
+    def setup():
+        question = make_message(thread, "question")
+        stream = stream_start(reply_to=question)
+        stream_append(stream=stream, delta="the whole answer")
+        return question, stream, message_payload(stream_finish(stream=stream, status="complete"))
+
+    question, stream, reply = await sync_to_async(setup)()
+    communicator = await connect(alice, thread, query=f"after={question.pk}")
+    replayed = await communicator.receive_json_from()
+    assert (replayed["type"], replayed["message"]["id"]) == ("message", reply["id"])
+    late = [
+        {"type": "stream_chunk", "seq": 0, "delta": "the whole answer"},
+        {"type": "stream_end", "status": "complete", "chunk_count": 1, "message": reply},
+    ]
+    for event in late:
+        await get_channel_layer().group_send(
+            thread_group(thread.pk), {"type": "chat.event", "event": {**event, "stream_id": str(stream.pk)}}
+        )
+    assert await communicator.receive_nothing(timeout=0.5)
+    await communicator.disconnect()
+
+
 async def test_unknown_after_is_an_error_and_the_connection_stays(alice, thread):
     communicator = await connect(alice, thread, query=f"after={uuid.uuid4()}")
     error = await communicator.receive_json_from()

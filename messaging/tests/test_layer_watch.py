@@ -76,3 +76,20 @@ async def test_the_current_watch_reports_redis_gone():
         watch.task.cancel()
         server.close()
         await server.wait_closed()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "backend", ["channels_redis.core.RedisChannelLayer", "channels_redis.pubsub.RedisPubSubChannelLayer"]
+)
+async def test_both_redis_layers_are_watched(backend):
+    """CHANNEL_LAYER_BACKEND=core or pubsub: the watch finds the layer's Redis either way."""
+    from channels.layers import InMemoryChannelLayer
+    from django.utils.module_loading import import_string
+
+    from messaging.layer_watch import watch_for
+
+    url = "redis://127.0.0.1:1/7"  # nothing is connected to: the layers connect on first use
+    watch = watch_for(import_string(backend)(hosts=[{"address": url}]))
+    assert watch is not None and watch.url == url
+    assert watch_for(InMemoryChannelLayer()) is None
