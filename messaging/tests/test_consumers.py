@@ -678,7 +678,7 @@ async def test_deleting_a_token_closes_the_sockets_it_signed_in_4401(alice, thre
 
 async def test_any_domain_error_becomes_an_error_event_with_its_own_code():
     from chatproject.errors import DomainError, InvalidInput, RateLimited
-    from messaging.consumers import _error_for
+    from messaging.events import error_for as _error_for
 
     class QuotaExceeded(DomainError):
         code = "quota_exceeded"
