@@ -9,8 +9,8 @@ The client frames' shapes are here for the document and for the consumer's list 
 the consumer validates them field by field (``messaging.consumers``).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: the TypedDicts' required and optional keys are read at
+# run time (the document's test compares them), and string annotations hide ``NotRequired``.
 from typing import Any, Literal, NotRequired, TypedDict
 
 from chatproject.errors import DomainError
@@ -94,20 +94,20 @@ class StreamChunkEvent(TypedDict):
     delta: str
 
 
-class StreamStatusEvent(TypedDict, total=False):
+class StreamStatusEvent(TypedDict):
     """What the agent is doing: ``step`` (``tool_start``, ``tool_end``, ``model_fallback``) and its details."""
 
     type: Literal["stream_status"]
     stream_id: str
     step: str
-    tool: str | None
-    input: Any
-    output: Any
-    duration_ms: int
-    ok: bool
-    error: str
-    model: str
-    message: str
+    tool: NotRequired[str | None]
+    input: NotRequired[Any]
+    output: NotRequired[Any]
+    duration_ms: NotRequired[int]
+    ok: NotRequired[bool]
+    error: NotRequired[str]
+    model: NotRequired[str]
+    message: NotRequired[str]
 
 
 class StreamEndEvent(TypedDict):
