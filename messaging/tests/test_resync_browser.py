@@ -12,13 +12,12 @@ import json
 import re
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from chatproject.testing import Stack
+from chatproject.tests.test_browser import CHROMIUM, page  # noqa: F401  (the browser tests' page fixture)
 
-CHROMIUM = Path("/usr/bin/chromium")
 REPLAY_LIMIT = 3
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)")
@@ -29,18 +28,6 @@ def stack(tmp_path_factory):
     env = {"WEBSOCKET_REPLAY_LIMIT": str(REPLAY_LIMIT), "AGENT_OFFLINE_WORD_DELAY_MS": "0"}
     with Stack(tmp_path_factory.mktemp("resync-browser"), env=env) as stack:
         yield stack
-
-
-@pytest.fixture
-def page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            yield browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
-        finally:
-            browser.close()
 
 
 def api(stack, person, method: str, path: str, body: dict | None = None) -> dict:
@@ -58,7 +45,7 @@ def stored_messages(stack, person, thread: str) -> list[dict]:
     return api(stack, person, "GET", f"/api/threads/{thread}/messages/?page_size=200")["results"]
 
 
-def test_a_page_too_far_behind_reloads_its_branch_and_resumes(stack, page):
+def test_a_page_too_far_behind_reloads_its_branch_and_resumes(stack, page):  # noqa: F811
     from playwright.sync_api import expect
 
     person = stack.create_users(1)[0]
