@@ -1,7 +1,7 @@
 """Domain exceptions raised by services and selectors, and their one mapping to HTTP.
 
 Services know nothing of HTTP or WebSockets: they raise these; the DRF exception handler below
-turns them into responses (and the realtime consumer turns them into error events).
+turns them into responses (and ``messaging.events.error_for`` into WebSocket error events, by ``code``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ class DomainError(Exception):
     """Base of every error a service reports to its caller."""
 
     code = "error"
+    # Which fields were wrong, and when to try again: set by the errors that have them (the
+    # WebSocket's error event and the HTTP responses carry them).
+    errors: dict[str, list[str]] | None = None
+    retry_after: int | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -41,6 +45,7 @@ class InvalidInput(DomainError):
     """Input broke a rule; ``errors`` maps each offending field to its messages."""
 
     code = "validation_error"
+    errors: dict[str, list[str]]
 
     def __init__(self, errors: dict[str, list[str]]) -> None:
         super().__init__("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items()))
@@ -61,6 +66,7 @@ class RateLimited(DomainError):
     """The user sent too much too fast; ``retry_after`` is in seconds."""
 
     code = "rate_limited"
+    retry_after: int
 
     def __init__(self, retry_after: int, message: str | None = None) -> None:
         super().__init__(message or f"Too many messages: try again in {retry_after} s.")
@@ -135,6 +141,7 @@ class ServiceUnavailable(DomainError):
     """
 
     code = "unavailable"
+    retry_after: int
 
     def __init__(self, retry_after: int = 5) -> None:
         super().__init__(f"The service is briefly unavailable; try again in {retry_after} s.")

@@ -135,6 +135,9 @@ if WEBSOCKET_BYTE_RATE_LIMIT[0] < WEBSOCKET_MAX_FRAME_BYTES:
     )
 # Frames a connection may have waiting while one is processed; Daphne would buffer them unbounded.
 WEBSOCKET_MAX_PENDING_FRAMES = env_int("WEBSOCKET_MAX_PENDING_FRAMES", 16)
+# Messages a reconnect (``?after=``, a ``sync`` frame) replays at most; a client further behind is
+# told ``resync_required`` and reloads the history over REST instead.
+WEBSOCKET_REPLAY_LIMIT = env_int("WEBSOCKET_REPLAY_LIMIT", 500)
 
 # --- Limits on what a user can send -------------------------------------------------------------
 # A metadata object (threads, messages) as compact UTF-8 JSON, and how deeply it may nest.

@@ -2,8 +2,9 @@
 
 The consumer is thin: frames are validated here and handed to ``messaging.services``; what the
 services broadcast to the thread's group is relayed to the client. Because channel-layer delivery
-is at-most-once, the consumer also keeps the client whole: it drops events the client already
-has (replayed messages, repeated chunks) and fills gaps in a stream from the database.
+is at-most-once, the connection's ``StreamRelay`` (``messaging.relay``) keeps the client whole: it
+drops events the client already has (replayed messages, repeated chunks) and fills gaps in a
+stream from the database, through the loaders below. Every event is built by ``messaging.events``.
 
 Frames are taken off the socket at once, checked against the connection's limits
 (``messaging.frames``) before anything parses them, and queued (boundedly) for one task that
@@ -40,10 +41,21 @@ from chatproject.websocket import credential_digest
 from threads.models import ChatThread
 from threads.selectors import parse_uuid, thread_get
 
+from . import events
+from .events import (
+    CLIENT_FRAME_TYPES,
+    CLOSE_FORBIDDEN,
+    CLOSE_NOT_FOUND,
+    CLOSE_THREAD_DELETED,
+    CLOSE_TOO_MANY,
+    CLOSE_UNAUTHENTICATED,
+    CLOSE_UNAVAILABLE,
+)
 from .frames import BadFrame, FrameGate, parse_frame, too_large
 from .layer_watch import watch_for
 from .models import ReplyStream
 from .realtime import register_home_loop, thread_group, user_group
+from .relay import StreamRelay
 from .selectors import (
     message_list_after,
     message_list_in_thread,
@@ -64,13 +76,6 @@ from .stream_watch import stream_watch
 
 logger = logging.getLogger(__name__)
 
-CLOSE_UNAUTHENTICATED = 4401  # also: signed out, deactivated, or the token deleted while connected
-CLOSE_FORBIDDEN = 4403
-CLOSE_NOT_FOUND = 4404
-CLOSE_THREAD_DELETED = 4410
-CLOSE_TOO_MANY = 4429  # kept sending while refused (rate limited, or its queue full)
-# The channel layer (Redis) or the database failed under the connection: reconnect with ?after=.
-CLOSE_UNAVAILABLE = 4503
 # ``messaging.realtime.connections_close`` reasons.
 CLOSE_CODES = {"thread_deleted": CLOSE_THREAD_DELETED, "signed_out": CLOSE_UNAUTHENTICATED}
 
@@ -113,19 +118,9 @@ def _message_or_none(thread_id: Any, message_id: str) -> dict[str, Any] | None:
     return message_payload(message) if message else None
 
 
-def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"type": "error", "code": code, "message": message, **extra}
-
-
-def _error_for(exc: DomainError) -> dict[str, Any]:
-    """The error event of any domain error: its ``code``, with its ``errors``, ``retry_after`` and
-    ``details`` when it has them."""
-    extra: dict[str, Any] = {}
-    if (errors := getattr(exc, "errors", None)) is not None:
-        extra["errors"] = errors
-    if (retry_after := getattr(exc, "retry_after", None)) is not None:
-        extra["retry_after"] = retry_after
-    return _error(exc.code, exc.message, **extra, **getattr(exc, "details", {}))
+def _count_after(thread: ChatThread, after: str) -> int:
+    """How many messages a replay after ``after`` would send; NotFound when it is not in the thread."""
+    return message_list_after(thread=thread, after_id=after).count()
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -151,7 +146,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def layer_lost(self, reason: str) -> None:
         """The channel layer may have dropped this connection's group (see ``layer_watch``)."""
         with contextlib.suppress(Exception):
-            await self._send(_error_for(ServiceUnavailable()))
+            await self._send(events.error_for(ServiceUnavailable()))
             await self.close(code=CLOSE_UNAVAILABLE)
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
@@ -160,7 +155,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except OUTAGE_ERRORS as exc:
             # connect() accepted first: tell the client now, rather than once Channels has wound
             # this consumer down (CloseOnOutage would, later).
-            await self._send(_error_for(as_domain_error(exc)))
+            await self._send(events.error_for(as_domain_error(exc) or ServiceUnavailable()))
             await self.close(code=CLOSE_UNAVAILABLE)
 
     async def connect(self) -> None:
@@ -199,17 +194,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.gate = FrameGate(frames=settings.WEBSOCKET_FRAME_RATE_LIMIT, chars=settings.WEBSOCKET_BYTE_RATE_LIMIT)
         # Frame texts (or the refusal to answer in their place) waiting for the frame task.
         self.inbox: asyncio.Queue[str | BadFrame | None] = asyncio.Queue(settings.WEBSOCKET_MAX_PENDING_FRAMES)
-        self.sent_message_ids: set[str] = set()
-        # Per stream this client has seen start: the next seq it expects; ended streams leave.
-        self.next_seq: dict[str, int] = {}
-        self.ended_streams: set[str] = set()
-        # Live events, resyncs and the watchdog all decide what the client lacks: one at a time.
-        self.relay_lock = asyncio.Lock()
+        thread = self.thread
+        self.relay = StreamRelay(
+            send=self._send,
+            load_replay=lambda after: database_sync_to_async(_replay)(thread, after),
+            load_stream=lambda stream_id, from_seq: database_sync_to_async(_stream_state)(
+                thread.pk, stream_id, from_seq
+            ),
+            load_message=lambda message_id: database_sync_to_async(_message_or_none)(thread.pk, message_id),
+            count_after=lambda after: database_sync_to_async(_count_after)(thread, after),
+            replay_limit=settings.WEBSOCKET_REPLAY_LIMIT,
+        )
         # The groups were joined before reading the database, so nothing that happens between the
-        # two is missed; what arrives twice is dropped by the dedupe below.
+        # two is missed; what arrives twice is dropped by the relay.
         query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
-        async with self.relay_lock:
-            await self._resync((query.get("after") or [None])[0])
+        await self.relay.resync((query.get("after") or [None])[0])
         self.admitted = True
         # This process's stream watch checks the streams in next_seq (see stream_lagging).
         stream_watch().join(self)
@@ -293,7 +292,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _refuse(self, refusal: BadFrame) -> None:
         """Answer a refused frame at once (it is not queued, so it carries no client_id)."""
-        await self._send(_error_for(refusal))
+        await self._send(events.error_for(refusal))
         if self.gate.refused():
             await self._close(CLOSE_TOO_MANY)
 
@@ -304,7 +303,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 continue
             try:
                 if isinstance(item, BadFrame):
-                    await self._send(_error_for(item))
+                    await self._send(events.error_for(item))
                 else:
                     await self._handle_frame(item)
             except Exception:
@@ -315,7 +314,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             frame = parse_frame(text)
         except BadFrame as exc:
-            await self._send(_error_for(exc))
+            await self._send(events.error_for(exc))
             return
         kind = frame.get("type")
         handler = {
@@ -327,19 +326,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
             "stop": self._receive_stop,
         }.get(kind if isinstance(kind, str) else "")
         if handler is None:
-            known = "message, file, regenerate, stop, sync, ping"
-            await self._send(_error("unknown_type", f"Unknown frame type {frame.get('type')!r}; known: {known}."))
+            known = ", ".join(CLIENT_FRAME_TYPES)
+            await self._send(events.error("unknown_type", f"Unknown frame type {frame.get('type')!r}; known: {known}."))
             return
         client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str) else None
         try:
             await handler(frame)
         except (DomainError, *OUTAGE_ERRORS) as exc:
             # While the database alone is down, frames get "unavailable" and the connection stays.
-            error = as_domain_error(exc)
-            await self._send({**_error_for(error), **({"client_id": client_id} if client_id else {})})
+            error = as_domain_error(exc) or ServiceUnavailable()
+            await self._send(events.error_for(error, client_id=client_id))
         except Exception:
             logger.exception("frame %r on thread %s failed", frame.get("type"), self.thread.pk)
-            await self._send(_error("server_error", "The server could not handle this frame; nothing was stored."))
+            await self._send(
+                events.error("server_error", "The server could not handle this frame; nothing was stored.")
+            )
 
     async def _receive_message(self, frame: dict[str, Any]) -> None:
         if "content" not in frame:
@@ -354,7 +355,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         if not created:
             # A retry of a message already stored: only the sender hears of it again.
-            await self._send_message(await database_sync_to_async(message_payload)(message), force=True)
+            await self.relay.send_message(await database_sync_to_async(message_payload)(message), force=True)
 
     async def _receive_file(self, frame: dict[str, Any]) -> None:
         errors = {name: ["This field is required."] for name in ("filename", "data") if name not in frame}
@@ -383,7 +384,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             client_id=frame.get("client_id"),
         )
         if not created:
-            await self._send_message(await database_sync_to_async(message_payload)(message), force=True)
+            await self.relay.send_message(await database_sync_to_async(message_payload)(message), force=True)
 
     async def _receive_regenerate(self, frame: dict[str, Any]) -> None:
         """The new reply arrives as a stream like any other; a repeated ``client_id`` asks nothing more."""
@@ -405,11 +406,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         after = frame.get("after")
         if after is not None and not isinstance(after, str):
             raise InvalidInput.field("after", "Must be a message id.")
-        async with self.relay_lock:
-            await self._resync(after)
+        await self.relay.resync(after)
 
     async def _receive_ping(self, frame: dict[str, Any]) -> None:
-        await self._send({"type": "pong"})
+        await self._send(events.pong())
 
     # --- Server to client --------------------------------------------------------------------
 
@@ -417,124 +417,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """An event broadcast to the thread's group (see ``messaging.realtime``)."""
         if not self.admitted:
             return
-        async with self.relay_lock:
-            await self._relay(event["event"])
+        await self.relay.relay(event["event"])
 
-    async def _relay(self, payload: dict[str, Any]) -> None:
-        kind = payload["type"]
-        if kind == "message":
-            await self._send_message(payload["message"])
-        elif kind == "stream_start":
-            if payload["stream_id"] not in self.next_seq and payload["stream_id"] not in self.ended_streams:
-                await self._ensure_message(payload["reply_to"])
-                self.next_seq[payload["stream_id"]] = 0
-                await self._send(payload)
-        elif kind == "stream_chunk":
-            await self._relay_chunk(payload)
-        elif kind == "stream_status":
-            if payload["stream_id"] not in self.ended_streams:
-                await self._send(payload)
-        elif kind == "stream_end":
-            await self._relay_end(payload)
-        else:
-            await self._send(payload)
-
-    async def _relay_chunk(self, payload: dict[str, Any]) -> None:
-        stream_id, seq = payload["stream_id"], payload["seq"]
-        if stream_id in self.ended_streams:
-            return
-        expected = self.next_seq.get(stream_id)
-        if expected is not None and seq < expected:
-            return
-        if expected == seq:
-            self.next_seq[stream_id] = seq + 1
-            await self._send(payload)
-            return
-        # A gap (or a stream whose start this client missed): the database has every chunk.
-        await self._catch_up(stream_id)
-
-    async def _relay_end(self, payload: dict[str, Any]) -> None:
-        stream_id = payload["stream_id"]
-        if stream_id in self.ended_streams:
-            return
-        if self.next_seq.get(stream_id, 0) < payload["chunk_count"]:
-            await self._catch_up(stream_id)
-            return
-        await self._end_stream(stream_id, payload)
-
-    async def _catch_up(self, stream_id: str) -> None:
-        """Send what the client lacks of a stream (its start, chunks, end) from the database."""
-        state = await database_sync_to_async(_stream_state)(self.thread.pk, stream_id, self.next_seq.get(stream_id, 0))
-        if state is None or stream_id in self.ended_streams:
-            return
-        if stream_id not in self.next_seq:
-            await self._ensure_message(state["reply_to"])
-            self.next_seq[stream_id] = 0
-            await self._send({"type": "stream_start", "stream_id": stream_id, "reply_to": state["reply_to"]})
-        for seq, delta in state["chunks"]:
-            if seq < self.next_seq[stream_id]:
-                continue
-            self.next_seq[stream_id] = seq + 1
-            await self._send({"type": "stream_chunk", "stream_id": stream_id, "seq": seq, "delta": delta})
-        if state["end"] is not None:
-            await self._end_stream(stream_id, {"type": "stream_end", "stream_id": stream_id, **state["end"]})
-
-    async def _end_stream(self, stream_id: str, payload: dict[str, Any]) -> None:
-        self.ended_streams.add(stream_id)
-        self.next_seq.pop(stream_id, None)
-        self.sent_message_ids.add(payload["message"]["id"])
-        await self._send(payload)
-
-    async def _ensure_message(self, message_id: str) -> None:
-        """Send the message a reply answers when the client has not had it: its broadcast was lost."""
-        if message_id in self.sent_message_ids:
-            return
-        if message := await database_sync_to_async(_message_or_none)(self.thread.pk, message_id):
-            await self._send_message(message)
-
-    async def _send_message(self, message: dict[str, Any], *, force: bool = False) -> None:
-        if message["id"] in self.sent_message_ids and not force:
-            return
-        self.sent_message_ids.add(message["id"])
-        await self._send({"type": "message", "message": message})
-
-    async def _send(self, payload: dict[str, Any]) -> None:
+    async def _send(self, payload: events.ServerEvent) -> None:
         await self.send(text_data=json.dumps(payload))
 
-    async def _resync(self, after: str | None) -> None:
-        """Send the messages after ``after`` and every open stream's chunks so far."""
-        try:
-            messages, streams = await database_sync_to_async(_replay)(self.thread, after)
-        except NotFound:
-            await self._send(
-                _error("validation_error", "after: no such message in this thread.", errors={"after": ["Not found."]})
-            )
-            messages, streams = await database_sync_to_async(_replay)(self.thread, None)
-        # The client has what came before ``after`` (or, without it, the history it loaded): the
-        # questions of open streams it does not get replayed are among them.
-        replayed = {message["id"] for message in messages}
-        self.sent_message_ids.update(s["reply_to"] for s in streams if s["reply_to"] not in replayed)
-        for message in messages:
-            stream_id = (message.get("metadata") or {}).get("stream_id")
-            if stream_id and stream_id in self.next_seq:
-                # The client saw this reply start: end it properly rather than as a bare message.
-                await self._catch_up(stream_id)
-            else:
-                if stream_id:
-                    # The client gets this reply whole, here. Its stream's events may still be on
-                    # their way (the worker publishes after its commit, and this connection joined
-                    # the group before reading): they must not send it again as a stream.
-                    self.ended_streams.add(stream_id)
-                await self._send_message(message)
-        for stream in streams:
-            await self._catch_up(stream["id"])
+    @property
+    def next_seq(self) -> dict[str, int]:
+        """Per stream this client has seen start, the next seq it expects (read by the stream watch)."""
+        return self.relay.next_seq
 
     async def stream_lagging(self, stream_id: str) -> None:
         """The stream watch saw this stream ended, or chunks stored long ago that this client
         lacks (their events were lost): fill it from the database."""
-        async with self.relay_lock:
-            if stream_id in self.next_seq:
-                await self._catch_up(stream_id)
+        await self.relay.catch_up(stream_id)
 
 
 class CloseOnOutage:
@@ -566,5 +462,5 @@ class CloseOnOutage:
             with contextlib.suppress(Exception):  # the client may be gone already
                 if not state["accepted"]:
                     await send({"type": "websocket.accept"})
-                await send({"type": "websocket.send", "text": json.dumps(_error_for(ServiceUnavailable()))})
+                await send({"type": "websocket.send", "text": json.dumps(events.error_for(ServiceUnavailable()))})
                 await send({"type": "websocket.close", "code": CLOSE_UNAVAILABLE})

@@ -45,6 +45,7 @@ from threads.selectors import parse_uuid
 from threads.services import TITLE_MAX_CHARS, thread_advance_leaf, thread_touch, validate_metadata
 from threads.tree import newest_leaf, path_to
 
+from . import events
 from .metrics import reply_metric_record, reply_metrics, token_counter_load, tool_step
 from .models import ChatAttachment, ChatMessage, ForkMode, ReplyChunk, ReplyStream, UserQuota
 from .realtime import thread_broadcast
@@ -217,7 +218,7 @@ def _announce_user_message(message: ChatMessage) -> None:
     """
 
     def announce() -> None:
-        thread_broadcast(message.thread_id, {"type": "chat.event", "event": {"type": "message", "message": payload}})
+        thread_broadcast(message.thread_id, events.group_event(events.message(payload)))
         if message.awaiting_reply:
             user_message_posted.send(sender=ChatMessage, message_id=message.pk, thread_id=message.thread_id)
 
@@ -616,10 +617,6 @@ def message_send_file(
 # stale sweep (or a second, redelivered task) learns it must stop.
 
 
-def _stream_event(stream_id: uuid.UUID, event: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "chat.event", "event": {**event, "stream_id": str(stream_id)}}
-
-
 def stream_start(*, reply_to: ChatMessage) -> ReplyStream | None:
     """Open the reply stream for the user message's current reply attempt; None when that attempt
     has its stream already (a redelivered task, or a task queued again by the outbox sweep).
@@ -646,7 +643,7 @@ def stream_start(*, reply_to: ChatMessage) -> ReplyStream | None:
             )
     except (IntegrityError, ChatMessage.DoesNotExist):
         return None
-    event = _stream_event(stream.pk, {"type": "stream_start", "reply_to": str(reply_to.pk), "attempt": stream.attempt})
+    event = events.group_event(events.stream_start(stream.pk, reply_to=reply_to.pk, attempt=stream.attempt))
     transaction.on_commit(lambda: thread_broadcast(stream.thread_id, event))
     return stream
 
@@ -675,7 +672,7 @@ def stream_append(*, stream: ReplyStream, delta: str) -> bool:
         if not updated:
             return False
         ReplyChunk.objects.create(stream_id=stream.pk, seq=seq, delta=delta)
-        event = _stream_event(stream.pk, {"type": "stream_chunk", "seq": seq, "delta": delta})
+        event = events.group_event(events.stream_chunk(stream.pk, seq=seq, delta=delta))
         transaction.on_commit(lambda: thread_broadcast(stream.thread_id, event))
     stream.chunk_count = seq + 1
     return True
@@ -697,7 +694,7 @@ def stream_status(*, stream: ReplyStream, status: dict[str, Any]) -> bool:
         ):
             return False
         stream.tools = tools
-    event = _stream_event(stream.pk, {"type": "stream_status", **status})
+    event = events.group_event(events.stream_status(stream.pk, status))
     transaction.on_commit(lambda: thread_broadcast(stream.thread_id, event))
     return True
 
@@ -761,10 +758,9 @@ def stream_finish(
         def announce() -> None:
             if status == ReplyStream.Status.ERROR:
                 error_text = (metadata or {}).get("error_message") or text
-                error = {"type": "error", "code": "agent_error", "message": error_text}
-                thread_broadcast(stream.thread_id, {"type": "chat.event", "event": error})
-            end = {"type": "stream_end", "status": status, "chunk_count": chunk_count, "message": payload}
-            thread_broadcast(stream.thread_id, _stream_event(stream.pk, end))
+                thread_broadcast(stream.thread_id, events.group_event(events.error("agent_error", error_text)))
+            end = events.stream_end(stream.pk, status=status, chunk_count=chunk_count, message=payload)
+            thread_broadcast(stream.thread_id, events.group_event(end))
 
         transaction.on_commit(announce)
     return message

@@ -19,6 +19,8 @@ from typing import Any
 
 import websockets
 
+from messaging.tests.support import protocol
+
 Event = dict[str, Any]
 
 
@@ -93,10 +95,13 @@ class LiveClient:
         await self.wait_for(lambda event: event["type"] == "pong", timeout, start=start)
 
     async def close(self) -> None:
+        """Close the connection; every event it got must be one of docs/asyncapi.yaml's."""
         if self._ws is not None:
             await self._ws.close()
         if self._reader is not None:
             await self._reader
+        for event in self.events:
+            protocol.check_event(event)
 
 
 def stream_text(events: list[Event], stream_id: str) -> str:
@@ -218,7 +223,9 @@ class ResilientClient:
 
     def audit(self, expected_ids: set[str]) -> None:
         """Each expected message reached this client exactly once; every stream it saw end came
-        whole, from seq 0, in the session that saw its end."""
+        whole, from seq 0, in the session that saw its end; every event is one of docs/asyncapi.yaml's."""
+        for event in self.events:
+            protocol.check_event(event)
         seen = message_ids(self.events)
         assert {i for i in expected_ids if seen[i] == 0} == set(), "messages lost"
         assert {i: n for i, n in seen.items() if n > 1} == {}, "messages received twice"

@@ -16,6 +16,7 @@ import pytest
 from websockets.sync.client import connect
 
 from chatproject.testing import Stack
+from messaging.tests.support import protocol
 
 pytestmark = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis (a broker and a shared layer)")
 
@@ -49,6 +50,7 @@ def events_until(ws, kind: str, *, timeout: float = 20) -> list[dict]:
     events, deadline = [], time.monotonic() + timeout
     while True:
         event = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+        protocol.check_event(event)  # every event is one of docs/asyncapi.yaml's
         events.append(event)
         if event["type"] == kind:
             return events

@@ -43,6 +43,7 @@ def test_refuses_to_start_without_secret_key_unless_debug():
             "WEBSOCKET_BYTE_RATE_LIMIT must allow at least one frame of WEBSOCKET_MAX_FRAME_BYTES (70736 characters",
         ),
         ({"WEBSOCKET_MAX_PENDING_FRAMES": "0"}, "WEBSOCKET_MAX_PENDING_FRAMES must be at least 1, got 0"),
+        ({"WEBSOCKET_REPLAY_LIMIT": "0"}, "WEBSOCKET_REPLAY_LIMIT must be at least 1, got 0"),
         ({"LOGIN_FAILURE_LIMIT": "0/60"}, "LOGIN_FAILURE_LIMIT must look like COUNT/SECONDS"),
         ({"SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto"}, "SECURE_PROXY_SSL_HEADER must look like"),
         ({"THREAD_SUMMARY_MAX_CHARS": "500"}, "THREAD_SUMMARY_MAX_CHARS must be at least 1000, got 500"),

@@ -30,6 +30,7 @@ from messaging import selectors
 from messaging.models import ChatAttachment, ChatMessage, ReplyChunk, ReplyStream
 from messaging.services import stream_append, stream_finish, stream_start
 from messaging.tests.factories import make_message
+from messaging.tests.support import protocol
 from threads.services import thread_delete
 from threads.tests.factories import make_thread, make_user
 
@@ -49,6 +50,20 @@ def _fresh_channel_layer_and_cache(settings):
     settings.CHANNEL_LAYERS = layers
     settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1", "testserver"]
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _events_match_the_document(monkeypatch):
+    """Every event any test here receives matches exactly one message of docs/asyncapi.yaml."""
+    receive_output = WebsocketCommunicator.receive_output
+
+    async def checked(self, timeout=1):
+        output = await receive_output(self, timeout)
+        if output["type"] == "websocket.send" and output.get("text") is not None:
+            protocol.check_event(json.loads(output["text"]))
+        return output
+
+    monkeypatch.setattr(WebsocketCommunicator, "receive_output", checked)
 
 
 @pytest.fixture
@@ -409,6 +424,39 @@ async def test_sync_frame_replays_what_the_client_missed(alice, thread):
     await communicator.disconnect()
 
 
+async def test_a_client_too_far_behind_gets_resync_required_instead_of_the_replay(alice, thread, settings):
+    settings.WEBSOCKET_REPLAY_LIMIT = 3
+
+    def setup():
+        first = make_message(thread, "first")
+        later = [make_message(thread, f"later {n}") for n in range(4)]
+        stream = stream_start(reply_to=later[-1])
+        stream_append(stream=stream, delta="streaming on")
+        return first, later, stream
+
+    first, later, stream = await sync_to_async(setup)()
+    communicator = await connect(alice, thread, query=f"after={first.pk}")
+    events = await receive_until(communicator, "stream_chunk")
+    assert [e["type"] for e in events] == ["resync_required", "stream_start", "stream_chunk"]
+    assert {k: events[0][k] for k in ("reason", "after", "missed", "limit")} == {
+        "reason": "too_far_behind",
+        "after": str(first.pk),
+        "missed": 4,
+        "limit": 3,
+    }
+    assert events[1]["stream_id"] == str(stream.pk)
+    # The same over a sync frame; a client at most the limit behind is replayed as before.
+    await communicator.send_json_to({"type": "sync", "after": str(first.pk)})
+    again = await communicator.receive_json_from()
+    assert (again["type"], again["missed"]) == ("resync_required", 4)
+    await communicator.send_json_to({"type": "sync", "after": str(later[0].pk)})
+    replayed = [await communicator.receive_json_from() for _ in range(2)]
+    # (The open stream's question was taken as seen with the history a resync reloads.)
+    assert [e["message"]["id"] for e in replayed] == [str(m.pk) for m in later[1:3]]
+    await ready(communicator)
+    await communicator.disconnect()
+
+
 async def test_a_gap_in_the_stream_is_filled_from_the_database(alice, thread):
     def setup():
         stream = stream_start(reply_to=make_message(thread, "question"))
@@ -712,7 +760,7 @@ async def test_deleting_a_token_closes_the_sockets_it_signed_in_4401(alice, thre
 
 async def test_any_domain_error_becomes_an_error_event_with_its_own_code():
     from chatproject.errors import DomainError, InvalidInput, RateLimited
-    from messaging.consumers import _error_for
+    from messaging.events import error_for as _error_for
 
     class QuotaExceeded(DomainError):
         code = "quota_exceeded"

@@ -265,8 +265,18 @@
   // Another version of a message: the newest branch under it becomes active, shown without a page load.
   function switchTo(id) {
     api("PATCH", "/api/threads/" + config.threadId + "/", { active_leaf: id })
-      .then(function () { return api("GET", pathUrl({ path: "active", page: "last", page_size: config.pageSize })); })
-      .then(function (page) { return fillPage(page); })
+      .then(loadBranch)
+      .then(function () {
+        const target = list.querySelector('[data-id="' + CSS.escape(id) + '"]');
+        if (target) target.scrollIntoView({ block: "nearest" });
+      })
+      .catch(function (err) { showNotice(err.message); });
+  }
+
+  // Show the active branch's last page afresh (messages still being sent stay).
+  function loadBranch() {
+    return api("GET", pathUrl({ path: "active", page: "last", page_size: config.pageSize }))
+      .then(fillPage)
       .then(function (messages) {
         list.querySelectorAll(".msg:not(.pending), .more").forEach(function (n) {
           if (n.dataset.streamId) streams.delete(n.dataset.streamId);
@@ -274,10 +284,8 @@
         });
         messages.forEach(function (message) { fillMessage(bubble(message.role, message.id), message); });
         olderMarker(messages);
-        const target = list.querySelector('[data-id="' + CSS.escape(id) + '"]');
-        if (target) target.scrollIntoView({ block: "nearest" });
-      })
-      .catch(function (err) { showNotice(err.message); });
+        return messages;
+      });
   }
 
   // A "last page" can be short (the path's length is not a multiple of the page size): fill it up
@@ -455,6 +463,7 @@
       case "stream_status": showStep(event); break;
       case "stream_end": endStream(event.stream_id, event); break;
       case "error": onError(event); break;
+      case "resync_required": resync(event); break;
       default: break;
     }
   }
@@ -477,6 +486,33 @@
       }
     }
     showNotice(event.message);
+  }
+
+  // This page is too far behind for the server to replay what it missed (more than its
+  // WEBSOCKET_REPLAY_LIMIT messages): drop this socket, load the branch again over REST, then
+  // connect again after its newest message. Unsent messages stay in the outbox and go out then.
+  let resyncedAt = 0;
+  function resync(event) {
+    if (!socket) return;
+    const old = socket;
+    socket = null;
+    old.onmessage = null;
+    old.onclose = null;
+    old.close();
+    // Reloaded a moment ago and still too far behind (a flood on another branch): connect without
+    // `after` rather than reload for ever; only open streams are replayed then.
+    const again = Date.now() - resyncedAt < 10000;
+    resyncedAt = Date.now();
+    setConn("connecting", "Catching up…");
+    showNotice(event.missed + " messages came while this page was away: reloading the conversation.");
+    loadBranch().then(
+      function () { connect(again); },
+      function (err) {
+        showNotice(err.message);
+        retries += 1;
+        setTimeout(connect, Math.min(15000, 500 * Math.pow(2, retries)));
+      },
+    );
   }
 
   // The frame was not taken (too fast, or too many waiting): keep everything unconfirmed and send it
@@ -606,9 +642,9 @@
     }, 100);
   }
 
-  function connect() {
+  function connect(fresh) {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    const after = lastMessageId ? "?after=" + encodeURIComponent(lastMessageId) : "";
+    const after = lastMessageId && fresh !== true ? "?after=" + encodeURIComponent(lastMessageId) : "";
     socket = new WebSocket(scheme + location.host + "/ws/" + config.threadId + "/" + config.userId + "/" + after);
     setConn("connecting", retries ? "Reconnecting…" : "Connecting…");
     socket.onopen = function () {
