@@ -49,6 +49,7 @@ class LayerWatch:
         self.epoch = 0
         self.run_id: str | None = None
         self.checked = asyncio.Event()
+        self.joining = 0  # joins waiting for the watch's first answer
         self.closing: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
 
     async def join(self, consumer: Watcher) -> None:
@@ -56,7 +57,7 @@ class LayerWatch:
         loop = asyncio.get_running_loop()
         if self.loop is not loop:
             # A new event loop (tests run one per test): nothing of the old one can be awaited.
-            self.loop, self.task, self.members, self.run_id = loop, None, {}, None
+            self.loop, self.task, self.members, self.run_id, self.joining = loop, None, {}, None, 0
             self.checked = asyncio.Event()
         if self.task is None or self.task.done():
             # A fresh event per watch: a superseded watch still finishing its last check (its
@@ -64,14 +65,21 @@ class LayerWatch:
             self.run_id = None
             self.checked = asyncio.Event()
             self.task = loop.create_task(self._watch(self.checked), name="channel-layer-watch")
-        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(JOIN_TIMEOUT_SECONDS):
-                await self.checked.wait()
+        # Counted while it waits: a consumer torn down meanwhile (its client gone mid-connect)
+        # leaves, and must not cancel the watch this join waits for (seen in CI: the next
+        # connection waited JOIN_TIMEOUT_SECONDS for a check that never came and was refused).
+        self.joining += 1
+        try:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(JOIN_TIMEOUT_SECONDS):
+                    await self.checked.wait()
+        finally:
+            self.joining -= 1
         if self.run_id is None:
             # Redis's state is unknown, so a restart could not be told from a blip: refuse now,
             # the client retries (a second at most after Redis is back).
-            if not self.members and self.task is not None:
+            if not self.members and not self.joining and self.task is not None:
                 self.task.cancel()  # nobody to watch for; the next join starts a new watch
                 self.task = None
             raise RedisConnectionError("the channel layer's Redis does not answer")
@@ -79,7 +87,7 @@ class LayerWatch:
 
     def leave(self, consumer: Watcher) -> None:
         self.members.pop(consumer, None)
-        if not self.members and self.task is not None:
+        if not self.members and not self.joining and self.task is not None:
             self.task.cancel()
             self.task = None
 

@@ -13,7 +13,7 @@ import asyncio
 
 import pytest
 
-from messaging.layer_watch import LayerWatch
+from messaging.layer_watch import JOIN_TIMEOUT_SECONDS, LayerWatch
 
 
 class Member:
@@ -93,3 +93,28 @@ async def test_both_redis_layers_are_watched(backend):
     watch = watch_for(import_string(backend)(hosts=[{"address": url}]))
     assert watch is not None and watch.url == url
     assert watch_for(InMemoryChannelLayer()) is None
+
+
+@pytest.mark.asyncio
+async def test_a_consumer_torn_down_mid_connect_does_not_stop_the_watch_another_join_waits_for(tmp_path):
+    """Seen in CI: a client that sent a huge frame at once was dropped by Daphne while its
+    consumer still waited in ``join``; its teardown's ``leave`` (no members yet) cancelled the
+    watch before its first check, so the next connection waited JOIN_TIMEOUT_SECONDS and was
+    refused with ``unavailable``."""
+    from chatproject.testing import RedisServer
+
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        watch = LayerWatch(redis.url)
+        torn_down, next_one = Member(), Member()
+        joins = [asyncio.create_task(watch.join(torn_down)), asyncio.create_task(watch.join(next_one))]
+        await asyncio.sleep(0)  # both wait for the watch's first answer
+        joins[0].cancel()  # the dropped client's consumer goes away mid-join...
+        watch.leave(torn_down)  # ...and leaves, as its teardown does
+        await asyncio.wait_for(joins[1], timeout=JOIN_TIMEOUT_SECONDS - 1)
+        assert next_one in watch.members and watch.run_id
+    finally:
+        if watch.task is not None:
+            watch.task.cancel()
+        redis.kill()
