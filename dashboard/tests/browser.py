@@ -12,7 +12,8 @@ def create_staff(stack) -> None:
         "shell",
         "-c",
         "from django.contrib.auth import get_user_model\n"
-        "get_user_model().objects.create_user('operator', password='operator-password', is_staff=True)\n",
+        "if not get_user_model().objects.filter(username='operator').exists():\n"
+        "    get_user_model().objects.create_user('operator', password='operator-password', is_staff=True)\n",
     )
 
 
