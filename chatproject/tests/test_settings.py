@@ -47,6 +47,7 @@ def test_refuses_to_start_without_secret_key_unless_debug():
         ({"SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto"}, "SECURE_PROXY_SSL_HEADER must look like"),
         ({"THREAD_SUMMARY_MAX_CHARS": "500"}, "THREAD_SUMMARY_MAX_CHARS must be at least 1000, got 500"),
         ({"HSTS_SECONDS": "-1"}, "HSTS_SECONDS must be at least 0, got -1"),
+        ({"METRICS_TOKEN": "too-short"}, "METRICS_TOKEN must be at least 16 characters long, got 9"),
     ],
 )
 def test_bad_configuration_is_a_clear_error(env, message):
@@ -106,3 +107,29 @@ def test_every_process_tells_dspy_and_litellm_to_use_their_own_price_list():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True"
+
+
+def test_a_blank_prometheus_multiproc_dir_is_unset_and_a_set_one_is_created(tmp_path):
+    code = (
+        "import os, chatproject.settings as s; "
+        "print(repr(s.PROMETHEUS_MULTIPROC_DIR), 'PROMETHEUS_MULTIPROC_DIR' in os.environ)"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL"}}
+    blank = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**env, "DEBUG": "1", "PROMETHEUS_MULTIPROC_DIR": " "},
+        capture_output=True,
+        text=True,
+    )
+    assert blank.stdout.split() == ["''", "False"], blank.stderr
+    folder = tmp_path / "prometheus" / "web"
+    given = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**env, "DEBUG": "1", "PROMETHEUS_MULTIPROC_DIR": str(folder)},
+        capture_output=True,
+        text=True,
+    )
+    assert given.stdout.split() == [repr(str(folder)), "True"], given.stderr
+    assert folder.is_dir()
