@@ -78,7 +78,14 @@ def _known_secrets() -> list[str]:
     """Configured secret values (SECRET_KEY, the model and tool API keys): redacted verbatim."""
     from django.conf import settings
 
-    names = ("SECRET_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "SERPAPI_API_KEY", "OPENWEATHER_API_KEY")
+    names = (
+        "SECRET_KEY",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "SERPAPI_API_KEY",
+        "OPENWEATHER_API_KEY",
+        "METRICS_TOKEN",
+    )
     values = [getattr(settings, name, "") for name in names]
     for model in getattr(settings, "AGENT_MODELS", {}).values():
         if name := getattr(model, "api_key_env", None):

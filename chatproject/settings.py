@@ -275,6 +275,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: it gives every request its id and logs every response, the other middleware's too.
     "chatproject.middleware.RequestLogMiddleware",
+    # Counts and times every response by route (GET /metrics), the other middleware's refusals too.
+    "chatproject.middleware.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "chatproject.middleware.RequestBodyLimitMiddleware",
     "chatproject.middleware.ContentSecurityPolicyMiddleware",
@@ -475,6 +477,25 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# --- Prometheus (see chatproject/prometheus.py and README "Prometheus") -------------------------
+# GET /metrics answers staff users, and a scraper sending "Authorization: Bearer <METRICS_TOKEN>".
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    # The value itself is never echoed: it is a secret.
+    raise ImproperlyConfigured(f"METRICS_TOKEN must be at least 16 characters long, got {len(METRICS_TOKEN)}")
+# Several Daphne processes behind one address share their HTTP and WebSocket metrics through files
+# in this folder (prometheus-client's multiprocess mode; the library reads the variable itself).
+# A blank value would make it write to the current folder: it means unset.
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+if PROMETHEUS_MULTIPROC_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+    try:
+        Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImproperlyConfigured(f"PROMETHEUS_MULTIPROC_DIR cannot be created: {exc}") from None
+else:
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 # --- Logging (see chatproject/logs.py and README "Logging") ------------------------------------
 # rich: coloured lines for a terminal; json: one object a line for log collectors; plain: text.

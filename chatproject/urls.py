@@ -60,6 +60,8 @@ urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    # Prometheus scrapes it: staff, or a bearer METRICS_TOKEN (dashboard.views.metrics_allowed).
+    path("metrics", dashboard_views.metrics, name="metrics"),
 ]
 
 handler404 = views.not_found

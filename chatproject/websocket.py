@@ -1,5 +1,5 @@
 """WebSocket plumbing shared by every consumer: who is connecting, from which site, and the
-connection's request id and access log."""
+connection's request id, access log and metrics."""
 
 from __future__ import annotations
 
@@ -131,10 +131,15 @@ class WebSocketAccessLog:
     it sends one): every line logged while it is handled carries it, replies it starts included.
     One line when the handshake is answered (accepted or refused) and one when the connection
     ends: thread, user, close code (the server's when it closed, else the client's) and duration.
+    Accepted connections are counted, and those open now (GET /metrics).
     The query string is logged too; the redaction filter takes ``?token=`` out.
     """
 
     def __init__(self, app: Any) -> None:
+        from .prometheus import metrics_load, websocket_closed, websocket_opened
+
+        metrics_load()
+        self.opened, self.closed = websocket_opened, websocket_closed
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
@@ -154,8 +159,9 @@ class WebSocketAccessLog:
         }
 
         async def logged_send(message: dict[str, Any]) -> None:
-            if message["type"] == "websocket.accept":
+            if message["type"] == "websocket.accept" and not note["accepted"]:
                 note["accepted"] = True
+                self.opened()
                 self._log("connect", fields, note, started)
             elif message["type"] == "websocket.close":
                 if not note["accepted"]:
@@ -175,6 +181,7 @@ class WebSocketAccessLog:
             return await self.app({**scope, "access_log": note}, logged_receive, logged_send)
         finally:
             if note["accepted"]:
+                self.closed()
                 self._log("disconnect", fields, note, started)
             current_request_id.reset(token)
 

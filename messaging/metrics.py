@@ -1,5 +1,6 @@
-"""Per-reply metrics: what an ended reply cost and how long it took, in its message's metadata
-and in a ``ReplyMetric`` row (see ``stream_finish``, the one place a reply ends).
+"""Per-reply metrics: what an ended reply cost and how long it took, in its message's metadata,
+in a ``ReplyMetric`` row and in the running totals of GET /metrics (see ``stream_finish``, the
+one place a reply ends).
 
 Latencies count from the moment the user message asked for the reply (stored, or regenerated),
 so that ``queue <= first_chunk <= total`` always holds and each is what the person waited.
@@ -15,6 +16,8 @@ from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from chatproject.totals import REPLIES, REPLY_FIRST_CHUNK, REPLY_TOKENS, REPLY_TOTAL, TOOL_CALLS, Totals
 
 from .models import ReplyMetric, ReplyStream, ToolCallMetric
 
@@ -88,7 +91,8 @@ def reply_metrics(*, stream: ReplyStream, status: str, text: str, given: dict[st
 
 
 def reply_metric_record(*, stream: ReplyStream, metrics: dict[str, Any], message_id: Any) -> ReplyMetric:
-    """Store the ``ReplyMetric`` row (and its tool rows) of an ended reply. Call inside its transaction."""
+    """Store the ``ReplyMetric`` row (and its tool rows) of an ended reply, and add it to the
+    running totals (``chatproject.totals``). Call inside its transaction."""
     ended = stream.ended_at
     latency, usage, tools = metrics["latency_ms"], metrics["usage"], metrics["tools"]
     metric = ReplyMetric.objects.create(
@@ -107,17 +111,19 @@ def reply_metric_record(*, stream: ReplyStream, metrics: dict[str, Any], message
         tool_calls=len(tools),
         tool_errors=sum(not tool.get("ok", True) for tool in tools),
     )
-    if tools:
-        ToolCallMetric.objects.bulk_create(
-            ToolCallMetric(
-                reply=metric,
-                created_at=ended,
-                name=str(tool.get("name") or "?")[:100],
-                duration_ms=tool.get("duration_ms"),
-                ok=bool(tool.get("ok", True)),
-            )
-            for tool in tools
+    tool_rows = [
+        ToolCallMetric(
+            reply=metric,
+            created_at=ended,
+            name=str(tool.get("name") or "?")[:100],
+            duration_ms=tool.get("duration_ms"),
+            ok=bool(tool.get("ok", True)),
         )
+        for tool in tools
+    ]
+    if tool_rows:
+        ToolCallMetric.objects.bulk_create(tool_rows)
+    _totals_add(metric, tool_rows)
     return metric
 
 
@@ -134,6 +140,21 @@ def reply_metrics_prune(*, before: datetime, batch: int = 5000) -> int:
     ToolCallMetric.objects.filter(reply_id__in=ids).delete()
     ReplyMetric.objects.filter(pk__in=ids).delete()
     return len(ids)
+
+
+def _totals_add(metric: ReplyMetric, tools: list[ToolCallMetric]) -> None:
+    totals = Totals()
+    model = metric.model
+    totals.count(REPLIES, model=model, status=metric.status)
+    if metric.prompt_tokens is not None:
+        totals.count(REPLY_TOKENS, metric.prompt_tokens, model=model, type="prompt")
+    totals.count(REPLY_TOKENS, metric.completion_tokens, model=model, type="completion")
+    if metric.first_chunk_ms is not None:
+        totals.observe(REPLY_FIRST_CHUNK, metric.first_chunk_ms, model=model)
+    totals.observe(REPLY_TOTAL, metric.total_ms, model=model)
+    for tool in tools:
+        totals.count(TOOL_CALLS, tool=tool.name, outcome="ok" if tool.ok else "error")
+    totals.save()
 
 
 def tool_step(status: dict[str, Any]) -> dict[str, Any] | None:

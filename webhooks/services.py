@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from chatproject import ssrf
 from chatproject.errors import InvalidInput, NotFound
+from chatproject.totals import WEBHOOK_DELIVERY_ATTEMPTS, Totals
 from messaging.models import ChatMessage
 from messaging.services import message_send
 from threads.models import ChatThread
@@ -344,7 +345,7 @@ def delivery_attempt(*, delivery_id: Any) -> WebhookDelivery | None:
         delivery.status = WebhookDelivery.Status.FAILED
         delivery.next_attempt_at = None
         delivery.error = "The endpoint is disabled."
-        delivery.save(update_fields=["status", "next_attempt_at", "error", "updated_at"])
+        _attempt_save(delivery, ["status", "next_attempt_at", "error", "updated_at"])
         return delivery
 
     started = time.monotonic()
@@ -382,8 +383,9 @@ def delivery_attempt(*, delivery_id: Any) -> WebhookDelivery | None:
             _disable(webhook, f"Every attempt of the last {webhook.consecutive_failures} events failed.")
         elif webhook.failing_since and now - webhook.failing_since > timedelta(days=conf.DISABLE_AFTER_FAILING_DAYS):
             _disable(webhook, f"Every attempt failed for more than {conf.DISABLE_AFTER_FAILING_DAYS} days.")
-    delivery.save(
-        update_fields=[
+    _attempt_save(
+        delivery,
+        [
             "status",
             "attempt",
             "next_attempt_at",
@@ -392,9 +394,20 @@ def delivery_attempt(*, delivery_id: Any) -> WebhookDelivery | None:
             "response_excerpt",
             "error",
             "updated_at",
-        ]
+        ],
     )
     return delivery
+
+
+def _attempt_save(delivery: WebhookDelivery, fields: list[str]) -> None:
+    """Save an attempt's outcome and count it (GET /metrics) in one transaction: succeeded,
+    retry (still pending: another attempt is scheduled) or failed (given up)."""
+    outcome = "retry" if delivery.status == WebhookDelivery.Status.PENDING else str(delivery.status)
+    totals = Totals()
+    totals.count(WEBHOOK_DELIVERY_ATTEMPTS, outcome=outcome)
+    with transaction.atomic():
+        delivery.save(update_fields=fields)
+        totals.save()
 
 
 def _claim_due(limit: int) -> list[uuid.UUID]:

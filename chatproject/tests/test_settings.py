@@ -54,6 +54,7 @@ def test_refuses_to_start_without_secret_key_unless_debug():
             {"REDIS_URL": "redis://127.0.0.1:1/0", "CHANNEL_LAYER_BACKEND": "kafka"},
             "CHANNEL_LAYER_BACKEND must be one of core, pubsub, got 'kafka'",
         ),
+        ({"METRICS_TOKEN": "too-short"}, "METRICS_TOKEN must be at least 16 characters long, got 9"),
     ],
 )
 def test_bad_configuration_is_a_clear_error(env, message):
@@ -152,3 +153,29 @@ def test_transaction_pooling_turns_server_side_cursors_off(value, disabled):
         "DATABASES", DEBUG="1", DATABASE_URL="postgres://u@127.0.0.1:1/db", DATABASE_TRANSACTION_POOLING=value
     )
     assert values["DATABASES"]["default"]["DISABLE_SERVER_SIDE_CURSORS"] is disabled
+
+
+def test_a_blank_prometheus_multiproc_dir_is_unset_and_a_set_one_is_created(tmp_path):
+    code = (
+        "import os, chatproject.settings as s; "
+        "print(repr(s.PROMETHEUS_MULTIPROC_DIR), 'PROMETHEUS_MULTIPROC_DIR' in os.environ)"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL"}}
+    blank = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**env, "DEBUG": "1", "PROMETHEUS_MULTIPROC_DIR": " "},
+        capture_output=True,
+        text=True,
+    )
+    assert blank.stdout.split() == ["''", "False"], blank.stderr
+    folder = tmp_path / "prometheus" / "web"
+    given = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**env, "DEBUG": "1", "PROMETHEUS_MULTIPROC_DIR": str(folder)},
+        capture_output=True,
+        text=True,
+    )
+    assert given.stdout.split() == [repr(str(folder)), "True"], given.stderr
+    assert folder.is_dir()
