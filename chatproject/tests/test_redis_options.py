@@ -130,6 +130,8 @@ def test_beat_sends_the_sweeps_and_webhook_deliveries_every_interval_and_no_thre
         "messaging.sweep_streams",
         "agent.sweep_unanswered",
         "webhooks.deliver_due",
+        "messaging.prune_metrics",
+        "messaging.rollup_metrics",
     }
     assert {entry["schedule"] for entry in schedule.values()} == {production["sweep_interval"]}
     # Dropped only when far behind: a sweep waiting behind a short backlog of replies still runs.
