@@ -126,6 +126,14 @@ class _StatusProvider:
         return Provider()
 
 
+# DSPy runs a streamed program on a worker thread under one process-wide anyio CapacityLimiter
+# (``async_max_workers``, 8 by default), shared by the event loops of all concurrent replies. A
+# reply that has to wait for it is woken by another reply's loop, which asyncio does not allow: it
+# hung for good once more than 8 replies ran in one process (a thread-pool worker, the embedded
+# default at 40 at once). Our own pools bound how many replies run at once; the limiter must never
+# bind first, so each reply raises it far above any pool we run.
+DSPY_ASYNC_THREADS = 1024
+
 # The setting (a DSPy context override, per reply) that holds the reply's own tool functions.
 # DSPy carries its context overrides to the threads the program runs on, as it does the model.
 REPLY_TOOLS = "chat_reply_tools"
@@ -237,7 +245,9 @@ def run_program(
         async_streaming=False,
     )
     try:
-        with dspy.context(lm=lm, adapter=dspy.ChatAdapter(), **{REPLY_TOOLS: tools}):
+        with dspy.context(
+            lm=lm, adapter=dspy.ChatAdapter(), async_max_workers=DSPY_ASYNC_THREADS, **{REPLY_TOOLS: tools}
+        ):
             for item in streaming(
                 custom_instructions=instructions or "(none)", history=history, memories=memories, message=message
             ):

@@ -4,7 +4,9 @@ Replies go through the real path (``reply_to_message``: context, memory, tools, 
 HTTP) to a scripted OpenAI-compatible server that records every prompt it is sent.
 """
 
+import functools
 import threading
+import time
 
 import pytest
 
@@ -153,3 +155,39 @@ def test_offline_replies_reuse_one_program(user):
         answer = reply_to_message(make_message(thread, f"what is {n} plus 1?").pk)
         assert answer.content.endswith(f"**{n + 1}**"), answer.content
     assert len(agent_program._programs) == 1
+
+
+def test_more_replies_at_once_than_dspy_has_threads_all_finish():
+    """Twelve offline replies run at once in one process (a thread-pool worker's case), each held
+    inside its calculator step until all twelve are there: more than DSPy's default of 8 program
+    threads. With DSPy's shared limiter left at 8 the last four never start (their wake-up comes
+    from another reply's event loop) and the barrier breaks."""
+    at_once = 12
+    barrier = threading.Barrier(at_once, timeout=30)
+    tools = build_tools(ToolContext())
+    calculator = tools["calculator"]
+
+    @functools.wraps(calculator)
+    def held_calculator(*args, **kwargs):
+        barrier.wait()
+        return calculator(*args, **kwargs)
+
+    tools = {**tools, "calculator": held_calculator}
+    answers: dict[int, str] = {}
+
+    def reply(number: int) -> None:
+        for kind, value in agent_program.run_program(
+            tools=tools, history="", memories="", message=f"what is {number} plus 1?", model=default_spec()
+        ):
+            if kind == "result":
+                answers[number] = str(value.answer)
+
+    threads = [threading.Thread(target=reply, args=(n,), daemon=True) for n in range(at_once)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 60
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    assert not barrier.broken
+    assert sorted(answers) == list(range(at_once))
+    assert all(answers[n].endswith(f"**{n + 1}**") for n in range(at_once)), answers
