@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from celery import shared_task
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 from chatproject.errors import OUTAGE_ERRORS
 
@@ -19,6 +19,20 @@ logger = logging.getLogger(__name__)
 def warm_up_agent(**kwargs: Any) -> None:
     """Load DSPy and build the program's pieces before the first task: about 0.4 s otherwise
     paid by the first reply each worker process gives."""
+    _warm_up()
+
+
+@worker_init.connect
+def warm_up_thread_pool_worker(sender: Any = None, **kwargs: Any) -> None:
+    """A worker whose pool runs tasks in its own process (``--pool threads``, ``solo``, gevent)
+    starts no pool processes, so ``worker_process_init`` never comes: warm up here instead. A prefork
+    worker's pool processes warm up themselves (the parent runs no task)."""
+    pool = getattr(sender, "pool_cls", "prefork")  # a name, or the class the command line chose
+    if "prefork" not in f"{getattr(pool, '__module__', '')}.{pool}" and pool != "processes":
+        _warm_up()
+
+
+def _warm_up() -> None:
     from .program import warm_up
     from .sandbox import sandbox_status
 

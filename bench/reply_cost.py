@@ -22,7 +22,6 @@ database is a local PostgreSQL.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -112,11 +111,14 @@ def main() -> None:
     try:
         from agent.program import warm_up
         from agent.services import reply_to_message
+        from agent.tasks import agent_reply
         from messaging.services import message_create, message_send
         from threads.tests.factories import make_thread, make_user
 
         user = make_user("bench-reply")
         settings.AGENT_EAGER_IN_BACKGROUND = False  # the embedded default's reply, in this thread
+        # ... even with REDIS_URL set (a broker): the eager path is the embedded default's.
+        agent_reply.app.conf.task_always_eager = True
         warm_up()
         print(
             f"reply cost bench: {args.replies} replies each, {connection.vendor}; load average "
@@ -142,7 +144,8 @@ def main() -> None:
 
             def eager(n: int, thread=thread) -> None:
                 message, _ = message_send(thread=thread, sender=user, content=f"what is {n} plus 1?")
-                assert message.reply_streams.get().status == "complete", json.dumps(message.reply_streams.get().chunks)
+                stream = message.reply_streams.get()
+                assert stream.status == "complete", stream.status
 
             run(f"{model}, worker (reply_to_message)", args.replies, worker, extra)
             run(f"{model}, eager (message_send)", args.replies, eager, extra)

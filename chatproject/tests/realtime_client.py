@@ -42,6 +42,7 @@ class LiveClient:
     def __init__(self, url: str) -> None:
         self.url = url
         self.events: list[Event] = []
+        self.received_at: list[float] = []  # time.monotonic() of each event's arrival
         self.close_code: int | None = None
         self.closed_at: float | None = None
         self.closed = asyncio.Event()
@@ -59,6 +60,7 @@ class LiveClient:
             async for raw in self._ws:
                 async with self._changed:
                     self.events.append(json.loads(raw))
+                    self.received_at.append(time.monotonic())
                     self._changed.notify_all()
         except websockets.ConnectionClosed:
             pass
