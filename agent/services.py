@@ -9,7 +9,6 @@ dies, the stale sweep ends the stream as ``interrupted`` (see ``messaging.servic
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 import threading
@@ -31,7 +30,7 @@ from chatproject.errors import OUTAGE_ERRORS
 from chatproject.logs import with_current_context
 from messaging.models import ChatMessage, ReplyStream
 from messaging.selectors import message_list_awaiting_reply
-from messaging.services import stream_append, stream_finish, stream_heartbeat, stream_start, stream_status
+from messaging.services import stream_append, stream_finish, stream_heartbeat_many, stream_start, stream_status
 from threads.models import ChatThread
 
 logger = logging.getLogger(__name__)
@@ -129,36 +128,66 @@ def _reply_generator() -> ReplyGenerator:
     return generator
 
 
-class _Heartbeat(threading.Thread):
-    """Beats for the stream every STREAM_HEARTBEAT_SECONDS until stopped or the stream ends."""
+class _Heartbeats:
+    """The heartbeat of every reply this process is producing: one thread and one UPDATE every
+    STREAM_HEARTBEAT_SECONDS for all of them. A thread-pool worker runs dozens of replies at once;
+    a thread, a database connection and an UPDATE per reply would be dozens of each.
 
-    def __init__(self, stream: ReplyStream) -> None:
-        super().__init__(name=f"heartbeat-{stream.pk}", daemon=True)
-        self.stream = stream
-        self.stopped = threading.Event()
-        self.lost = threading.Event()
-        # The reply's context (its request id) for the heartbeat's warnings.
-        self.context = contextvars.copy_context()
+    ``join`` returns the reply's "lost" event, set once its stream has ended elsewhere (a stop,
+    the stale sweep): the reply must stop. The thread starts with the first reply and ends when
+    the last one leaves (and so is started again in a forked pool process).
+    """
 
-    def run(self) -> None:
-        self.context.run(self._beat)
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lost: dict[Any, threading.Event] = {}
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
 
-    def _beat(self) -> None:
+    def join(self, stream_id: Any) -> threading.Event:
+        lost = threading.Event()
+        with self._lock:
+            self._lost[stream_id] = lost
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="reply-heartbeats", daemon=True)
+                self._thread.start()
+        return lost
+
+    def leave(self, stream_id: Any) -> None:
+        with self._lock:
+            self._lost.pop(stream_id, None)
+            if not self._lost:
+                self._wake.set()  # the thread ends now, not after its wait
+
+    def _run(self) -> None:
         try:
-            while not self.stopped.wait(settings.STREAM_HEARTBEAT_SECONDS):
-                try:
-                    if not stream_heartbeat(stream=self.stream):
-                        self.lost.set()
+            while True:
+                self._wake.wait(settings.STREAM_HEARTBEAT_SECONDS)
+                self._wake.clear()
+                with self._lock:
+                    ids = list(self._lost)
+                    if not ids:
+                        self._thread = None
                         return
+                try:
+                    alive = stream_heartbeat_many(stream_ids=ids)
                 except OUTAGE_ERRORS as exc:
                     # A database blip: beat again on a new connection next time rather than fall
-                    # silent for good and have a healthy reply ended as interrupted.
-                    logger.warning("heartbeat for stream %s missed: %s", self.stream.pk, exc)
+                    # silent for good and have healthy replies ended as interrupted.
+                    logger.warning("heartbeat for %d reply streams missed: %s", len(ids), exc)
                     connection.close()
+                    continue
+                with self._lock:
+                    for stream_id in set(ids) - alive:
+                        if stream_id in self._lost:
+                            self._lost[stream_id].set()
         except Exception:
-            logger.exception("heartbeat for stream %s failed", self.stream.pk)
+            logger.exception("the reply heartbeat failed; the next reply starts it again")
         finally:
             connection.close()
+
+
+_heartbeats = _Heartbeats()
 
 
 class _Coalescer:
@@ -206,13 +235,12 @@ def reply_to_message(message_id: Any, *, on_event: Callable[[ReplyEvent], None] 
         return None
     started = time.monotonic()
     logger.info("reply to message %s: stream %s started", message.pk, stream.pk)
-    heartbeat = _Heartbeat(stream)
-    heartbeat.start()
+    lost = _heartbeats.join(stream.pk)
     coalescer = _Coalescer(stream)
     metadata: dict[str, Any] = {}
     try:
         for event in _reply_generator()(message):
-            if heartbeat.lost.is_set():
+            if lost.is_set():
                 return None
             if on_event is not None:
                 on_event(event)
@@ -249,8 +277,7 @@ def reply_to_message(message_id: Any, *, on_event: Callable[[ReplyEvent], None] 
             },
         )
     finally:
-        heartbeat.stopped.set()
-        heartbeat.join(timeout=5)
+        _heartbeats.leave(stream.pk)
         logger.info(
             "reply to message %s: stream %s ended after %.1f ms",
             message.pk,
@@ -260,9 +287,8 @@ def reply_to_message(message_id: Any, *, on_event: Callable[[ReplyEvent], None] 
 
 
 # Replies the embedded default runs at once in its own threads; more wait their turn, as tasks
-# wait for a free Celery worker. It must stay below DSPy's async_max_workers (8): DSPy's streaming
-# shares one anyio CapacityLimiter between the event loops of concurrent replies, and a reply
-# that has to wait on it from another loop is never woken (measured: 40 at once hung).
+# wait for a free Celery worker. SQLite takes one writer at a time: more threads would mostly wait
+# for its lock. (It was also once bound by DSPy's limiter: see agent.program.DSPY_ASYNC_THREADS.)
 EMBEDDED_REPLY_WORKERS = 4
 _embedded_pool: ThreadPoolExecutor | None = None
 _embedded_pool_lock = threading.Lock()

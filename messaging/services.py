@@ -708,6 +708,18 @@ def stream_heartbeat(*, stream: ReplyStream) -> bool:
     )
 
 
+def stream_heartbeat_many(*, stream_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+    """Prove the producing worker is alive for each of these streams in one UPDATE; returns the ids
+    still streaming (the others have ended: their replies must stop)."""
+    ids = list(stream_ids)
+    if not ids:
+        return set()
+    streaming = ReplyStream.objects.filter(pk__in=ids, status=ReplyStream.Status.STREAMING)
+    if streaming.update(heartbeat_at=timezone.now()) == len(ids):
+        return set(ids)
+    return set(streaming.values_list("pk", flat=True))
+
+
 def stream_finish(
     *,
     stream: ReplyStream,

@@ -119,3 +119,59 @@ def test_background_replies_run_on_a_small_pool_and_all_finish(settings):
     assert threading.current_thread().name not in REPLY_THREADS
     assert all(name.startswith("reply") for name in REPLY_THREADS)
     assert 1 < len(set(REPLY_THREADS)) <= EMBEDDED_REPLY_WORKERS
+
+
+def silent_until_ended(message):
+    """A model that says nothing until its stream has ended elsewhere (a stop from another
+    client), as a model thinking for a long time would: only the heartbeat can notice."""
+    stream = ReplyStream.objects.get(reply_to=message)
+    yield ReplyEvent(status={"step": "info", "message": "thinking"})
+    stream_finish(stream=stream, status="stopped")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        yield ReplyEvent(metadata={"waited": True})  # no delta, no status: nothing written
+    yield ReplyEvent(delta="too late")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_silent_reply_learns_from_the_heartbeat_that_its_stream_ended(settings):
+    settings.STREAM_HEARTBEAT_SECONDS = 0.2
+    settings.AGENT_REPLY_GENERATOR = "agent.tests.test_services.silent_until_ended"
+    question = make_message(make_thread(), "hi")
+    started = time.monotonic()
+    assert reply_to_message(question.pk) is None
+    assert time.monotonic() - started < 5  # the heartbeat told it within a beat or two, not after 10 s
+    assert "too late" not in ReplyStream.objects.get(reply_to=question).message.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_heartbeat_thread_beats_for_every_reply_of_the_process(settings):
+    """Three replies at once in one process share one heartbeat thread, which beats for each of
+    them in one UPDATE and tells only the one whose stream ended elsewhere; it ends with the last."""
+    from agent.services import _heartbeats
+    from messaging.services import stream_start
+
+    settings.STREAM_HEARTBEAT_SECONDS = 0.2
+    thread = make_thread()
+    streams = [stream_start(reply_to=make_message(thread, f"question {n}")) for n in range(3)]
+    before = {s.pk: s.heartbeat_at for s in streams}
+    lost = {s.pk: _heartbeats.join(s.pk) for s in streams}
+    try:
+        time.sleep(0.7)
+        beaten = dict(ReplyStream.objects.filter(pk__in=before).values_list("pk", "heartbeat_at"))
+        assert all(beaten[pk] > before[pk] for pk in before)
+        assert [t.name for t in threading.enumerate()].count("reply-heartbeats") == 1
+        stream_finish(stream=streams[0], status="stopped")
+        deadline = time.monotonic() + 5
+        while not lost[streams[0].pk].is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lost[streams[0].pk].is_set()
+        assert not lost[streams[1].pk].is_set() and not lost[streams[2].pk].is_set()
+    finally:
+        for stream in streams:
+            _heartbeats.leave(stream.pk)
+    deadline = time.monotonic() + 5
+    while any(t.name == "reply-heartbeats" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name == "reply-heartbeats" for t in threading.enumerate())

@@ -29,6 +29,7 @@ from messaging.services import (
     stream_append,
     stream_finish,
     stream_heartbeat,
+    stream_heartbeat_many,
     stream_start,
     stream_sweep_stale,
 )
@@ -451,3 +452,17 @@ def test_a_delta_with_null_characters_is_stored_and_streamed_without_them():
     stream = stream_start(reply_to=question)
     assert stream_append(stream=stream, delta="a\x00b")
     assert stream_chunk_list(stream_id=stream.pk) == [(0, "a\ufffdb")]
+
+
+def test_stream_heartbeat_many_beats_open_streams_and_names_them():
+    thread = make_thread()
+    open_streams = [stream_start(reply_to=make_message(thread, f"q{n}")) for n in range(2)]
+    ended = stream_start(reply_to=make_message(thread, "q ended"))
+    stream_finish(stream=ended, status="stopped")
+    ReplyStream.objects.update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    ids = [s.pk for s in (*open_streams, ended)]
+    assert stream_heartbeat_many(stream_ids=ids) == {s.pk for s in open_streams}
+    fresh = timezone.now() - timedelta(minutes=1)
+    assert all(s.heartbeat_at > fresh for s in ReplyStream.objects.filter(pk__in=[s.pk for s in open_streams]))
+    assert ReplyStream.objects.get(pk=ended.pk).heartbeat_at < fresh  # an ended stream is not touched
+    assert stream_heartbeat_many(stream_ids=[]) == set()
