@@ -71,7 +71,7 @@ def contents(thread_id) -> list[tuple[str, str | None]]:
 )  # fmt: skip
 def test_fork_modes(api, tree, mode, at, expected, leaf, django_assert_max_num_queries):
     thread, messages = tree
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(15):  # 14, and the webhooks outbox hearing of the new thread
         response = api.post(fork_url(thread.pk), {"message_id": str(messages[at].pk), "mode": mode}, format="json")
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -86,6 +86,15 @@ def test_fork_modes(api, tree, mode, at, expected, leaf, django_assert_max_num_q
     assert all(copy.created_at == originals[copy.content] for copy in copies)
     # The original thread is untouched.
     assert ChatMessage.objects.filter(thread=thread).count() == 6
+
+
+def test_a_fork_keeps_the_threads_model_and_instructions(api, tree):
+    thread, messages = tree
+    ChatThread.objects.filter(pk=thread.pk).update(model="offline", instructions="Answer in French.")
+    body = api.post(fork_url(thread.pk), {"message_id": str(messages["a2"].pk)}, format="json").json()
+    assert (body["model"], body["instructions"]) == ("offline", "Answer in French.")
+    fork = ChatThread.objects.get(pk=body["id"])
+    assert (fork.model, fork.instructions) == ("offline", "Answer in French.")
 
 
 def test_fork_shares_attachment_files(api, tree):
