@@ -40,6 +40,7 @@ from chatproject.errors import (
 from chatproject.websocket import credential_digest
 from threads.models import ChatThread
 from threads.selectors import parse_uuid, thread_get
+from threads.services import thread_update
 
 from . import events
 from .events import (
@@ -116,6 +117,11 @@ def _stream_state(thread_id: Any, stream_id: str, from_seq: int = 0) -> dict[str
 def _message_or_none(thread_id: Any, message_id: str) -> dict[str, Any] | None:
     message = message_list_in_thread(thread_id=thread_id).filter(pk=message_id).first()
     return message_payload(message) if message else None
+
+
+def _switch_branch(user: Any, thread_id: Any, message_id: Any) -> ChatThread:
+    """``PATCH active_leaf`` over the socket, on the thread as it is now (not as it was on connect)."""
+    return thread_update(thread=thread_get(user=user, thread_id=thread_id), active_leaf=message_id)
 
 
 def _count_after(thread: ChatThread, after: str) -> int:
@@ -324,6 +330,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             "ping": self._receive_ping,
             "regenerate": self._receive_regenerate,
             "stop": self._receive_stop,
+            "switch": self._receive_switch,
         }.get(kind if isinstance(kind, str) else "")
         if handler is None:
             known = ", ".join(CLIENT_FRAME_TYPES)
@@ -401,6 +408,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await database_sync_to_async(stream_stop)(
             user=self.user, stream_id=frame["stream_id"], thread_id=self.thread.pk
         )
+
+    async def _receive_switch(self, frame: dict[str, Any]) -> None:
+        """Switch branch, as ``PATCH active_leaf``; only this connection is answered."""
+        if "message_id" not in frame:
+            raise InvalidInput.field("message_id", "This field is required.")
+        thread = await database_sync_to_async(_switch_branch)(self.user, self.thread.pk, frame["message_id"])
+        await self._send(events.active_leaf(thread.active_leaf_id))
 
     async def _receive_sync(self, frame: dict[str, Any]) -> None:
         after = frame.get("after")

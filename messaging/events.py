@@ -57,6 +57,11 @@ class StopFrame(TypedDict):
     stream_id: str
 
 
+class SwitchFrame(TypedDict):
+    type: Literal["switch"]
+    message_id: str
+
+
 class SyncFrame(TypedDict):
     type: Literal["sync"]
     after: NotRequired[str | None]
@@ -66,8 +71,8 @@ class PingFrame(TypedDict):
     type: Literal["ping"]
 
 
-ClientFrame = MessageFrame | FileFrame | RegenerateFrame | StopFrame | SyncFrame | PingFrame
-CLIENT_FRAME_TYPES = ("message", "file", "regenerate", "stop", "sync", "ping")
+ClientFrame = MessageFrame | FileFrame | RegenerateFrame | StopFrame | SwitchFrame | SyncFrame | PingFrame
+CLIENT_FRAME_TYPES = ("message", "file", "regenerate", "stop", "switch", "sync", "ping")
 
 
 # --- Server to client -----------------------------------------------------------------------------
@@ -136,6 +141,13 @@ class PongEvent(TypedDict):
     type: Literal["pong"]
 
 
+class ActiveLeafEvent(TypedDict):
+    """The answer to a ``switch``: the thread's active leaf now (the newest message under the one chosen)."""
+
+    type: Literal["active_leaf"]
+    active_leaf: str
+
+
 class ResyncRequiredEvent(TypedDict):
     """The client is too far behind to be replayed: it reloads the history, then resumes."""
 
@@ -155,6 +167,7 @@ ServerEvent = (
     | StreamEndEvent
     | ErrorEvent
     | PongEvent
+    | ActiveLeafEvent
     | ResyncRequiredEvent
 )
 SERVER_EVENT_TYPES = (
@@ -165,6 +178,7 @@ SERVER_EVENT_TYPES = (
     "stream_end",
     "error",
     "pong",
+    "active_leaf",
     "resync_required",
 )
 
@@ -227,6 +241,10 @@ def error_for(exc: DomainError, *, client_id: str | None = None) -> ErrorEvent:
 
 def pong() -> PongEvent:
     return {"type": "pong"}
+
+
+def active_leaf(leaf_id: Any) -> ActiveLeafEvent:
+    return {"type": "active_leaf", "active_leaf": str(leaf_id)}
 
 
 def resync_required(*, after: str, missed: int, limit: int) -> ResyncRequiredEvent:

@@ -845,6 +845,34 @@ async def test_regenerate_streams_a_new_sibling_once_per_client_id(alice, thread
     await client.disconnect()
 
 
+async def test_switch_makes_a_branch_active_and_answers_with_its_leaf(alice, thread):
+    client = await connect(alice, thread)
+    await ready(client)
+    await client.send_json_to({"type": "message", "content": "2 plus 2"})
+    first = await receive_until(client, "stream_end")
+    question, answer = first[0]["message"], first[-1]["message"]
+    await client.send_json_to({"type": "message", "content": "3 plus 3", "parent": None})  # a second root
+    await receive_until(client, "stream_end")
+    # The first root: its newest message below becomes the active leaf, and the next message continues it.
+    await client.send_json_to({"type": "switch", "message_id": question["id"]})
+    assert await client.receive_json_from(timeout=5) == {"type": "active_leaf", "active_leaf": answer["id"]}
+    await client.send_json_to({"type": "message", "content": "4 plus 4"})
+    after = await receive_until(client, "stream_end")
+    assert after[0]["message"]["parent"] == answer["id"]
+    elsewhere = await sync_to_async(make_message)(await sync_to_async(make_thread)(alice), "elsewhere")
+    for frame, code in (
+        ({"type": "switch", "message_id": str(elsewhere.pk)}, "not_found"),
+        ({"type": "switch", "message_id": "nope"}, "validation_error"),
+        ({"type": "switch"}, "validation_error"),
+    ):
+        await client.send_json_to(frame)
+        refused = await client.receive_json_from(timeout=5)
+        assert (refused["type"], refused["code"]) == ("error", code), refused
+    leaf = await sync_to_async(lambda: type(thread).objects.get(pk=thread.pk).active_leaf_id)()
+    assert str(leaf) == after[-1]["message"]["id"]
+    await client.disconnect()
+
+
 async def test_stop_ends_the_reply_for_every_client_with_its_partial_text(alice, thread, settings):
     settings.AGENT_REPLY_GENERATOR = "messaging.tests.test_regenerate_stop.slow_reply"
     settings.AGENT_EAGER_IN_BACKGROUND = True

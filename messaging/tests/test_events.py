@@ -142,6 +142,7 @@ def test_every_constructor_builds_an_event_of_the_document():
         events.error_for(RateLimited(retry_after=5)),
         events.error_for(ServiceUnavailable()),
         events.pong(),
+        events.active_leaf(message["id"]),
         events.resync_required(after=message["id"], missed=501, limit=500),
     ]
     assert [protocol.check_event(event) for event in built] == [event["type"] for event in built]
@@ -214,6 +215,8 @@ async def test_a_whole_conversation_sends_only_events_of_the_document(settings):
     await send(client, {"type": "regenerate", "message_id": answer["id"], "client_id": "r1"})
     regenerated = await until(client, "stream_end")
     assert regenerated[0]["attempt"] == 1
+    await send(client, {"type": "switch", "message_id": question["id"]})
+    await until(client, "active_leaf")
     for frame in ('{"type": "message", "content": "   ", "client_id": "bad"}', "{not json", '{"type": "shout"}'):
         await client.send_to(text_data=frame)
         await until(client, "error")
