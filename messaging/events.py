@@ -62,6 +62,12 @@ class SwitchFrame(TypedDict):
     message_id: str
 
 
+class ForkFrame(TypedDict):
+    type: Literal["fork"]
+    message_id: str
+    mode: NotRequired[str]  # ForkMode: path (the default), path_with_branches, subtree
+
+
 class SyncFrame(TypedDict):
     type: Literal["sync"]
     after: NotRequired[str | None]
@@ -71,8 +77,8 @@ class PingFrame(TypedDict):
     type: Literal["ping"]
 
 
-ClientFrame = MessageFrame | FileFrame | RegenerateFrame | StopFrame | SwitchFrame | SyncFrame | PingFrame
-CLIENT_FRAME_TYPES = ("message", "file", "regenerate", "stop", "switch", "sync", "ping")
+ClientFrame = MessageFrame | FileFrame | RegenerateFrame | StopFrame | SwitchFrame | ForkFrame | SyncFrame | PingFrame
+CLIENT_FRAME_TYPES = ("message", "file", "regenerate", "stop", "switch", "fork", "sync", "ping")
 
 
 # --- Server to client -----------------------------------------------------------------------------
@@ -148,6 +154,13 @@ class ActiveLeafEvent(TypedDict):
     active_leaf: str
 
 
+class ForkedEvent(TypedDict):
+    """The answer to a ``fork``: the new thread, in the REST API's shape (``GET /api/threads/{id}/``)."""
+
+    type: Literal["forked"]
+    thread: dict[str, Any]
+
+
 class ResyncRequiredEvent(TypedDict):
     """The client is too far behind to be replayed: it reloads the history, then resumes."""
 
@@ -168,6 +181,7 @@ ServerEvent = (
     | ErrorEvent
     | PongEvent
     | ActiveLeafEvent
+    | ForkedEvent
     | ResyncRequiredEvent
 )
 SERVER_EVENT_TYPES = (
@@ -179,6 +193,7 @@ SERVER_EVENT_TYPES = (
     "error",
     "pong",
     "active_leaf",
+    "forked",
     "resync_required",
 )
 
@@ -245,6 +260,10 @@ def pong() -> PongEvent:
 
 def active_leaf(leaf_id: Any) -> ActiveLeafEvent:
     return {"type": "active_leaf", "active_leaf": str(leaf_id)}
+
+
+def forked(thread: dict[str, Any]) -> ForkedEvent:
+    return {"type": "forked", "thread": thread}
 
 
 def resync_required(*, after: str, missed: int, limit: int) -> ResyncRequiredEvent:
