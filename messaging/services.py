@@ -931,16 +931,18 @@ def _delete_files(names: list[str]) -> None:
 
 def thread_purge(*, thread: ChatThread) -> dict[str, int]:
     """Delete a thread for good with everything in it (messages, streams, attachments, memory
-    entries: their rows cascade), then, after commit, its attachment files. Returns the counts
-    of messages and files removed. Sends nothing: a purged thread was deleted (and its sockets
-    closed) before."""
+    entries: their rows cascade), then, after commit, its attachment files that no other thread's
+    attachment shares (a fork's copies keep theirs). Returns the counts of messages and files
+    removed. Sends nothing: a purged thread was deleted (and its sockets closed) before."""
     with transaction.atomic():
-        files = list(ChatAttachment.objects.filter(thread=thread).values_list("file", flat=True))
+        names = set(ChatAttachment.objects.filter(thread=thread).values_list("file", flat=True))
         messages = ChatMessage.objects.filter(thread=thread).count()
         # The active leaf points into the messages being deleted: unhook it first (no cycle to
         # resolve on databases that check foreign keys at once).
         ChatThread.objects.filter(pk=thread.pk).update(active_leaf=None)
         ChatThread.objects.filter(pk=thread.pk).delete()
+        shared = set(ChatAttachment.objects.filter(file__in=names).values_list("file", flat=True))
+        files = sorted(names - shared)
         transaction.on_commit(lambda: _delete_files(files))
     return {"messages": messages, "files": len(files)}
 

@@ -107,6 +107,22 @@ def test_fork_shares_attachment_files(api, tree):
     assert download.status_code == 200 and b"".join(download.streaming_content) == b"day one"
 
 
+def test_purging_the_original_keeps_the_files_a_fork_shares(api, tree, django_capture_on_commit_callbacks):
+    from django.core.files.storage import default_storage
+
+    from messaging.services import thread_purge
+
+    thread, messages = tree
+    body = api.post(fork_url(thread.pk), {"message_id": str(messages["a2"].pk)}, format="json").json()
+    only_here = make_attachment(messages["b1"], "draft.txt", b"not forked")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert thread_purge(thread=thread) == {"messages": 6, "files": 1}
+    assert not default_storage.exists(only_here.file.name)
+    copy = ChatAttachment.objects.get(thread_id=body["id"])
+    download = api.get(copy.url)
+    assert download.status_code == 200 and b"".join(download.streaming_content) == b"day one"
+
+
 def test_fork_refusals(api, other_api, tree, user):
     thread, messages = tree
     payload = {"message_id": str(messages["a1"].pk)}
