@@ -6,6 +6,7 @@ other threads (see ``agent.tools``). Also keeps the thread's title and summary c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ from django.conf import settings
 
 from chatproject.catalog import ModelSpec, resolve
 from messaging.models import ChatMessage
-from messaging.selectors import attachment_list_in_thread, message_list_in_thread, message_path
+from messaging.selectors import message_list_in_thread, message_path
 from threads.models import ChatThread
 from threads.selectors import preferences_get
 from threads.services import thread_update
@@ -46,10 +47,10 @@ def describe_message(message: ChatMessage) -> str:
     return f"[Attached file: {files}] {message.content}".strip()
 
 
-def _history(message: ChatMessage) -> str:
+def _history(path: list[ChatMessage]) -> str:
     """The turns on the path from the root to this message (never another branch's), newest kept
     first when the budget runs out, oldest first."""
-    earlier = message_path(thread=message.thread, leaf=message)[:-1][-50:]
+    earlier = path[:-1][-50:]
     lines: list[str] = []
     used = 0
     for turn in reversed(earlier):
@@ -63,17 +64,27 @@ def _history(message: ChatMessage) -> str:
 
 
 def gather(message: ChatMessage) -> AgentContext:
+    """What the agent may see to answer ``message``: of its own thread, only the branch from the
+    root down to it (turns, files, memory hits), never a branch the user left."""
     memory_add(message)
+    path = message_path(thread=message.thread, leaf=message)
     hits: list[dict[str, Any]] = []
+    search: Callable[[str, int], list[dict[str, Any]]] | None = None
     # A message with no sender (its user gone) has no memory to search.
     if message.sender_id is not None:
-        search = memory_searcher(user_id=message.sender_id, exclude_message_id=str(message.pk))
+        search = memory_searcher(
+            user_id=message.sender_id,
+            exclude_message_id=str(message.pk),
+            thread_id=str(message.thread_id),
+            path_ids=[str(m.pk) for m in path],
+        )
         found = search(message.content, settings.AGENT_MEMORY_HITS)
         hits = [h for h in found if h["thread_id"] != str(message.thread_id)]
     memories = "\n".join(f"- ({h['date']}, “{h['thread_title']}”) {h['snippet']}" for h in hits)
     attachments = [
         AttachmentInfo(filename=a.filename, file_type=a.file_type, size=a.size, path=a.file.path)
-        for a in attachment_list_in_thread(thread_id=message.thread_id)
+        for m in path
+        for a in m.attachments.all()
     ]
     thread = message.thread
     chosen = thread.model
@@ -85,7 +96,7 @@ def gather(message: ChatMessage) -> AgentContext:
         instructions=instructions_for(thread),
         model=model,
         unavailable_model=chosen if fell_back else "",
-        history=_history(message),
+        history=_history(path),
         memories=memories or "(none)",
         message=describe_message(message),
         tools=ToolContext(

@@ -14,7 +14,7 @@ import heapq
 import math
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -252,23 +252,34 @@ def memory_rebuild(*, batch_size: int = 2000, on_batch: Callable[[int], None] | 
 
 
 def memory_searcher(
-    *, user_id: int, exclude_message_id: str | None = None
+    *,
+    user_id: int,
+    exclude_message_id: str | None = None,
+    thread_id: str | None = None,
+    path_ids: Collection[str] = (),
 ) -> Callable[[str, int], list[dict[str, Any]]]:
     """A search function over the user's memory for tools: no database access when called.
 
-    Hits in deleted threads are left out; each hit names its thread and date.
+    Hits in deleted threads are left out; each hit names its thread and date. With ``thread_id``,
+    that thread's hits are only its messages in ``path_ids`` (the branch being answered): what
+    was said on a branch the user left never reaches the agent.
     """
     memory = user_memory(user_id)
     titles = dict(
         ChatThread.objects.filter(owner_id=user_id).exclude(status=ChatThread.Status.DELETED).values_list("id", "title")
     )
     visible = {str(pk): title for pk, title in titles.items()}
+    on_path = set(path_ids)
 
     def search(query: str, limit: int = 5) -> list[dict[str, Any]]:
         hits = memory.index.top(
             index_tokens(query),
             limit,
-            keep=lambda doc: doc.thread_id in visible and doc.message_id != exclude_message_id,
+            keep=lambda doc: (
+                doc.thread_id in visible
+                and doc.message_id != exclude_message_id
+                and (doc.thread_id != thread_id or doc.message_id in on_path)
+            ),
         )
         return [
             {

@@ -27,6 +27,7 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from rest_framework.renderers import JSONRenderer
 
 from chatproject.errors import (
     OUTAGE_ERRORS,
@@ -40,6 +41,8 @@ from chatproject.errors import (
 from chatproject.websocket import credential_digest
 from threads.models import ChatThread
 from threads.selectors import parse_uuid, thread_get
+from threads.serializers import ThreadSerializer
+from threads.services import thread_update
 
 from . import events
 from .events import (
@@ -53,7 +56,7 @@ from .events import (
 )
 from .frames import BadFrame, FrameGate, parse_frame, too_large
 from .layer_watch import watch_for
-from .models import ReplyStream
+from .models import ForkMode, ReplyStream
 from .realtime import register_home_loop, thread_group, user_group
 from .relay import StreamRelay
 from .selectors import (
@@ -71,6 +74,7 @@ from .services import (
     message_send,
     message_send_file,
     stream_stop,
+    thread_fork,
 )
 from .stream_watch import stream_watch
 
@@ -116,6 +120,17 @@ def _stream_state(thread_id: Any, stream_id: str, from_seq: int = 0) -> dict[str
 def _message_or_none(thread_id: Any, message_id: str) -> dict[str, Any] | None:
     message = message_list_in_thread(thread_id=thread_id).filter(pk=message_id).first()
     return message_payload(message) if message else None
+
+
+def _switch_branch(user: Any, thread_id: Any, message_id: Any) -> ChatThread:
+    """``PATCH active_leaf`` over the socket, on the thread as it is now (not as it was on connect)."""
+    return thread_update(thread=thread_get(user=user, thread_id=thread_id), active_leaf=message_id)
+
+
+def _fork(user: Any, thread_id: Any, message_id: Any, mode: Any) -> dict[str, Any]:
+    """A fork of the thread as it is now, as plain data in the REST API's shape."""
+    fork = thread_fork(thread=thread_get(user=user, thread_id=thread_id), message_id=message_id, mode=mode)
+    return json.loads(JSONRenderer().render(ThreadSerializer(fork).data))
 
 
 def _count_after(thread: ChatThread, after: str) -> int:
@@ -324,6 +339,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             "ping": self._receive_ping,
             "regenerate": self._receive_regenerate,
             "stop": self._receive_stop,
+            "switch": self._receive_switch,
+            "fork": self._receive_fork,
         }.get(kind if isinstance(kind, str) else "")
         if handler is None:
             known = ", ".join(CLIENT_FRAME_TYPES)
@@ -401,6 +418,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await database_sync_to_async(stream_stop)(
             user=self.user, stream_id=frame["stream_id"], thread_id=self.thread.pk
         )
+
+    async def _receive_switch(self, frame: dict[str, Any]) -> None:
+        """Switch branch, as ``PATCH active_leaf``; only this connection is answered."""
+        if "message_id" not in frame:
+            raise InvalidInput.field("message_id", "This field is required.")
+        thread = await database_sync_to_async(_switch_branch)(self.user, self.thread.pk, frame["message_id"])
+        await self._send(events.active_leaf(thread.active_leaf_id))
+
+    async def _receive_fork(self, frame: dict[str, Any]) -> None:
+        """Fork, as ``POST /api/threads/{id}/fork/``; only this connection hears of the new thread."""
+        if "message_id" not in frame:
+            raise InvalidInput.field("message_id", "This field is required.")
+        fork = await database_sync_to_async(_fork)(
+            self.user, self.thread.pk, frame["message_id"], frame.get("mode", ForkMode.PATH)
+        )
+        await self._send(events.forked(fork))
 
     async def _receive_sync(self, frame: dict[str, Any]) -> None:
         after = frame.get("after")

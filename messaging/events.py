@@ -57,6 +57,17 @@ class StopFrame(TypedDict):
     stream_id: str
 
 
+class SwitchFrame(TypedDict):
+    type: Literal["switch"]
+    message_id: str
+
+
+class ForkFrame(TypedDict):
+    type: Literal["fork"]
+    message_id: str
+    mode: NotRequired[str]  # ForkMode: path (the default), path_with_branches, subtree
+
+
 class SyncFrame(TypedDict):
     type: Literal["sync"]
     after: NotRequired[str | None]
@@ -66,8 +77,8 @@ class PingFrame(TypedDict):
     type: Literal["ping"]
 
 
-ClientFrame = MessageFrame | FileFrame | RegenerateFrame | StopFrame | SyncFrame | PingFrame
-CLIENT_FRAME_TYPES = ("message", "file", "regenerate", "stop", "sync", "ping")
+ClientFrame = MessageFrame | FileFrame | RegenerateFrame | StopFrame | SwitchFrame | ForkFrame | SyncFrame | PingFrame
+CLIENT_FRAME_TYPES = ("message", "file", "regenerate", "stop", "switch", "fork", "sync", "ping")
 
 
 # --- Server to client -----------------------------------------------------------------------------
@@ -136,6 +147,20 @@ class PongEvent(TypedDict):
     type: Literal["pong"]
 
 
+class ActiveLeafEvent(TypedDict):
+    """The answer to a ``switch``: the thread's active leaf now (the newest message under the one chosen)."""
+
+    type: Literal["active_leaf"]
+    active_leaf: str
+
+
+class ForkedEvent(TypedDict):
+    """The answer to a ``fork``: the new thread, in the REST API's shape (``GET /api/threads/{id}/``)."""
+
+    type: Literal["forked"]
+    thread: dict[str, Any]
+
+
 class ResyncRequiredEvent(TypedDict):
     """The client is too far behind to be replayed: it reloads the history, then resumes."""
 
@@ -155,6 +180,8 @@ ServerEvent = (
     | StreamEndEvent
     | ErrorEvent
     | PongEvent
+    | ActiveLeafEvent
+    | ForkedEvent
     | ResyncRequiredEvent
 )
 SERVER_EVENT_TYPES = (
@@ -165,6 +192,8 @@ SERVER_EVENT_TYPES = (
     "stream_end",
     "error",
     "pong",
+    "active_leaf",
+    "forked",
     "resync_required",
 )
 
@@ -227,6 +256,14 @@ def error_for(exc: DomainError, *, client_id: str | None = None) -> ErrorEvent:
 
 def pong() -> PongEvent:
     return {"type": "pong"}
+
+
+def active_leaf(leaf_id: Any) -> ActiveLeafEvent:
+    return {"type": "active_leaf", "active_leaf": str(leaf_id)}
+
+
+def forked(thread: dict[str, Any]) -> ForkedEvent:
+    return {"type": "forked", "thread": thread}
 
 
 def resync_required(*, after: str, missed: int, limit: int) -> ResyncRequiredEvent:

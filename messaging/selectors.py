@@ -222,11 +222,6 @@ def message_list_in_thread(*, thread_id: uuid.UUID) -> QuerySet[ChatMessage]:
     return ChatMessage.objects.filter(thread_id=thread_id).prefetch_related("attachments")
 
 
-def attachment_list_in_thread(*, thread_id: uuid.UUID) -> QuerySet[ChatAttachment]:
-    """A thread's attachments, oldest first, for callers that already checked access (the agent)."""
-    return ChatAttachment.objects.filter(thread_id=thread_id).order_by("created_at", "id")
-
-
 def message_list_after(*, thread: ChatThread, after_id: str | uuid.UUID) -> QuerySet[ChatMessage]:
     """The thread's messages after the given one, oldest first; NotFound when it is not in the thread."""
     pk = parse_uuid(after_id)

@@ -43,6 +43,7 @@ from chatproject.ratelimit import window_hit, window_seconds_left
 from threads.models import ChatThread
 from threads.selectors import parse_uuid
 from threads.services import TITLE_MAX_CHARS, thread_advance_leaf, thread_touch, validate_metadata
+from threads.signals import thread_changed
 from threads.tree import newest_leaf, path_to
 
 from . import events
@@ -382,8 +383,9 @@ def thread_fork(*, thread: ChatThread, message_id: Any, mode: str = ForkMode.PAT
     timestamps (so their order); their parents are the copies of their parents. Attachments are
     copied as rows pointing at the same stored file (files are never rewritten, so sharing is
     safe; the copy counts against the owner's quota again). The copy of the message (for
-    ``subtree``, of the newest message under it) is the new thread's active leaf. Triggers nothing:
-    no reply is asked for.
+    ``subtree``, of the newest message under it) is the new thread's active leaf. The fork keeps
+    the thread's model and custom instructions. Sends ``thread_changed`` (created) in its
+    transaction, as any new thread does; no reply is asked for.
     """
     if mode not in ForkMode.values:
         raise InvalidInput.field("mode", f'"{mode}" is not a valid choice: {", ".join(ForkMode.values)}.')
@@ -411,6 +413,9 @@ def thread_fork(*, thread: ChatThread, message_id: Any, mode: str = ForkMode.PAT
         owner=thread.owner,
         title=f"{thread.title or 'Untitled'}"[: TITLE_MAX_CHARS - len(" (fork)")] + " (fork)",
         metadata={"forked_from": {"thread": str(thread.pk), "message": str(pk), "mode": mode}},
+        # The conversation goes on as it was set up: same model, same custom instructions.
+        model=thread.model,
+        instructions=thread.instructions,
     )
     new_ids: dict[uuid.UUID | None, uuid.UUID] = {m.pk: uuid.uuid4() for m in originals}
     copies = [
@@ -451,6 +456,7 @@ def thread_fork(*, thread: ChatThread, message_id: Any, mode: str = ForkMode.PAT
     ChatAttachment.objects.bulk_create(attachments, batch_size=FORK_BATCH)
     ChatThread.objects.filter(pk=fork.pk).update(active_leaf_id=new_ids[leaf])
     fork.refresh_from_db()
+    thread_changed.send(sender=ChatThread, thread=fork, change="created")
     return fork
 
 
@@ -937,16 +943,18 @@ def _delete_files(names: list[str]) -> None:
 
 def thread_purge(*, thread: ChatThread) -> dict[str, int]:
     """Delete a thread for good with everything in it (messages, streams, attachments, memory
-    entries: their rows cascade), then, after commit, its attachment files. Returns the counts
-    of messages and files removed. Sends nothing: a purged thread was deleted (and its sockets
-    closed) before."""
+    entries: their rows cascade), then, after commit, its attachment files that no other thread's
+    attachment shares (a fork's copies keep theirs). Returns the counts of messages and files
+    removed. Sends nothing: a purged thread was deleted (and its sockets closed) before."""
     with transaction.atomic():
-        files = list(ChatAttachment.objects.filter(thread=thread).values_list("file", flat=True))
+        names = set(ChatAttachment.objects.filter(thread=thread).values_list("file", flat=True))
         messages = ChatMessage.objects.filter(thread=thread).count()
         # The active leaf points into the messages being deleted: unhook it first (no cycle to
         # resolve on databases that check foreign keys at once).
         ChatThread.objects.filter(pk=thread.pk).update(active_leaf=None)
         ChatThread.objects.filter(pk=thread.pk).delete()
+        shared = set(ChatAttachment.objects.filter(file__in=names).values_list("file", flat=True))
+        files = sorted(names - shared)
         transaction.on_commit(lambda: _delete_files(files))
     return {"messages": messages, "files": len(files)}
 

@@ -45,6 +45,25 @@ def test_file_messages_name_their_attachments_and_tools_get_the_files(user):
     assert context.tools.user_id == user.pk and context.memories == "(none)"
 
 
+def test_tools_see_only_the_branch_being_answered(user):
+    """Files and memory hits of a branch the user left never reach the agent; the branch's own
+    (and other threads') do."""
+    thread = make_thread(user)
+    root = make_message(thread, "Let us plan the garden.")
+    left = make_message(thread, "the old plan", type=ChatMessage.Type.FILE)
+    make_attachment(left, "old-plan.txt", b"roses")
+    memory_add(make_message(thread, "The gate code is 4711.", parent_id=left.pk))
+    kept = make_message(thread, "the new plan", type=ChatMessage.Type.FILE, parent_id=root.pk)
+    make_attachment(kept, "new-plan.txt", b"tulips")
+    memory_add(make_message(thread, "The gate by the shed is blue."))
+    memory_add(make_message(make_thread(user, "Work"), "The gate at work is red."))
+    context = gather(make_message(thread, "what is in the file?"))
+    assert [a.filename for a in context.tools.attachments] == ["new-plan.txt"]
+    assert context.tools.memory_search is not None
+    found = {hit["snippet"] for hit in context.tools.memory_search("gate", 10)}
+    assert found == {"The gate by the shed is blue.", "The gate at work is red."}
+
+
 def test_the_first_exchange_titles_an_untitled_thread_and_keeps_a_summary(user):
     thread = make_thread(user, title="")
     reply_to_message(make_message(thread, "Plan my weekend trip to the mountains near Grenoble please").pk)

@@ -845,6 +845,70 @@ async def test_regenerate_streams_a_new_sibling_once_per_client_id(alice, thread
     await client.disconnect()
 
 
+async def test_switch_makes_a_branch_active_and_answers_with_its_leaf(alice, thread):
+    client = await connect(alice, thread)
+    await ready(client)
+    await client.send_json_to({"type": "message", "content": "2 plus 2"})
+    first = await receive_until(client, "stream_end")
+    question, answer = first[0]["message"], first[-1]["message"]
+    await client.send_json_to({"type": "message", "content": "3 plus 3", "parent": None})  # a second root
+    await receive_until(client, "stream_end")
+    # The first root: its newest message below becomes the active leaf, and the next message continues it.
+    await client.send_json_to({"type": "switch", "message_id": question["id"]})
+    assert await client.receive_json_from(timeout=5) == {"type": "active_leaf", "active_leaf": answer["id"]}
+    await client.send_json_to({"type": "message", "content": "4 plus 4"})
+    after = await receive_until(client, "stream_end")
+    assert after[0]["message"]["parent"] == answer["id"]
+    elsewhere = await sync_to_async(make_message)(await sync_to_async(make_thread)(alice), "elsewhere")
+    for frame, code in (
+        ({"type": "switch", "message_id": str(elsewhere.pk)}, "not_found"),
+        ({"type": "switch", "message_id": "nope"}, "validation_error"),
+        ({"type": "switch"}, "validation_error"),
+    ):
+        await client.send_json_to(frame)
+        refused = await client.receive_json_from(timeout=5)
+        assert (refused["type"], refused["code"]) == ("error", code), refused
+    leaf = await sync_to_async(lambda: type(thread).objects.get(pk=thread.pk).active_leaf_id)()
+    assert str(leaf) == after[-1]["message"]["id"]
+    await client.disconnect()
+
+
+async def test_fork_answers_with_the_new_thread(alice, thread):
+    client = await connect(alice, thread)
+    await ready(client)
+    await client.send_json_to({"type": "message", "content": "2 plus 2"})
+    first = await receive_until(client, "stream_end")
+    question, answer = first[0]["message"], first[-1]["message"]
+    await client.send_json_to({"type": "fork", "message_id": answer["id"]})
+    forked = await client.receive_json_from(timeout=5)
+    assert forked["type"] == "forked" and forked["thread"]["title"] == "A thread (fork)"
+    assert forked["thread"]["id"] != str(thread.pk)
+
+    def copies(thread_id):
+        rows = ChatMessage.objects.filter(thread_id=thread_id).order_by("created_at", "id")
+        return [(m.content, m.pk) for m in rows]
+
+    forked_messages = await sync_to_async(copies)(forked["thread"]["id"])
+    assert [content for content, _ in forked_messages] == [question["content"], answer["content"]]
+    assert forked["thread"]["active_leaf"] == str(forked_messages[-1][1])
+    await client.send_json_to({"type": "fork", "message_id": question["id"], "mode": "subtree"})
+    subtree = await client.receive_json_from(timeout=5)
+    assert [c for c, _ in await sync_to_async(copies)(subtree["thread"]["id"])] == [
+        question["content"],
+        answer["content"],
+    ]
+    for frame, code in (
+        ({"type": "fork", "message_id": answer["id"], "mode": "everything"}, "validation_error"),
+        ({"type": "fork", "message_id": str(uuid.uuid4())}, "not_found"),
+        ({"type": "fork"}, "validation_error"),
+    ):
+        await client.send_json_to(frame)
+        refused = await client.receive_json_from(timeout=5)
+        assert (refused["type"], refused["code"]) == ("error", code), refused
+    assert await sync_to_async(type(thread).objects.filter(owner=alice).count)() == 3
+    await client.disconnect()
+
+
 async def test_stop_ends_the_reply_for_every_client_with_its_partial_text(alice, thread, settings):
     settings.AGENT_REPLY_GENERATOR = "messaging.tests.test_regenerate_stop.slow_reply"
     settings.AGENT_EAGER_IN_BACKGROUND = True

@@ -142,6 +142,21 @@ def test_every_constructor_builds_an_event_of_the_document():
         events.error_for(RateLimited(retry_after=5)),
         events.error_for(ServiceUnavailable()),
         events.pong(),
+        events.active_leaf(message["id"]),
+        events.forked(
+            {
+                "id": "0b7c4c0e-4a8a-4a4e-9a43-0f2f3c1f8a11",
+                "title": "Plans (fork)",
+                "summary": "",
+                "status": "active",
+                "metadata": {"forked_from": {}},
+                "model": "offline",
+                "instructions": "",
+                "active_leaf": message["id"],
+                "created_at": "2026-12-02T10:00:00.000000Z",
+                "updated_at": "2026-12-02T10:00:00.000000Z",
+            }
+        ),
         events.resync_required(after=message["id"], missed=501, limit=500),
     ]
     assert [protocol.check_event(event) for event in built] == [event["type"] for event in built]
@@ -214,6 +229,10 @@ async def test_a_whole_conversation_sends_only_events_of_the_document(settings):
     await send(client, {"type": "regenerate", "message_id": answer["id"], "client_id": "r1"})
     regenerated = await until(client, "stream_end")
     assert regenerated[0]["attempt"] == 1
+    await send(client, {"type": "switch", "message_id": question["id"]})
+    await until(client, "active_leaf")
+    await send(client, {"type": "fork", "message_id": answer["id"], "mode": "path_with_branches"})
+    await until(client, "forked")
     for frame in ('{"type": "message", "content": "   ", "client_id": "bad"}', "{not json", '{"type": "shout"}'):
         await client.send_to(text_data=frame)
         await until(client, "error")

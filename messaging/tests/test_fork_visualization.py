@@ -71,7 +71,7 @@ def contents(thread_id) -> list[tuple[str, str | None]]:
 )  # fmt: skip
 def test_fork_modes(api, tree, mode, at, expected, leaf, django_assert_max_num_queries):
     thread, messages = tree
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(15):  # 14, and the webhooks outbox hearing of the new thread
         response = api.post(fork_url(thread.pk), {"message_id": str(messages[at].pk), "mode": mode}, format="json")
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -88,12 +88,37 @@ def test_fork_modes(api, tree, mode, at, expected, leaf, django_assert_max_num_q
     assert ChatMessage.objects.filter(thread=thread).count() == 6
 
 
+def test_a_fork_keeps_the_threads_model_and_instructions(api, tree):
+    thread, messages = tree
+    ChatThread.objects.filter(pk=thread.pk).update(model="offline", instructions="Answer in French.")
+    body = api.post(fork_url(thread.pk), {"message_id": str(messages["a2"].pk)}, format="json").json()
+    assert (body["model"], body["instructions"]) == ("offline", "Answer in French.")
+    fork = ChatThread.objects.get(pk=body["id"])
+    assert (fork.model, fork.instructions) == ("offline", "Answer in French.")
+
+
 def test_fork_shares_attachment_files(api, tree):
     thread, messages = tree
     body = api.post(fork_url(thread.pk), {"message_id": str(messages["a2"].pk)}, format="json").json()
     original = ChatAttachment.objects.get(thread=thread)
     copy = ChatAttachment.objects.get(thread_id=body["id"])
     assert copy.pk != original.pk and copy.file.name == original.file.name and copy.message.content == "follow-up"
+    download = api.get(copy.url)
+    assert download.status_code == 200 and b"".join(download.streaming_content) == b"day one"
+
+
+def test_purging_the_original_keeps_the_files_a_fork_shares(api, tree, django_capture_on_commit_callbacks):
+    from django.core.files.storage import default_storage
+
+    from messaging.services import thread_purge
+
+    thread, messages = tree
+    body = api.post(fork_url(thread.pk), {"message_id": str(messages["a2"].pk)}, format="json").json()
+    only_here = make_attachment(messages["b1"], "draft.txt", b"not forked")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert thread_purge(thread=thread) == {"messages": 6, "files": 1}
+    assert not default_storage.exists(only_here.file.name)
+    copy = ChatAttachment.objects.get(thread_id=body["id"])
     download = api.get(copy.url)
     assert download.status_code == 200 and b"".join(download.streaming_content) == b"day one"
 

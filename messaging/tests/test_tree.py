@@ -13,7 +13,7 @@ from chatproject.errors import NotFound
 from messaging.models import ChatMessage
 from messaging.selectors import active_leaf_for, message_path
 from messaging.services import message_send
-from messaging.tests.factories import make_message
+from messaging.tests.factories import make_attachment, make_message
 from threads.models import ChatThread
 from threads.tests.factories import make_thread
 from threads.tree import newest_leaf, path_to
@@ -151,6 +151,26 @@ def test_list_reads_the_active_path_or_a_leafs_path(api, user, django_assert_max
     assert [m["content"] for m in by_leaf] == ["root", "old"]
     assert api.get(messages_url(thread.pk), {"leaf": str(uuid.uuid4())}).status_code == 404
     assert api.get(messages_url(thread.pk), {"path": "all"}).status_code == 400
+
+
+@pytest.mark.parametrize("page_size", [1, 10, 200])
+@pytest.mark.parametrize("branch", ["path", "leaf"])
+def test_a_branch_page_costs_the_same_queries_whatever_its_size(
+    api, user, branch, page_size, django_assert_num_queries
+):
+    thread = make_thread(user)
+    root = make_message(thread, "root")
+    make_message(thread, "a sibling branch", parent_id=None)
+    make_message(thread, "its reply", role="ai", parent_id=root.pk)
+    for n in range(12):
+        make_attachment(make_message(thread, f"m{n}"), f"f{n}.txt")
+    leaf = fresh(thread).active_leaf_id
+    params = {"path": "active"} if branch == "path" else {"leaf": str(leaf)}
+    # token, thread, (the leaf), the tree's (id, parent) pairs, the page, attachments, children counts, siblings
+    with django_assert_num_queries(7 if branch == "path" else 8):
+        response = api.get(messages_url(thread.pk), {**params, "page_size": page_size})
+    results = response.json()["results"]
+    assert len(results) == min(page_size, 14) and results[0]["content"] == "root"
 
 
 def test_patch_active_leaf_switches_to_the_newest_message_under_it(api, other_api, user):

@@ -1,7 +1,7 @@
 """A person using branches in a real browser: Debian's Chromium driven by Playwright.
 
-Send, edit, regenerate, switch back with the "< 1/2 >" arrows, stop a reply, open the tree page
-and click a node; then a 2,000-message thread on the tree page (folded runs, time to draw it).
+Send, copy, edit, regenerate, switch back with the "< 1/2 >" arrows, stop a reply, open the tree page
+and click a node, fork from there; then a 2,000-message thread on the tree page (folded runs, time to draw it).
 Screenshots are kept in ``test-artifacts/``. Skipped when /usr/bin/chromium is missing.
 """
 
@@ -40,7 +40,10 @@ def page():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
-            page = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
+            context = browser.new_context(
+                viewport={"width": 1200, "height": 800}, permissions=["clipboard-read", "clipboard-write"]
+            )
+            page = context.new_page()
             page.csp_violations = []
             page.on("console", lambda m: page.csp_violations.append(m.text) if "Content Security" in m.text else None)
             yield page
@@ -75,6 +78,11 @@ def test_edit_regenerate_switch_stop_and_click_the_tree(stack, person, page):
     expect(page.locator(".msg-ai")).to_have_count(1)
     finished(page.locator(".msg-ai"))
     expect(page.locator(".msg-ai .content")).to_have_text("2 plus 2 = 4")
+
+    # Copy: the message as it was written (its Markdown), not as it is drawn.
+    page.locator(".msg-ai .act-copy").click()
+    expect(page.locator(".msg-ai .act-copy")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == "2 plus 2 = **4**"
 
     # Edit: the question is replaced on the page by its new version, answered in turn.
     question = page.locator(".msg-user")
@@ -138,6 +146,20 @@ def test_edit_regenerate_switch_stop_and_click_the_tree(stack, person, page):
     expect(page).to_have_url(re.compile(rf"/t/[^/]+/\?at={edit_id}$"))
     expect(page.locator(".msg.highlight .content")).to_have_text("what is 3 plus 3?")
     expect(page.locator(".msg-ai .sib-pos")).to_have_text("2/2")  # the newest answer under it
+
+    # Fork at that answer: a new thread holding the branch up to it opens; the original stays.
+    original = page.url
+    page.locator(".msg-ai .act-fork").click()
+    expect(page).not_to_have_url(original)
+    expect(page).to_have_url(re.compile(r"/t/[0-9a-f-]+/$"))
+    expect(page.locator(".chat-title")).to_have_text("Branches (fork)")
+    expect(page.locator(".msg")).to_have_count(2)
+    expect(page.locator(".msg-user .content")).to_have_text("what is 3 plus 3?")
+    expect(page.locator(".msg-ai .content")).to_have_text("3 plus 3 = 6")
+    expect(page.locator(".sib-pos")).to_have_count(0)  # the other branches stayed behind
+    page.screenshot(path=str(ARTIFACTS / "tree-fork.png"))
+    page.goto(original)
+    expect(page.locator(".msg-user .sib-pos")).to_have_text("2/2")
     assert page.csp_violations == []
 
 

@@ -1,9 +1,9 @@
 // The chat page: send over the WebSocket, show messages and streamed replies live, reconnect with
 // back-off and resume from the last message seen. The protocol is documented in README.md.
-// Conversations are trees: the page shows the active branch only. Each message can be copied;
-// a user message edited (a new sibling branch), an AI reply regenerated (a new sibling reply),
-// a streaming reply stopped; "< 2/3 >" switches between siblings; older messages of the branch
-// load 50 at a time when scrolled to the top.
+// Conversations are trees: the page shows the active branch only. Each message can be copied
+// and forked (a new thread with the branch up to it); a user message edited (a new sibling
+// branch), an AI reply regenerated (a new sibling reply), a streaming reply stopped; "< 2/3 >"
+// switches between siblings; older messages of the branch load 50 at a time when scrolled to the top.
 (function () {
   "use strict";
 
@@ -162,7 +162,19 @@
     if (message.role === "ai" && message.parent) {
       row.appendChild(button("Regenerate", "act-regen", "Answer again", function () { regenerate(message); }));
     }
+    row.appendChild(button("Fork", "act-fork", "Continue from here in a new thread", function (e) { fork(message, e.target); }));
     li.appendChild(row);
+  }
+
+  // A new thread holding the branch up to this message (this one stays as it is); it opens.
+  function fork(message, control) {
+    control.disabled = true;
+    api("POST", "/api/threads/" + config.threadId + "/fork/", { message_id: message.id, mode: "path" })
+      .then(function (thread) { location.href = "/t/" + thread.id + "/"; })
+      .catch(function (err) {
+        control.disabled = false;
+        showNotice(err.message);
+      });
   }
 
   function copyText(text, control) {

@@ -14,7 +14,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from agent.tests.local_http import LocalServer, Reply, Request, SilentServer
 from chatproject.errors import InvalidInput
 from messaging.models import ReplyStream
-from messaging.services import message_send, stream_finish, stream_start
+from messaging.services import message_send, stream_finish, stream_start, thread_fork
 from threads.services import thread_delete, thread_update
 from threads.tests.factories import make_thread, make_user
 from webhooks import conf, services
@@ -82,6 +82,21 @@ def test_thread_created_is_signed_per_standard_webhooks_and_verified_by_the_rece
     delivery = WebhookDelivery.objects.get()
     assert (delivery.status, delivery.attempt, delivery.status_code) == ("succeeded", 1, 200)
     assert delivery.webhook == webhook and delivery.response_excerpt == '{"ok": true}'
+
+
+@pytest.mark.django_db
+def test_a_fork_is_announced_as_a_new_thread():
+    owner = make_user()
+    thread = make_thread(owner=owner, title="Plans")
+    question, _ = message_send(thread=thread, sender=owner, content="a plan?", reply=False)
+    with Receiver() as receiver:
+        hook_for(receiver, owner, events=["thread.created"])
+        fork = thread_fork(thread=thread, message_id=question.pk)
+        assert services.deliveries_run_due() == 1
+    (got,) = receiver.verified
+    assert got["body"]["type"] == "thread.created"
+    assert got["body"]["data"]["thread"]["id"] == str(fork.pk)
+    assert got["body"]["data"]["thread"]["title"] == "Plans (fork)"
 
 
 @pytest.mark.django_db
