@@ -4,6 +4,7 @@ through LiteLLM to an OpenAI-compatible server on 127.0.0.1."""
 import pytest
 
 from agent.evaluation.runner import Case, check, load_cases, report, run_all, summary
+from agent.offline import MODEL_BUDGET_SECONDS
 from chatproject.catalog import ModelSpec
 
 from .fake_openai import OfflineBackedOpenAI
@@ -32,12 +33,15 @@ def test_facts_are_checked_without_case_or_markdown():
     assert check(case, "37 in Faro, a secret") == ["36", "Lisbon | Porto", "not secret"]
 
 
-def test_offline_model_scores_at_least_95_percent(settings):
+def test_offline_model_scores_at_least_95_percent_within_its_time_budget(settings):
     settings.AGENT_OFFLINE_WORD_DELAY_MS = 0
     outcomes = run_all(load_cases())
     table = report(outcomes)
     print(table)
     assert summary(outcomes)["all"]["accuracy"] >= OFFLINE_MIN_ACCURACY, table
+    # Fast: no reply above 50 ms of the offline model's own (CPU) time, whatever the case.
+    slowest = max(outcomes, key=lambda outcome: outcome.model_ms)
+    assert 0 < slowest.model_ms < MODEL_BUDGET_SECONDS * 1000, (slowest.case.id, slowest.model_ms)
 
 
 def test_the_set_through_litellm_to_an_openai_compatible_server(settings, monkeypatch):
