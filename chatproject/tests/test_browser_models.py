@@ -19,10 +19,15 @@ def stack(tmp_path_factory):
         yield stack
 
 
-def test_choose_a_model_and_set_instructions(stack, page):  # noqa: F811
+@pytest.fixture(scope="module")
+def people(stack):
+    return stack.create_users(2)
+
+
+def test_choose_a_model_and_set_instructions(stack, people, page):  # noqa: F811
     from playwright.sync_api import expect
 
-    person = stack.create_users(1)[0]
+    person = people[0]
     ARTIFACTS.mkdir(exist_ok=True)
     page.goto(stack.http_url(0, "/accounts/login/"))
     page.fill("#id_username", person["username"])
@@ -53,10 +58,10 @@ def test_choose_a_model_and_set_instructions(stack, page):  # noqa: F811
     expect(page.locator(".msg-ai").last).to_contain_text("6 times 7 = 42", timeout=15000)
 
 
-def test_a_removed_model_is_replaced_and_the_page_says_so(stack, page):  # noqa: F811
+def test_a_removed_model_is_replaced_and_the_page_says_so(stack, people, page):  # noqa: F811
     from playwright.sync_api import expect
 
-    person = stack.create_users(1)[0]
+    person = people[1]
     thread = person["threads"][0]
     # The thread chose a model the operator has since removed from AGENT_MODELS.
     stack.manage(
