@@ -9,7 +9,9 @@ from chatproject.catalog import ModelSpec
 
 from .fake_openai import OfflineBackedOpenAI
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_outside_network")]
+# Committed rows, as in production: the reply's heartbeat runs on a connection of its own, which would
+# not see a stream created in a test's transaction and end the reply of a run longer than a beat.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_outside_network")]
 
 # The offline model's score asserted here is the one in the README (python3 bench/run.py agent-eval).
 OFFLINE_MIN_ACCURACY = 0.95
