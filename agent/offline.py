@@ -69,6 +69,7 @@ _CODE_TAIL = re.compile(
     r"\s+and (?:tell|show|give) me\b.*|\s+(?:and )?what (?:does it|is the) (?:print|output|result)s?\b.*)$",
     I | re.S,
 )
+_PYTHON_EXPRESSION = re.compile(r"[\d\s.+\-*/%()]+")
 _CODE_FRAGMENT = re.compile(r"[A-Za-z_][\w.]*\s*\((?:[^()]|\([^()]*\))*\)")
 
 # --- Files ------------------------------------------------------------------------------------
@@ -376,6 +377,14 @@ def word_problem(message: str) -> str | None:
     return f"{first} {operator} {second}"
 
 
+def _printed(code: str) -> str:
+    """Arithmetic asked of Python ("run 2+2 in python", "python: 2**10") is printed, else it would
+    run and show nothing."""
+    if _PYTHON_EXPRESSION.fullmatch(code) and re.search(r"\d\s*[-+*/%]", code):
+        return f"print({code})"
+    return code
+
+
 def extract_code(message: str) -> str | None:
     """The code a message asks to run: fenced, in backticks, after 'python:', or the code-looking tail
     after 'run'/'execute' ('Could you run print(3 * 7) in Python?' -> 'print(3 * 7)'). None when none."""
@@ -388,7 +397,7 @@ def extract_code(message: str) -> str | None:
         return "\n".join(inline) if len(inline) > 1 and all("\n" not in i for i in inline) else inline[0]
     labelled = _CODE_LABEL.search(message)
     if labelled and labelled.group(1).strip():
-        return labelled.group(1).strip()
+        return _printed(labelled.group(1).strip())
     verb = _RUN_VERB.search(message)
     if verb:
         tail = _CODE_FILLER.sub("", message[verb.end() :].strip())
@@ -396,6 +405,8 @@ def extract_code(message: str) -> str | None:
         tail = re.sub(r"[?!]+$", "", tail).strip()
         if tail and _CODE_LOOKING.search(tail):
             return tail
+        if _PYTHON.search(message) and _printed(tail) != tail:
+            return _printed(tail)
     if _PYTHON.search(message):
         fragment = _CODE_FRAGMENT.search(message)
         wants_output = _RUN_VERB.search(message) or re.search(r"\b(print|output|return|evaluate)", message, I)

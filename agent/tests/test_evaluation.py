@@ -27,6 +27,12 @@ def test_the_set_is_large_and_covers_every_tool_and_refusal():
         "none",
     }
     assert any(case.others for case in cases) and any(case.files for case in cases)
+    # Memory across threads, refusals of unsafe code, and tools this server does not offer.
+    assert sum(bool(case.memories) for case in cases if case.tool == "memory_search") >= 10
+    assert sum(case.id.startswith("code-unsafe") for case in cases) >= 3
+    assert {"web_search", "weather"} <= {
+        case.tool for case in cases if case.tool in ("web_search", "weather") and case.web == case.weather == "off"
+    }
 
 
 def test_facts_are_checked_without_case_or_markdown():
