@@ -115,6 +115,13 @@ def test_a_removed_model_falls_back_to_the_default_and_says_so(user, offered, se
     assert ChatThread.objects.get(pk=thread.pk).model == "offline"
 
 
+def test_a_removed_last_choice_shows_as_the_default(api, client, user, offered):
+    ChatPreferences.objects.create(user=user, model="retired", instructions="Be brief.")
+    assert api.get("/api/me/").json()["model"] == "offline"
+    client.force_login(user)
+    assert '<option value="offline" selected>' in client.get("/settings/").content.decode()
+
+
 def test_the_chat_page_says_which_model_replaced_a_removed_one(client, user, offered):
     thread = make_thread(user)
     ChatThread.objects.filter(pk=thread.pk).update(model="retired")
