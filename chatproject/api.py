@@ -11,11 +11,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from messaging.selectors import quota_usage_get
-from threads.selectors import preferences_get
+from threads.selectors import preferences_get, preferences_model_name
 from threads.serializers import InstructionsField, ModelNameField
 from threads.services import preferences_update
 
-from . import catalog
 from .logins import client_address, login_attempt_check
 from .services import api_token_get
 
@@ -131,4 +130,4 @@ class MeApi(APIView):
 
 def _preferences(request: Request) -> dict[str, str]:
     preferences = preferences_get(user_id=request.user.pk)
-    return {"instructions": preferences.instructions, "model": preferences.model or catalog.default_spec().name}
+    return {"instructions": preferences.instructions, "model": preferences_model_name(preferences=preferences)}

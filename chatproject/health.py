@@ -6,11 +6,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
+
+if TYPE_CHECKING:
+    from chatproject.catalog import ModelSpec
 
 logger = logging.getLogger(__name__)
 
@@ -125,17 +130,30 @@ def _celery_workers() -> str:
     return f"{len(replies)} worker(s) answered: " + ", ".join(sorted(name for reply in replies for name in reply))
 
 
-def _model() -> str:
-    """The default model answers a one-word request; the offline model needs none."""
+def _model(spec: ModelSpec | None = None) -> str:
+    """A model (the default when none is given) answers a one-word request; the offline model needs none."""
     from chatproject.catalog import default_spec
 
-    spec = default_spec()
+    spec = spec or default_spec()
     if spec.is_offline:
         return "offline (the built-in model: no request made)"
     from agent.program import build_lm
 
     answer = build_lm(spec)("Reply with the word OK.", max_tokens=5)
     return f"{spec.name} ({spec.model}) answered: {str(answer[0] if answer else '')[:40]!r}"
+
+
+def _model_checks() -> list[tuple[str, Callable[[], str]]]:
+    """The default model as ``model``, then each other hosted model users may choose (AGENT_MODELS)
+    as ``model:NAME``: a local server that is down or a revoked key shows here, not in a user's reply."""
+    from chatproject.catalog import default_spec, offered
+
+    default = default_spec().name
+    checks: list[tuple[str, Callable[[], str]]] = [("model", _model)]
+    for name, spec in offered().items():
+        if name != default and not spec.is_offline:
+            checks.append((f"model:{name}", partial(_model, spec)))
+    return checks
 
 
 def _code_sandbox_probe() -> str:
@@ -150,7 +168,7 @@ def _code_sandbox_probe() -> str:
 
 def service_checks() -> list[ServiceCheck]:
     """Every part this deployment runs, checked for real, in order: the database, Redis, a
-    channel-layer round trip, a Celery worker answering, the model and the code sandbox. On the
+    channel-layer round trip, a Celery worker answering, the models and the code sandbox. On the
     embedded default (no REDIS_URL) that is SQLite, the in-memory layer and in-process replies.
 
     The same database and Redis checks as /readyz; slower (a worker ping, a model request, a
@@ -162,7 +180,7 @@ def service_checks() -> list[ServiceCheck]:
     checks += [
         ("channel_layer", _channel_layer_round_trip),
         ("celery_worker", _celery_workers),
-        ("model", _model),
+        *_model_checks(),
         ("code_sandbox", _code_sandbox_probe),
     ]
     return [_timed(name, check) for name, check in checks]

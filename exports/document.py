@@ -70,6 +70,9 @@ def thread_document(
         "summary": thread.summary,
         "status": thread.status,
         "metadata": thread.metadata,
+        # The model chosen for the thread ("": the server's default) and its own custom instructions.
+        "model": thread.model,
+        "instructions": thread.instructions,
         "created_at": _iso(thread.created_at),
         "updated_at": _iso(thread.updated_at),
         "active_leaf": _str(active_leaf),

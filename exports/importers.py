@@ -49,6 +49,8 @@ class Conversation:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     active_leaf_key: str | None = None
+    model: str = ""
+    instructions: str = ""
 
 
 @dataclass
@@ -195,6 +197,8 @@ def _ours(raw: Any, archive: zipfile.ZipFile | None, budget: _Budget) -> Convers
         created_at=created_at,
         updated_at=_iso(raw.get("updated_at")),
         active_leaf_key=raw.get("active_leaf") if isinstance(raw.get("active_leaf"), str) else None,
+        model=_text(raw.get("model")),
+        instructions=_text(raw.get("instructions")),
         messages=messages,
     )
 

@@ -225,6 +225,8 @@ def _import_one(*, user: User, conversation: Conversation) -> dict[str, Any]:
             metadata=conversation.metadata,
             created_at=conversation.created_at,
             updated_at=conversation.updated_at,
+            model=conversation.model,
+            instructions=conversation.instructions,
         )
         stored = message_import_bulk(
             thread=thread,

@@ -8,6 +8,7 @@ from datetime import datetime
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, QuerySet
 
+from chatproject import catalog
 from chatproject.errors import NotFound
 
 from .models import ChatPreferences, ChatThread
@@ -47,6 +48,14 @@ def thread_get(*, user: User | AnonymousUser, thread_id: str | uuid.UUID) -> Cha
 def preferences_get(*, user_id: int) -> ChatPreferences:
     """The user's chat preferences (unsaved defaults when they never set any)."""
     return ChatPreferences.objects.filter(user_id=user_id).first() or ChatPreferences(user_id=user_id)
+
+
+def preferences_model_name(*, preferences: ChatPreferences) -> str:
+    """The model the user's new threads get, by name: their last choice while it is offered (an
+    operator may have removed it from AGENT_MODELS since), else the default (AGENT_LM)."""
+    if preferences.model and preferences.model in catalog.offered():
+        return preferences.model
+    return catalog.default_spec().name
 
 
 # --- For operators (management commands): every user's threads, deleted ones included --------

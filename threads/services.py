@@ -266,11 +266,15 @@ def thread_import(
     metadata: dict[str, Any] | None = None,
     created_at: datetime | None = None,
     updated_at: datetime | None = None,
+    model: str = "",
+    instructions: str = "",
 ) -> ChatThread:
     """Create a thread brought in from an export, keeping its times. Sends nothing.
 
     A title longer than 200 characters is shortened (an import keeps what it can); a status other
-    than active or archived becomes active; metadata follows the rules for users' metadata.
+    than active or archived becomes active; metadata follows the rules for users' metadata. The
+    thread's model is kept when this server offers it (else the default answers); its custom
+    instructions are kept, shortened to AGENT_INSTRUCTIONS_MAX_CHARS.
     """
     if not isinstance(title, str) or not isinstance(summary, str):
         raise InvalidInput.field("title", "Must be a string.")
@@ -284,6 +288,8 @@ def thread_import(
         summary=summary,
         status=status,
         metadata=validate_metadata(metadata),
+        model=model if model in catalog.offered() else "",
+        instructions=clean_instructions(instructions[: settings.AGENT_INSTRUCTIONS_MAX_CHARS]),
     )
     times = {"created_at": created_at or thread.created_at, "updated_at": updated_at or created_at or thread.updated_at}
     # auto_now fields ignore given values on save: set the original times with an update.

@@ -18,7 +18,7 @@ from chatproject import catalog
 from chatproject.errors import InvalidInput, NotFound
 
 from .models import ChatThread
-from .selectors import preferences_get, thread_get, thread_list
+from .selectors import preferences_get, preferences_model_name, thread_get, thread_list
 from .services import preferences_update, thread_create, thread_delete, thread_update
 
 THREADS_PER_PAGE = 30
@@ -98,7 +98,7 @@ def preferences_page(request: HttpRequest) -> HttpResponse:
     context = {
         "preferences": preferences,
         "models": list(catalog.offered()),
-        "current_model": preferences.model or catalog.default_spec().name,
+        "current_model": preferences_model_name(preferences=preferences),
         "max_chars": settings.AGENT_INSTRUCTIONS_MAX_CHARS,
     }
     return render(request, "threads/settings.html", context)

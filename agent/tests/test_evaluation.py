@@ -4,11 +4,14 @@ through LiteLLM to an OpenAI-compatible server on 127.0.0.1."""
 import pytest
 
 from agent.evaluation.runner import Case, check, load_cases, report, run_all, summary
+from agent.offline import MODEL_BUDGET_SECONDS
 from chatproject.catalog import ModelSpec
 
 from .fake_openai import OfflineBackedOpenAI
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_outside_network")]
+# Committed rows, as in production: the reply's heartbeat runs on a connection of its own, which would
+# not see a stream created in a test's transaction and end the reply of a run longer than a beat.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_outside_network")]
 
 # The offline model's score asserted here is the one in the README (python3 bench/run.py agent-eval).
 OFFLINE_MIN_ACCURACY = 0.95
@@ -24,6 +27,12 @@ def test_the_set_is_large_and_covers_every_tool_and_refusal():
         "none",
     }
     assert any(case.others for case in cases) and any(case.files for case in cases)
+    # Memory across threads, refusals of unsafe code, and tools this server does not offer.
+    assert sum(bool(case.memories) for case in cases if case.tool == "memory_search") >= 10
+    assert sum(case.id.startswith("code-unsafe") for case in cases) >= 3
+    assert {"web_search", "weather"} <= {
+        case.tool for case in cases if case.tool in ("web_search", "weather") and case.web == case.weather == "off"
+    }
 
 
 def test_facts_are_checked_without_case_or_markdown():
@@ -32,12 +41,15 @@ def test_facts_are_checked_without_case_or_markdown():
     assert check(case, "37 in Faro, a secret") == ["36", "Lisbon | Porto", "not secret"]
 
 
-def test_offline_model_scores_at_least_95_percent(settings):
+def test_offline_model_scores_at_least_95_percent_within_its_time_budget(settings):
     settings.AGENT_OFFLINE_WORD_DELAY_MS = 0
     outcomes = run_all(load_cases())
     table = report(outcomes)
     print(table)
     assert summary(outcomes)["all"]["accuracy"] >= OFFLINE_MIN_ACCURACY, table
+    # Fast: no reply above 50 ms of the offline model's own (CPU) time, whatever the case.
+    slowest = max(outcomes, key=lambda outcome: outcome.model_ms)
+    assert 0 < slowest.model_ms < MODEL_BUDGET_SECONDS * 1000, (slowest.case.id, slowest.model_ms)
 
 
 def test_the_set_through_litellm_to_an_openai_compatible_server(settings, monkeypatch):

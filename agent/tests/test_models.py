@@ -115,6 +115,23 @@ def test_a_removed_model_falls_back_to_the_default_and_says_so(user, offered, se
     assert ChatThread.objects.get(pk=thread.pk).model == "offline"
 
 
+def test_a_removed_last_choice_shows_as_the_default(api, client, user, offered):
+    ChatPreferences.objects.create(user=user, model="retired", instructions="Be brief.")
+    assert api.get("/api/me/").json()["model"] == "offline"
+    client.force_login(user)
+    assert '<option value="offline" selected>' in client.get("/settings/").content.decode()
+
+
+def test_the_chat_page_says_which_model_replaced_a_removed_one(client, user, offered):
+    thread = make_thread(user)
+    ChatThread.objects.filter(pk=thread.pk).update(model="retired")
+    reply_to_message(make_message(thread, "what is 2 plus 2").pk)
+    client.force_login(user)
+    page = client.get(f"/t/{thread.pk}/").content.decode()
+    assert "The model 'retired' is not available any more; this thread now uses 'offline'." in page
+    assert '<option value="offline" selected>' in page
+
+
 def test_the_server_refuses_to_start_with_a_bad_agent_models():
     from chatproject.tests.test_settings import import_settings
 

@@ -19,10 +19,15 @@ def stack(tmp_path_factory):
         yield stack
 
 
-def test_choose_a_model_and_set_instructions(stack, page):  # noqa: F811
+@pytest.fixture(scope="module")
+def people(stack):
+    return stack.create_users(2)
+
+
+def test_choose_a_model_and_set_instructions(stack, people, page):  # noqa: F811
     from playwright.sync_api import expect
 
-    person = stack.create_users(1)[0]
+    person = people[0]
     ARTIFACTS.mkdir(exist_ok=True)
     page.goto(stack.http_url(0, "/accounts/login/"))
     page.fill("#id_username", person["username"])
@@ -51,3 +56,31 @@ def test_choose_a_model_and_set_instructions(stack, page):  # noqa: F811
     page.fill("#message-input", "what is 6 times 7?")
     page.keyboard.press("Enter")
     expect(page.locator(".msg-ai").last).to_contain_text("6 times 7 = 42", timeout=15000)
+
+
+def test_a_removed_model_is_replaced_and_the_page_says_so(stack, people, page):  # noqa: F811
+    from playwright.sync_api import expect
+
+    person = people[1]
+    thread = person["threads"][0]
+    # The thread chose a model the operator has since removed from AGENT_MODELS.
+    stack.manage(
+        "shell",
+        "-c",
+        f"from threads.models import ChatThread; ChatThread.objects.filter(pk='{thread}').update(model='retired')",
+    )
+    page.goto(stack.http_url(0, "/accounts/login/"))
+    page.fill("#id_username", person["username"])
+    page.fill("#id_password", person["password"])
+    page.click("button[type=submit]")
+    page.goto(stack.http_url(0, f"/t/{thread}/"))
+    expect(page.locator("#conn-status")).to_have_attribute("data-state", "open")
+    page.fill("#message-input", "what is 6 times 7?")
+    page.keyboard.press("Enter")
+    said = "The model 'retired' is not available any more; this thread now uses 'offline'."
+    reply = page.locator(".msg-ai").last
+    expect(reply).to_contain_text("6 times 7 = 42", timeout=15000)
+    expect(reply.locator(".note")).to_have_text(said)
+    expect(page.locator("#model-select")).to_have_value("offline")
+    page.reload()
+    expect(page.locator(".msg-ai").last.locator(".note")).to_have_text(said)

@@ -157,6 +157,34 @@ def test_check_services_asks_a_hosted_model_and_fails_when_it_is_away(settings, 
     assert not checks(out.getvalue())["model"]["ok"] and "model" in json.loads(out.getvalue())["failing"]
 
 
+def test_check_services_asks_every_model_users_may_choose(settings, sandbox_off, monkeypatch):
+    from agent.tests.fake_openai import FakeOpenAI
+    from chatproject.catalog import ModelSpec
+    from chatproject.testing import free_port
+
+    settings.AGENT_MAX_RETRIES = 0
+    monkeypatch.setenv("TEST_MODEL_KEY", "sk-test")
+    out = io.StringIO()
+    with FakeOpenAI([], "OK") as up:
+        settings.AGENT_MODELS = {
+            **settings.AGENT_MODELS,
+            "up": ModelSpec("up", "openai/up-1", api_base=up.api_base, api_key_env="TEST_MODEL_KEY"),
+            "away": ModelSpec(
+                "away", "openai/away-1", api_base=f"http://127.0.0.1:{free_port()}/v1", api_key_env="TEST_MODEL_KEY"
+            ),
+        }
+        with pytest.raises(CommandError) as error:
+            call_command("check_services", "--json", stdout=out, stderr=io.StringIO())
+    assert error.value.returncode == 1
+    found = checks(out.getvalue())
+    assert found["model"]["ok"] and found["model"]["detail"].startswith("offline")
+    assert found["model:up"]["ok"] and found["model:up"]["detail"].startswith("up (openai/up-1) answered: 'OK'")
+    assert not found["model:away"]["ok"]
+    failing = json.loads(out.getvalue())["failing"]
+    assert "model:away" in failing and "model:up" not in failing and "model" not in failing
+    assert [r.headers["authorization"] for r in up.requests] == ["Bearer sk-test"]
+
+
 def test_help_lists_the_projects_commands():
     from django.core.management import ManagementUtility, get_commands
 

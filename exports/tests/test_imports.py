@@ -5,6 +5,7 @@ import zipfile
 import pytest
 
 from agent.models import MemoryEntry
+from chatproject.catalog import parse_models
 from exports.tests.fixtures import T0, chatgpt_conversation, open_webui_chat
 from messaging.models import ChatAttachment, ChatMessage
 from messaging.signals import user_message_posted
@@ -109,6 +110,23 @@ def test_round_trip_keeps_roles_contents_types_metadata_tree_order_and_attachmen
     assert not set(copy.messages.values_list("pk", flat=True)) & set(original.messages.values_list("pk", flat=True))
     attachment = ChatAttachment.objects.get(thread=copy)
     assert attachment.file.read() == b"a,b\n1,2\n"
+
+
+def test_round_trip_keeps_the_threads_model_and_instructions(api, user, settings):
+    settings.AGENT_MODELS, _ = parse_models(
+        "fast=openai/gpt-4o-mini,api_base=http://127.0.0.1:1/v1", default_lm="offline"
+    )
+    original = make_thread(user, title="Chosen", model="fast", instructions="Answer in French.")
+    make_message(original, "Bonjour")
+    exported = b"".join(api.get(f"/api/export/threads/{original.pk}/").streaming_content)
+    document = json.loads(exported)["threads"][0]
+    assert (document["model"], document["instructions"]) == ("fast", "Answer in French.")
+    copy = ChatThread.objects.get(pk=upload(api, exported).json()["imported"][0]["id"])
+    assert (copy.model, copy.instructions) == ("fast", "Answer in French.")
+    # A server that does not offer the model answers with its default; the instructions stay.
+    settings.AGENT_MODELS, _ = parse_models("", default_lm="offline")
+    again = ChatThread.objects.get(pk=upload(api, exported).json()["imported"][0]["id"])
+    assert (again.model, again.instructions) == ("", "Answer in French.")
 
 
 def test_round_trip_of_a_zip_archive_with_attachment_files(api, user, django_capture_on_commit_callbacks):

@@ -117,6 +117,8 @@
     const streamStatus = (message.metadata || {}).stream_status;
     if (streamStatus === "interrupted") addNote(body, "Reply interrupted");
     if (streamStatus === "stopped") addNote(body, "Stopped");
+    const unavailable = (message.metadata || {}).model_unavailable;
+    if (unavailable) addNote(body, fallbackNote(unavailable, message.metadata.model));
     byId.set(message.id, message);
     decorate(li, message);
     // The newest message seen (in time, on any branch) is where a reconnect resumes.
@@ -359,6 +361,11 @@
     }
   });
 
+  // The same words as the page renders for a reply whose thread's model was removed.
+  function fallbackNote(wanted, used) {
+    return "The model '" + wanted + "' is not available any more; this thread now uses '" + used + "'.";
+  }
+
   function addNote(body, text, className) {
     const note = document.createElement("div");
     note.className = className || "note";
@@ -413,7 +420,7 @@
     state.text = "";
     state.nextSeq = 0;
     state.node.querySelector(".content").textContent = "";
-    state.node.querySelectorAll(".steps").forEach(function (n) { n.remove(); });
+    state.node.querySelectorAll(".steps, .note").forEach(function (n) { n.remove(); });
     scrollToEnd(false);
   }
 
@@ -435,6 +442,13 @@
     const state = streams.get(event.stream_id);
     if (!state) return;
     const body = state.node.querySelector(".bubble");
+    if (event.step === "model_fallback") {
+      // The thread's model was removed: say so, and show the model that now answers here.
+      addNote(body, event.message);
+      const select = document.getElementById("model-select");
+      if (select && event.model) select.value = event.model;
+      return;
+    }
     let steps = body.querySelector(".steps");
     if (!steps) {
       steps = document.createElement("ul");

@@ -12,8 +12,9 @@ from chatproject.health import service_checks
 
 class Command(BaseCommand):
     help = (
-        "Check the database, Redis, a channel-layer round trip, a Celery worker ping, the model and the code "
-        "sandbox (on the embedded default: SQLite, the in-memory layer, in-process replies). Exit 1 if one fails."
+        "Check the database, Redis, a channel-layer round trip, a Celery worker ping, each model users may choose "
+        "and the code sandbox (on the embedded default: SQLite, the in-memory layer, in-process replies). Exit 1 if "
+        "one fails."
     )
 
     def add_arguments(self, parser) -> None:
