@@ -15,7 +15,7 @@ def test_export_threads_writes_a_users_file(user, tmp_path):
     thread = make_thread(user, title="Mine")
     make_message(thread, "hello")
     output = tmp_path / "out.csv"
-    stdout = io.StringIO()
+    stdout, stderr = io.StringIO(), io.StringIO()
     call_command(
         "export_threads",
         "--user",
@@ -25,10 +25,11 @@ def test_export_threads_writes_a_users_file(user, tmp_path):
         "--output",
         str(output),
         stdout=stdout,
-        stderr=io.StringIO(),
+        stderr=stderr,
     )
     assert "hello" in output.read_text(encoding="utf-8-sig")
     assert "1 threads, 1 messages" in stdout.getvalue()
+    assert stderr.getvalue() == "alice: 1/1\n"  # the progress bar, as plain lines when not on a terminal
 
 
 def test_export_threads_all_writes_one_file_per_user(user, other_user, tmp_path):
@@ -49,8 +50,9 @@ def test_export_threads_refuses_a_bad_date(user):
 def test_import_threads_imports_a_chatgpt_file(user, tmp_path):
     path = tmp_path / "conversations.json"
     path.write_text(json.dumps([chatgpt_conversation(), {"title": "broken", "mapping": []}]))
-    stdout = io.StringIO()
-    call_command("import_threads", "--user", user.username, str(path), stdout=stdout, stderr=io.StringIO())
+    stdout, stderr = io.StringIO(), io.StringIO()
+    call_command("import_threads", "--user", user.username, str(path), stdout=stdout, stderr=stderr)
+    assert stderr.getvalue() == "conversations: 1/2\nconversations: 2/2\n"  # the progress bar, piped
     assert "Imported 1 conversations (6 messages)." in stdout.getvalue()
     assert "Skipped #1 'broken'" in stdout.getvalue()
     assert ChatThread.objects.filter(owner=user).count() == 1

@@ -5,7 +5,7 @@ import zipfile
 import pytest
 
 from agent.models import MemoryEntry
-from exports.tests.fixtures import T0, chatgpt_conversation, open_webui_chat
+from exports.tests.fixtures import T0, chatgpt_conversation, chatgpt_hidden_and_system, open_webui_chat
 from messaging.models import ChatAttachment, ChatMessage
 from messaging.signals import user_message_posted
 from messaging.tests.factories import make_attachment, make_message
@@ -59,6 +59,20 @@ def test_chatgpt_import_keeps_the_whole_tree(api, user):
     assert (follow_up.created_at - by_content["Day 1: Alfama"].created_at).total_seconds() == 0.001
     assert follow_up.metadata["import"]["omitted_parts"] == ["image_asset_pointer"]
     assert thread.active_leaf_id == by_content["Day 1: Belém"].pk  # current_node
+
+
+def test_chatgpt_hidden_and_empty_system_messages_are_skipped_each_on_its_own(api, user):
+    response = upload(api, json.dumps([chatgpt_hidden_and_system()]), "conversations.json")
+    assert response.status_code == 201, response.json()
+    thread = ChatThread.objects.get(pk=response.json()["imported"][0]["id"])
+    assert tree(thread) == [
+        ("user", "Hi", None),  # its hidden (not empty) parent is skipped
+        ("ai", "Hello", "Hi"),  # its empty (not hidden) system parent is skipped
+        ("system", "Be brief", "Hi"),  # a visible system message is kept as one
+    ]
+    by_content = {m.content: m for m in thread.messages.all()}
+    assert by_content["Hello"].created_at.timestamp() == T0 + 3  # create_time kept
+    assert thread.active_leaf_id == by_content["Hello"].pk
 
 
 def test_open_webui_import_keeps_branches(api, user):
@@ -145,6 +159,28 @@ def test_imported_messages_start_no_reply_and_send_no_signal_but_are_remembered(
     assert not thread.reply_streams.exists()
     remembered = set(MemoryEntry.objects.filter(user=user).values_list("snippet", flat=True))
     assert remembered == {"A soup recipe?", "Without beans?"}
+
+
+def test_imports_send_no_webhook_event_per_message(api, user, settings):
+    from webhooks.models import WebhookEvent
+    from webhooks.services import webhook_create
+
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    webhook_create(owner=user, url="http://127.0.0.1:9/hook", events=["*"])
+    for data in ([open_webui_chat()], [chatgpt_conversation()]):
+        response = upload(api, json.dumps(data))
+        assert response.status_code == 201 and len(response.json()["imported"]) == 1
+    assert not WebhookEvent.objects.filter(owner=user, type="message.created").exists()
+    # The endpoint does hear of what users do (it is not the subscription that keeps it quiet).
+    assert api.post("/api/threads/", {"title": "New"}, format="json").status_code == 201
+    assert WebhookEvent.objects.filter(owner=user, type="thread.created").count() == 1
+
+
+def test_imports_need_a_signed_in_user(db, anon_api):
+    response = anon_api.post("/api/import/", {"file": _named(b"[]", "x.json")}, format="multipart")
+    assert response.status_code in (401, 403)
+    assert anon_api.get("/api/import/jobs/00000000-0000-0000-0000-000000000000/").status_code in (401, 403)
+    assert not ChatThread.objects.exists()
 
 
 def test_a_bad_conversation_is_skipped_and_the_others_imported(api, user):
