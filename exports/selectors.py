@@ -9,12 +9,15 @@ from datetime import datetime
 from itertools import groupby
 
 from django.contrib.auth.models import User
+from django.db.models import QuerySet
 
 from messaging.models import ChatAttachment, ChatMessage
 from messaging.selectors import attachments_by_message, message_list_in_threads, message_path
 from threads.models import ChatThread
 from threads.selectors import thread_get, thread_list
 from threads.tree import path_to
+
+from .models import ImportJob
 
 # Threads read per query of messages: memory holds one batch's messages at a time.
 THREAD_BATCH = 100
@@ -80,3 +83,8 @@ def export_threads_iter(
                 if branches != "all":
                     messages = branch_path(messages, thread.active_leaf_id)
                 yield ThreadExport(thread, messages, thread.active_leaf_id, attachments)
+
+
+def import_job_list(*, user: User) -> QuerySet[ImportJob]:
+    """The user's background imports, newest first."""
+    return ImportJob.objects.filter(owner_id=user.pk).order_by("-created_at", "-id")

@@ -350,15 +350,23 @@ def import_job_get(*, user: User | AnonymousUser, job_id: Any) -> ImportJob:
     return job
 
 
-def import_job_payload(job: ImportJob) -> dict[str, Any]:
-    return {
+def import_job_payload(job: ImportJob, *, results: bool = True) -> dict[str, Any]:
+    """A job as the API and the page show it; ``results=False`` (a list of jobs) leaves out the
+    lists of imported and skipped conversations (their counts stay)."""
+    imported, skipped = job.result.get("imported", []), job.result.get("skipped", [])
+    payload: dict[str, Any] = {
         "id": str(job.id),
         "status": job.status,
         "filename": job.filename,
         "kind": job.kind,
         "conversations_total": job.conversations_total,
         "conversations_done": job.conversations_done,
-        "imported": job.result.get("imported", []),
-        "skipped": job.result.get("skipped", []),
+        "imported_count": len(imported),
+        "skipped_count": len(skipped),
         "error": job.error,
+        "created_at": job.created_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
     }
+    if results:
+        payload.update(imported=imported, skipped=skipped)
+    return payload

@@ -180,6 +180,7 @@ def test_imports_need_a_signed_in_user(db, anon_api):
     response = anon_api.post("/api/import/", {"file": _named(b"[]", "x.json")}, format="multipart")
     assert response.status_code in (401, 403)
     assert anon_api.get("/api/import/jobs/00000000-0000-0000-0000-000000000000/").status_code in (401, 403)
+    assert anon_api.get("/api/import/jobs/").status_code in (401, 403)
     assert not ChatThread.objects.exists()
 
 
@@ -277,6 +278,32 @@ def test_large_imports_run_as_a_job_with_progress(api, other_api, user, settings
     done = api.get(f"/api/import/jobs/{job['id']}/").json()
     assert done["status"] == "done" and done["conversations_done"] == 3 and len(done["imported"]) == 3
     assert other_api.get(f"/api/import/jobs/{job['id']}/").status_code == 404
+
+
+def test_your_background_imports_are_listed_newest_first_and_paginated(
+    api, other_api, user, settings, django_capture_on_commit_callbacks, django_assert_max_num_queries
+):
+    settings.IMPORT_BACKGROUND_MESSAGES = 1
+    with django_capture_on_commit_callbacks(execute=True):
+        first = upload(api, json.dumps([open_webui_chat("a")]), "first.json").json()["job"]
+    with django_capture_on_commit_callbacks(execute=True):
+        second = upload(api, json.dumps([open_webui_chat("b"), {"title": "bad"}]), "second.json").json()["job"]
+    with django_assert_max_num_queries(3):  # token, count, page
+        listing = api.get("/api/import/jobs/").json()
+    assert listing["count"] == 2 and [j["id"] for j in listing["results"]] == [second["id"], first["id"]]
+    newest = listing["results"][0]
+    assert {k: newest[k] for k in ("filename", "status", "imported_count", "skipped_count")} == {
+        "filename": "second.json",
+        "status": "done",
+        "imported_count": 1,
+        "skipped_count": 1,
+    }
+    assert "imported" not in newest and newest["finished_at"] is not None  # the lists are on the job's own URL
+    page = api.get("/api/import/jobs/?page_size=1").json()
+    assert [j["id"] for j in page["results"]] == [second["id"]] and page["next"]
+    assert other_api.get("/api/import/jobs/").json()["count"] == 0
+    job = api.get(f"/api/import/jobs/{first['id']}/").json()
+    assert job["imported_count"] == 1 and [i["title"] for i in job["imported"]] == ["a"]
 
 
 def test_imports_belong_to_the_importer_only(api, other_api, user, other_user):

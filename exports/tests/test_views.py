@@ -52,6 +52,15 @@ def test_import_page_shows_why_a_file_is_refused(browser, user):
     assert response.status_code == 400 and "The file is not valid JSON" in response.content.decode()
 
 
+def test_import_page_answers_a_file_over_the_limit_with_413(browser, user, settings):
+    settings.MAX_IMPORT_BYTES = 1000
+    data = json.dumps([open_webui_chat()] * 5).encode()
+    settings.REQUEST_MAX_BODY_PATH_OVERRIDES = {}  # the body limit not first: the file's own check answers
+    response = browser.post("/import/", {"file": _file(data)})
+    assert response.status_code == 413 and "The file is larger than 1000 bytes" in response.content.decode()
+    assert not ChatThread.objects.filter(owner=user).exists()
+
+
 def test_a_large_import_redirects_to_its_progress(browser, user, settings, django_capture_on_commit_callbacks):
     settings.IMPORT_BACKGROUND_MESSAGES = 1
     with django_capture_on_commit_callbacks() as callbacks:
@@ -63,6 +72,18 @@ def test_a_large_import_redirects_to_its_progress(browser, user, settings, djang
         callback()
     page = browser.get(response["Location"]).content.decode()
     assert 'data-status="done"' in page and "Imported 1 conversation" in page
+
+
+def test_import_page_lists_your_background_imports(
+    browser, client, user, other_user, settings, django_capture_on_commit_callbacks
+):
+    settings.IMPORT_BACKGROUND_MESSAGES = 1
+    with django_capture_on_commit_callbacks(execute=True):
+        response = browser.post("/import/", {"file": _file(json.dumps([open_webui_chat()]).encode(), "mine.json")})
+    page = browser.get("/import/").content.decode()
+    assert f'<a href="{response["Location"]}">mine.json</a>: done, 1 imported' in page
+    client.force_login(other_user)
+    assert "mine.json" not in client.get("/import/").content.decode()
 
 
 def test_another_users_import_job_page_is_404(client, other_user, user, settings, django_capture_on_commit_callbacks):
