@@ -14,7 +14,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.files import File
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.text import slugify
@@ -28,7 +28,7 @@ from threads.services import thread_import
 from .document import attachment_path, thread_document
 from .formats import ExportContext, ExportFormat, format_get
 from .importers import Conversation, ImportFile
-from .models import ImportJob
+from .models import ImportJob, ImportJobItem
 from .selectors import ThreadExport, export_thread_get, export_threads_iter
 from .signals import export_completed
 from .zipstream import ZipStream
@@ -214,9 +214,48 @@ def export_all_stream(
 # --- Imports -------------------------------------------------------------------------------------
 
 
-def _import_one(*, user: User, conversation: Conversation) -> dict[str, Any]:
+class ImportJobLog:
+    """What a background job has done, one ImportJobItem a conversation: ``claim`` is called first
+    in the conversation's transaction (so its row commits with the conversation, and a second run
+    of the job cannot store it again), ``skipped`` when one cannot be imported."""
+
+    class AlreadyDone(Exception):
+        """Another run of the job stored this conversation (the row was there)."""
+
+    def __init__(self, job: ImportJob) -> None:
+        self.job = job
+        # What an earlier run (its worker died) finished: skipped without being read again.
+        self.done = set(ImportJobItem.objects.filter(job=job).values_list("index", flat=True))
+
+    def claim(self, index: int, title: str) -> ImportJobItem:
+        try:
+            with transaction.atomic():
+                return ImportJobItem.objects.create(job=self.job, index=index, title=title)
+        except IntegrityError:
+            raise ImportJobLog.AlreadyDone from None
+
+    def skipped(self, index: int, title: str, reason: str) -> None:
+        ImportJobItem.objects.bulk_create(
+            [ImportJobItem(job=self.job, index=index, title=title, reason=reason)], ignore_conflicts=True
+        )
+
+    def result(self) -> dict[str, list[dict[str, Any]]]:
+        """Every conversation of the job, this run's and earlier ones', in file order."""
+        items = ImportJobItem.objects.filter(job=self.job).order_by("index")
+        return {
+            "imported": [
+                {"id": str(i.thread_id), "title": i.title, "messages": i.messages} for i in items if i.thread_id
+            ],
+            "skipped": [{"index": i.index, "title": i.title, "reason": i.reason} for i in items if not i.thread_id],
+        }
+
+
+def _import_one(
+    *, user: User, conversation: Conversation, log: ImportJobLog | None = None, index: int = 0
+) -> dict[str, Any]:
     """One conversation in its own transaction: all of it is stored, or none of it."""
     with transaction.atomic():
+        item = log.claim(index, conversation.title) if log is not None else None
         thread = thread_import(
             owner=user,
             title=conversation.title,
@@ -233,11 +272,18 @@ def _import_one(*, user: User, conversation: Conversation) -> dict[str, Any]:
             active_leaf_key=conversation.active_leaf_key,
         )
         memory_add_many(stored.values())
+        if item is not None:
+            item.thread_id, item.title, item.messages = thread.pk, thread.title, len(stored)
+            item.save(update_fields=["thread_id", "title", "messages"])
     return {"id": str(thread.pk), "title": thread.title, "messages": len(stored)}
 
 
 def threads_import(
-    *, user: User, file: ImportFile, on_progress: Callable[[int], None] | None = None
+    *,
+    user: User,
+    file: ImportFile,
+    on_progress: Callable[[int], None] | None = None,
+    log: ImportJobLog | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Import every conversation of a checked file for ``user``; ``{"imported", "skipped"}``.
 
@@ -246,22 +292,33 @@ def threads_import(
     stored. Imported messages start no agent reply and send no per-message signal or broadcast;
     users' messages are added to the agent's memory. An outage (database down) stops the import
     and propagates: what was imported before it stays. ``on_progress`` gets the count done.
+    With a job's ``log``, each conversation is recorded there and those it already holds are
+    passed over (the lists returned have this run's only).
     """
     imported: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     for done, entry in enumerate(file.entries(), start=1):
-        if entry.conversation is None:
-            skipped.append({"index": entry.index, "title": entry.title, "reason": entry.error})
+        reason = None
+        if log is not None and entry.index in log.done:
+            pass
+        elif entry.conversation is None:
+            reason = entry.error
         else:
             try:
-                imported.append(_import_one(user=user, conversation=entry.conversation))
+                imported.append(_import_one(user=user, conversation=entry.conversation, log=log, index=entry.index))
             except OUTAGE_ERRORS:
                 raise
+            except ImportJobLog.AlreadyDone:
+                pass
             except DomainError as exc:
-                skipped.append({"index": entry.index, "title": entry.title, "reason": exc.message})
+                reason = exc.message
             except Exception as exc:
                 logger.exception("conversation %s of an import could not be stored", entry.index)
-                skipped.append({"index": entry.index, "title": entry.title, "reason": f"{type(exc).__name__}"})
+                reason = f"{type(exc).__name__}"
+        if reason is not None:
+            skipped.append({"index": entry.index, "title": entry.title, "reason": reason})
+            if log is not None:
+                log.skipped(entry.index, entry.title, reason)
         if on_progress:
             on_progress(done)
     return {"imported": imported, "skipped": skipped}
@@ -312,10 +369,15 @@ def import_job_create(*, user: User, file: ImportFile, filename: str, stream: IO
 
 
 def import_job_run(*, job_id: Any) -> ImportJob | None:
-    """Run a queued import job to its end; None when it is gone or not queued (a redelivery)."""
-    claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(
-        status=ImportJob.Status.RUNNING
-    )
+    """Run an import job to its end; None when it is gone or has ended already.
+
+    A job found running is one whose worker died (the task, acknowledged late, was given to
+    another): it goes on from where it stopped, passing over the conversations stored before
+    (ImportJobItem rows, written with each conversation), so nothing is lost or stored twice.
+    """
+    claimed = ImportJob.objects.filter(
+        pk=job_id, status__in=[ImportJob.Status.QUEUED, ImportJob.Status.RUNNING]
+    ).update(status=ImportJob.Status.RUNNING)
     if not claimed:
         return None
     job = ImportJob.objects.select_related("owner").get(pk=job_id)
@@ -323,10 +385,12 @@ def import_job_run(*, job_id: Any) -> ImportJob | None:
     def progress(done: int) -> None:
         ImportJob.objects.filter(pk=job.pk).update(conversations_done=done)
 
+    log = ImportJobLog(job)
     try:
         with job.file.open("rb") as stream:
             file = ImportFile.open(stream, size=job.file.size)
-            result = threads_import(user=job.owner, file=file, on_progress=progress)
+            threads_import(user=job.owner, file=file, on_progress=progress, log=log)
+        result = log.result()
     except DomainError as exc:
         job.status, job.error = ImportJob.Status.FAILED, exc.message
     except Exception as exc:

@@ -306,6 +306,62 @@ def test_your_background_imports_are_listed_newest_first_and_paginated(
     assert job["imported_count"] == 1 and [i["title"] for i in job["imported"]] == ["a"]
 
 
+def _queued_job(api, settings, django_capture_on_commit_callbacks, count: int = 3) -> str:
+    """A background import of ``count`` conversations, queued (its task not run)."""
+    settings.IMPORT_BACKGROUND_MESSAGES = 1
+    with django_capture_on_commit_callbacks():
+        response = upload(api, json.dumps([open_webui_chat(f"c{n}") for n in range(count)]))
+    assert response.status_code == 202
+    return response.json()["job"]["id"]
+
+
+class WorkerDied(Exception):
+    pass
+
+
+def test_a_job_whose_worker_died_goes_on_where_it_stopped(api, user, settings, django_capture_on_commit_callbacks):
+    from exports.models import ImportJob
+    from exports.services import ImportFile, ImportJobLog, threads_import
+    from exports.tasks import import_run
+
+    job_id = _queued_job(api, settings, django_capture_on_commit_callbacks)
+    # The first worker claimed the job, stored the first conversation, and was killed.
+    ImportJob.objects.filter(pk=job_id).update(status=ImportJob.Status.RUNNING)
+    job = ImportJob.objects.get(pk=job_id)
+
+    def killed(done: int) -> None:
+        raise WorkerDied
+
+    with job.file.open("rb") as stream, pytest.raises(WorkerDied):
+        threads_import(
+            user=user, file=ImportFile.open(stream, size=job.file.size), on_progress=killed, log=ImportJobLog(job)
+        )
+    assert ChatThread.objects.filter(owner=user).count() == 1
+
+    import_run.delay(job_id)  # the task given to another worker (acknowledged late)
+    done = api.get(f"/api/import/jobs/{job_id}/").json()
+    assert done["status"] == "done" and done["conversations_done"] == 3
+    assert [i["title"] for i in done["imported"]] == ["c0", "c1", "c2"]  # the first run's one too
+    assert sorted(ChatThread.objects.filter(owner=user).values_list("title", flat=True)) == ["c0", "c1", "c2"]
+    assert not ImportJob.objects.get(pk=job_id).file  # the file is gone once it ended
+
+
+def test_two_runs_of_one_job_store_each_conversation_once(api, user, settings, django_capture_on_commit_callbacks):
+    from exports.models import ImportJob
+    from exports.services import ImportFile, ImportJobLog, import_job_run, threads_import
+
+    job_id = _queued_job(api, settings, django_capture_on_commit_callbacks)
+    job = ImportJob.objects.get(pk=job_id)
+    with job.file.open("rb") as stream:
+        data = stream.read()
+    stale = ImportJobLog(job)  # a second run that started before the first stored anything
+    import_job_run(job_id=job_id)
+    result = threads_import(user=user, file=ImportFile.open(io.BytesIO(data), size=len(data)), log=stale)
+    assert result == {"imported": [], "skipped": []}
+    assert ChatThread.objects.filter(owner=user).count() == 3
+    assert import_job_run(job_id=job_id) is None  # an ended job is not run again
+
+
 def test_imports_belong_to_the_importer_only(api, other_api, user, other_user):
     upload(api, json.dumps([open_webui_chat()]))
     assert ChatThread.objects.filter(owner=other_user).count() == 0
