@@ -42,6 +42,17 @@ def test_export_threads_all_writes_one_file_per_user(user, other_user, tmp_path)
     assert [m["content"] for m in json.loads(bob.read_text())["threads"][0]["messages"]] == ["b"]
 
 
+def test_export_threads_since_leaves_out_older_threads(user, tmp_path):
+    old, new = make_thread(user, title="Old"), make_thread(user, title="New")
+    make_message(old, "a")
+    make_message(new, "b")
+    ChatThread.objects.filter(pk=old.pk).update(updated_at="2020-01-01T00:00:00Z")
+    output = tmp_path / "out.json"
+    arguments = ["--user", user.username, "--since", "2021-01-01", "--output", str(output)]
+    call_command("export_threads", *arguments, stdout=io.StringIO(), stderr=io.StringIO())
+    assert [t["title"] for t in json.loads(output.read_text())["threads"]] == ["New"]
+
+
 def test_export_threads_refuses_a_bad_date(user):
     with pytest.raises(CommandError, match="since"):
         call_command("export_threads", "--user", user.username, "--since", "soon", stderr=io.StringIO())

@@ -2,6 +2,7 @@ import csv
 import io
 import json
 import zipfile
+from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -15,6 +16,18 @@ from threads.models import ChatThread
 from threads.tests.factories import make_thread
 
 SCHEMA = json.loads((Path(settings.BASE_DIR) / "static/schema/chat-export-v1.json").read_text())
+# jsonschema checks "date-time" only with a package we do not install: ISO 8601 with an offset here.
+FORMATS = jsonschema.FormatChecker(formats=())
+
+
+@FORMATS.checks("date-time", raises=ValueError)
+def _date_time(value: object) -> bool:
+    return not isinstance(value, str) or datetime.fromisoformat(value).tzinfo is not None
+
+
+def validate(document: dict) -> None:
+    """The document against the published schema, its date-times too."""
+    jsonschema.validate(document, SCHEMA, format_checker=FORMATS)
 
 
 def body(response) -> bytes:
@@ -52,7 +65,7 @@ def test_json_export_of_a_thread_follows_the_schema_and_holds_the_whole_tree(api
     assert response.status_code == 200
     assert response["Content-Disposition"] == f'attachment; filename="trip-lisbonporto-{str(thread.pk)[:8]}.json"'
     document = json.loads(body(response))
-    jsonschema.validate(document, SCHEMA)
+    validate(document)
     [exported] = document["threads"]
     assert [m["content"] for m in exported["messages"]] == [
         "Plan a trip",
@@ -69,7 +82,7 @@ def test_json_export_of_a_thread_follows_the_schema_and_holds_the_whole_tree(api
 
 def test_inline_attachments_are_base64(api, thread):
     document = json.loads(body(api.get(f"/api/export/threads/{thread.pk}/?attachments=inline")))
-    jsonschema.validate(document, SCHEMA)
+    validate(document)
     [attachment] = [a for m in document["threads"][0]["messages"] for a in m["attachments"]]
     assert attachment["data"] == "bXkgbm90ZXMK"
 
@@ -203,7 +216,7 @@ def test_bulk_json_holds_every_thread_of_the_user_only(api, user, other_user, th
     make_thread(other_user, title="Not mine")
     with django_assert_max_num_queries(7):
         document = json.loads(body(api.get("/api/export/")))
-    jsonschema.validate(document, SCHEMA)
+    validate(document)
     assert sorted(t["title"] for t in document["threads"]) == ["Old", "Trip: Lisbon/Porto?"]
     only = json.loads(body(api.get("/api/export/?status=archived")))
     assert [t["title"] for t in only["threads"]] == ["Old"]
@@ -234,6 +247,22 @@ def test_zip_archive_has_one_file_per_thread_and_the_attachments(api, user, thre
     assert archive.read(attachment) == b"my notes\n"
     text = archive.read(f"threads/trip-lisbonporto-{str(thread.pk)[:8]}.md").decode()
     assert f"](../{attachment})" in text
+
+
+def test_every_json_file_of_a_zip_archive_follows_the_schema(api, user, thread):
+    make_message(make_thread(user, title="Second"), "hello")
+    archive = zipfile.ZipFile(io.BytesIO(body(api.get("/api/export/?archive=zip"))))
+    documents = [json.loads(archive.read(n)) for n in archive.namelist() if n.endswith(".json")]
+    assert len(documents) == 2
+    for document in documents:
+        validate(document)
+    [attachment] = [a for d in documents for m in d["threads"][0]["messages"] for a in m["attachments"]]
+    assert archive.read(attachment["path"]) == b"my notes\n"
+
+
+def test_the_schema_check_sees_a_bad_date_time():
+    with pytest.raises(jsonschema.ValidationError):
+        validate({"format": "chat-export", "version": 1, "exported_at": "yesterday", "threads": []})
 
 
 def test_export_completed_is_sent_after_the_last_byte(api, user, thread):
@@ -268,6 +297,7 @@ def test_export_completed_is_sent_after_the_last_byte(api, user, thread):
 
 def test_export_needs_a_signed_in_user(client, thread):
     assert client.get("/api/export/").status_code in (401, 403)
+    assert client.get(f"/api/export/threads/{thread.pk}/").status_code in (401, 403)
 
 
 def test_the_active_branch_is_the_one_the_user_switched_to(api, user, thread):

@@ -45,6 +45,10 @@ def test_import_page_imports_and_lists_the_result(browser, user):
     page = response.content.decode()
     thread = ChatThread.objects.get(owner=user)
     assert "Imported 1 conversation" in page and f'href="/t/{thread.pk}/"' in page
+    bad = open_webui_chat("Bad")
+    bad["chat"]["history"]["messages"]["m2"]["role"] = "wizard"
+    page = browser.post("/import/", {"file": _file(json.dumps([bad, open_webui_chat("Good")]).encode())}).content
+    assert "Skipped 1" in page.decode() and "#0 Bad: unknown role &quot;wizard&quot;" in page.decode()
 
 
 def test_import_page_shows_why_a_file_is_refused(browser, user):
