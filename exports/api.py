@@ -1,8 +1,10 @@
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import quote
 
 from asgiref.sync import sync_to_async
 from django.http import StreamingHttpResponse
+from django.utils.text import slugify
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
@@ -87,10 +89,20 @@ class ExportResponse(StreamingHttpResponse):
                 yield part
 
 
+def content_disposition(name: str) -> str:
+    """``attachment`` with the file name; a name in another script (a slug of any letters) also
+    gets an ASCII ``filename`` for clients that do not read ``filename*`` (RFC 6266)."""
+    if name.isascii():
+        return f'attachment; filename="{name}"'
+    stem, _, extension = name.rpartition(".")
+    fallback = f"{slugify(stem) or 'chat'}.{extension}"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}"
+
+
 def _download(name: str, chunks: Any, request: ExportRequest) -> StreamingHttpResponse:
     content_type = "application/zip" if request.archive else request.format.content_type
     response = ExportResponse(chunks, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Content-Disposition"] = content_disposition(name)
     response["X-Content-Type-Options"] = "nosniff"
     return response
 

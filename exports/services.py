@@ -93,9 +93,10 @@ def _since(value: str) -> datetime:
     return timezone.make_aware(parsed, timezone.get_current_timezone()) if timezone.is_naive(parsed) else parsed
 
 
-def export_filename(*, title: str, thread_id: Any = None, extension: str) -> str:
-    """A safe download name from a title: ASCII letters, digits and dashes, never empty."""
-    stem = slugify(title)[:60] or "chat"
+def export_filename(*, title: str, thread_id: Any = None, extension: str, allow_unicode: bool = False) -> str:
+    """A safe download name from a title: letters (ASCII only unless ``allow_unicode``), digits
+    and dashes, never empty."""
+    stem = slugify(title, allow_unicode=allow_unicode)[:60] or "chat"
     if thread_id is not None:
         stem = f"{stem}-{str(thread_id)[:8]}"
     return f"{stem}.{extension}"
@@ -167,7 +168,8 @@ def _completed(
 def export_thread_stream(
     *, user: User, thread_id: str | uuid.UUID, request: ExportRequest
 ) -> tuple[str, Iterator[bytes]]:
-    """One thread of the user's as ``(file name, bytes)``; NotFound for anyone else's.
+    """One thread of the user's as ``(file name, bytes)``; NotFound for anyone else's. The name
+    keeps the title's letters of any script (the API adds an ASCII fallback).
 
     The thread is read before this returns (so a missing one fails before a response starts);
     ``export_completed`` is sent after the last byte.
@@ -176,10 +178,12 @@ def export_thread_stream(
     context = ExportContext(branches=request.branches, exported_at=timezone.now().isoformat())
     writer = request.format
     if request.archive:
-        name = export_filename(title=item.thread.title, thread_id=item.thread.pk, extension="zip")
+        name = export_filename(title=item.thread.title, thread_id=item.thread.pk, extension="zip", allow_unicode=True)
         chunks = _archive(iter([item]), request, ExportContext(**{**context.__dict__, "in_archive": True}))
     else:
-        name = export_filename(title=item.thread.title, thread_id=item.thread.pk, extension=writer.extension)
+        name = export_filename(
+            title=item.thread.title, thread_id=item.thread.pk, extension=writer.extension, allow_unicode=True
+        )
         chunks = _whole(writer, context, iter([_document(item, request, in_archive=False)]))
     return name, _completed(user, request, chunks, scope="thread", thread_id=item.thread.pk)
 

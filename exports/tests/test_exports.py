@@ -5,6 +5,7 @@ import zipfile
 from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import quote
 
 import jsonschema
 import pytest
@@ -78,6 +79,17 @@ def test_json_export_of_a_thread_follows_the_schema_and_holds_the_whole_tree(api
     assert exported["active_leaf"] == by_content['=HYPERLINK("http://evil")']["id"]
     assert by_content['=HYPERLINK("http://evil")']["attachments"][0]["filename"] == "notes.txt"
     assert "data" not in by_content['=HYPERLINK("http://evil")']["attachments"][0]
+
+
+def test_a_title_in_another_script_keeps_its_letters_in_the_file_name(api, user):
+    thread = make_thread(user, title="Путешествие в Лиссабон")
+    make_message(thread, "Привет")
+    short = str(thread.pk)[:8]
+    response = api.get(f"/api/export/threads/{thread.pk}/?format=md")
+    assert response["Content-Disposition"] == (
+        f"attachment; filename=\"{short}.md\"; filename*=UTF-8''{quote(f'путешествие-в-лиссабон-{short}.md')}"
+    )
+    assert "Привет" in body(response).decode()
 
 
 def test_inline_attachments_are_base64(api, thread):
