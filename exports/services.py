@@ -30,7 +30,7 @@ from .formats import ExportContext, ExportFormat, format_get
 from .importers import Conversation, ImportFile
 from .models import ImportJob, ImportJobItem
 from .selectors import ThreadExport, export_thread_get, export_threads_iter
-from .signals import export_completed
+from .signals import export_completed, import_completed
 from .zipstream import ZipStream
 
 logger = logging.getLogger(__name__)
@@ -297,7 +297,8 @@ def threads_import(
     users' messages are added to the agent's memory. An outage (database down) stops the import
     and propagates: what was imported before it stays. ``on_progress`` gets the count done.
     With a job's ``log``, each conversation is recorded there and those it already holds are
-    passed over (the lists returned have this run's only).
+    passed over; the result is then the whole job's (earlier runs' too). ``import_completed`` is
+    sent at the end with the result (the import's one event: its messages send none).
     """
     imported: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
@@ -325,7 +326,9 @@ def threads_import(
                 log.skipped(entry.index, entry.title, reason)
         if on_progress:
             on_progress(done)
-    return {"imported": imported, "skipped": skipped}
+    result = log.result() if log is not None else {"imported": imported, "skipped": skipped}
+    import_completed.send(sender=ImportFile, user=user, result={"kind": file.kind, **result})
+    return result
 
 
 def import_file_open(*, stream: IO[bytes], size: int) -> ImportFile:
@@ -393,8 +396,7 @@ def import_job_run(*, job_id: Any) -> ImportJob | None:
     try:
         with job.file.open("rb") as stream:
             file = ImportFile.open(stream, size=job.file.size)
-            threads_import(user=job.owner, file=file, on_progress=progress, log=log)
-        result = log.result()
+            result = threads_import(user=job.owner, file=file, on_progress=progress, log=log)
     except DomainError as exc:
         job.status, job.error = ImportJob.Status.FAILED, exc.message
     except Exception as exc:

@@ -161,16 +161,24 @@ def test_imported_messages_start_no_reply_and_send_no_signal_but_are_remembered(
     assert remembered == {"A soup recipe?", "Without beans?"}
 
 
-def test_imports_send_no_webhook_event_per_message(api, user, settings):
+def test_imports_send_one_webhook_event_and_none_per_message(api, user, settings):
     from webhooks.models import WebhookEvent
     from webhooks.services import webhook_create
 
     settings.WEBHOOKS_ALLOW_PRIVATE = True
     webhook_create(owner=user, url="http://127.0.0.1:9/hook", events=["*"])
-    for data in ([open_webui_chat()], [chatgpt_conversation()]):
+    results = []
+    for data in ([open_webui_chat(), {"title": "Broken", "chat": "oops"}], [chatgpt_conversation()]):
         response = upload(api, json.dumps(data))
         assert response.status_code == 201 and len(response.json()["imported"]) == 1
+        results.append(response.json())
     assert not WebhookEvent.objects.filter(owner=user, type="message.created").exists()
+    sent = [json.loads(e.body)["data"]["import"] for e in WebhookEvent.objects.filter(type="import.completed")]
+    assert sorted(sent, key=lambda d: d["kind"]) == [
+        {"kind": "chatgpt", **results[1]},
+        {"kind": "open-webui", **results[0]},
+    ]
+    assert results[0]["skipped"][0]["title"] == "Broken"
     # The endpoint does hear of what users do (it is not the subscription that keeps it quiet).
     assert api.post("/api/threads/", {"title": "New"}, format="json").status_code == 201
     assert WebhookEvent.objects.filter(owner=user, type="thread.created").count() == 1
@@ -357,7 +365,7 @@ def test_two_runs_of_one_job_store_each_conversation_once(api, user, settings, d
     stale = ImportJobLog(job)  # a second run that started before the first stored anything
     import_job_run(job_id=job_id)
     result = threads_import(user=user, file=ImportFile.open(io.BytesIO(data), size=len(data)), log=stale)
-    assert result == {"imported": [], "skipped": []}
+    assert [i["title"] for i in result["imported"]] == ["c0", "c1", "c2"]  # the job's, each once
     assert ChatThread.objects.filter(owner=user).count() == 3
     assert import_job_run(job_id=job_id) is None  # an ended job is not run again
 
