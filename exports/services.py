@@ -375,12 +375,13 @@ def import_job_create(*, user: User, file: ImportFile, filename: str, stream: IO
     return job
 
 
-def import_job_run(*, job_id: Any) -> ImportJob | None:
+def import_job_run(*, job_id: Any, on_progress: Callable[[int], None] | None = None) -> ImportJob | None:
     """Run an import job to its end; None when it is gone or has ended already.
 
     A job found running is one whose worker died (the task, acknowledged late, was given to
     another): it goes on from where it stopped, passing over the conversations stored before
     (ImportJobItem rows, written with each conversation), so nothing is lost or stored twice.
+    ``on_progress`` gets the count of conversations done (an operator's progress bar).
     """
     claimed = ImportJob.objects.filter(
         pk=job_id, status__in=[ImportJob.Status.QUEUED, ImportJob.Status.RUNNING]
@@ -391,6 +392,8 @@ def import_job_run(*, job_id: Any) -> ImportJob | None:
 
     def progress(done: int) -> None:
         ImportJob.objects.filter(pk=job.pk).update(conversations_done=done)
+        if on_progress:
+            on_progress(done)
 
     log = ImportJobLog(job)
     try:
