@@ -55,6 +55,7 @@ def _request(request: Request) -> ExportRequest:
         status=query.get("status"),
         since=query.get("since"),
         attachments=query.get("attachments"),
+        base_url=request.build_absolute_uri("/"),
     )
 
 

@@ -56,6 +56,8 @@ class ExportRequest:
     status: str | None = None
     since: datetime | None = None
     inline: bool = False
+    # Where links to attachments point (see ExportContext.base_url).
+    base_url: str = ""
     counts: dict[str, int] = field(default_factory=lambda: {"threads": 0, "messages": 0})
 
 
@@ -67,6 +69,7 @@ def export_request_parse(
     status: str | None = None,
     since: str | None = None,
     attachments: str | None = None,
+    base_url: str = "",
 ) -> ExportRequest:
     """Check the query parameters of an export: None means the default, and so does an empty
     ``branches`` (the menus' "Default" choice); any other value not accepted is InvalidInput."""
@@ -78,6 +81,7 @@ def export_request_parse(
         status=None if status is None else _choice("status", status, STATUSES),
         since=None if since is None else _since(since),
         inline=attachments is not None and _choice("attachments", attachments, ("inline",)) == "inline",
+        base_url=base_url.rstrip("/"),
     )
 
 
@@ -175,7 +179,9 @@ def export_thread_stream(
     ``export_completed`` is sent after the last byte.
     """
     item = export_thread_get(user=user, thread_id=thread_id, branches=request.branches)
-    context = ExportContext(branches=request.branches, exported_at=timezone.now().isoformat())
+    context = ExportContext(
+        branches=request.branches, exported_at=timezone.now().isoformat(), base_url=request.base_url
+    )
     writer = request.format
     if request.archive:
         name = export_filename(title=item.thread.title, thread_id=item.thread.pk, extension="zip", allow_unicode=True)
@@ -194,7 +200,9 @@ def export_all_stream(
     """Every visible thread of the user's (``status``, ``since``) as ``(file name, bytes)``, streamed:
     memory holds one batch of threads whatever their number. ``on_thread`` is called after each
     thread (progress bars). ``export_completed`` is sent after the last byte."""
-    context = ExportContext(branches=request.branches, exported_at=timezone.now().isoformat())
+    context = ExportContext(
+        branches=request.branches, exported_at=timezone.now().isoformat(), base_url=request.base_url
+    )
     items = export_threads_iter(user=user, branches=request.branches, status=request.status, since=request.since)
 
     def counted(items: Iterator[ThreadExport]) -> Iterator[ThreadExport]:

@@ -140,7 +140,9 @@ def test_markdown_has_the_active_branch_with_tool_steps_and_attachments(api, thr
         assert content in text
     assert "Old answer" not in text
     assert "<details><summary>Tool steps</summary>" in text and "**web_search**" in text and "> found it" in text
-    assert "[notes.txt](/api/attachments/" in text
+    # A link to the site the file came from: it still works once the file is saved elsewhere.
+    [attachment] = thread.attachments.all()
+    assert f"[notes.txt](http://testserver/api/attachments/{attachment.pk}/download/)" in text
     assert "Old answer" in body(api.get(f"/api/export/threads/{thread.pk}/?format=md&branches=all")).decode()
 
 
@@ -191,6 +193,8 @@ def test_html_is_self_contained_and_no_hostile_content_survives(api, user):
 def test_html_shows_every_message_of_the_branch(api, thread):
     html = body(api.get(f"/api/export/threads/{thread.pk}/?format=html")).decode()
     assert "Plan a trip" in html and "<strong>Day 1</strong>: Alfama" in html and "Old answer" not in html
+    [attachment] = thread.attachments.all()
+    assert f'<a href="http://testserver/api/attachments/{attachment.pk}/download/">notes.txt</a>' in html
     assert "<details><summary>Tool steps (1)</summary>" in html
 
 
