@@ -123,3 +123,14 @@ def test_a_registered_format_reaches_the_menu_and_the_api(browser, user):
         assert response["Content-Disposition"] == f'attachment; filename="mine-{str(thread.pk)[:8]}.txt"'
     finally:
         del FORMATS["titles"]
+
+
+def test_staff_see_import_jobs_in_the_admin_read_only(admin_client, api, settings, django_capture_on_commit_callbacks):
+    settings.IMPORT_BACKGROUND_MESSAGES = 1
+    data = _file(json.dumps([open_webui_chat()]).encode(), "mine.json")
+    with django_capture_on_commit_callbacks(execute=True):
+        job_id = api.post("/api/import/", {"file": data}, format="multipart").json()["job"]["id"]
+    listing = admin_client.get("/admin/exports/importjob/").content.decode()
+    assert "mine.json" in listing and "alice" in listing
+    assert admin_client.get(f"/admin/exports/importjob/{job_id}/change/").status_code == 200  # a view
+    assert admin_client.get("/admin/exports/importjob/add/").status_code == 403
