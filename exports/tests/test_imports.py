@@ -75,6 +75,41 @@ def test_chatgpt_hidden_and_empty_system_messages_are_skipped_each_on_its_own(ap
     assert thread.active_leaf_id == by_content["Hello"].pk
 
 
+def test_chatgpt_reasoning_and_browsing_content_keeps_its_text(api, user):
+    from exports.tests.fixtures import chatgpt_node
+
+    nodes = [
+        chatgpt_node("root", None, ["u1"]),
+        chatgpt_node("u1", "root", ["t1"], "user", ["Why is the sky blue?"], time=T0 + 1),
+        chatgpt_node(
+            "t1", "u1", ["r1"], "assistant", time=T0 + 2,
+            content={"content_type": "thoughts", "thoughts": [{"summary": "Scattering", "content": "Rayleigh."}]},
+        ),
+        chatgpt_node(
+            "r1", "t1", ["b1"], "assistant", time=T0 + 3,
+            content={"content_type": "reasoning_recap", "content": "Thought for 4 seconds"},
+        ),
+        chatgpt_node(
+            "b1", "r1", ["a1"], "tool", time=T0 + 4, name="web",
+            content={"content_type": "tether_browsing_display", "result": "Sky - Wikipedia", "summary": None},
+        ),
+        chatgpt_node("a1", "b1", [], "assistant", ["Short wavelengths scatter more."], time=T0 + 5),
+    ]  # fmt: skip
+    conversation = {"title": "Sky", "create_time": T0, "mapping": {n["id"]: n for n in nodes}, "current_node": "a1"}
+    response = upload(api, json.dumps([conversation]), "conversations.json")
+    assert response.status_code == 201, response.json()
+    thread = ChatThread.objects.get(pk=response.json()["imported"][0]["id"])
+    assert [(role, content) for role, content, _ in tree(thread)] == [
+        ("user", "Why is the sky blue?"),
+        ("ai", "**Scattering**\n\nRayleigh."),
+        ("ai", "Thought for 4 seconds"),
+        ("ai", "Sky - Wikipedia"),
+        ("ai", "Short wavelengths scatter more."),
+    ]
+    kinds = [m.metadata["import"].get("content_type") for m in thread.messages.order_by("created_at")]
+    assert kinds == [None, "thoughts", "reasoning_recap", "tether_browsing_display", None]
+
+
 def test_open_webui_import_keeps_branches(api, user):
     response = upload(api, json.dumps([open_webui_chat(), open_webui_chat("Second")]))
     assert response.status_code == 201, response.json()
