@@ -1,17 +1,21 @@
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import quote
 
 from asgiref.sync import sync_to_async
 from django.http import StreamingHttpResponse
+from django.utils.text import slugify
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import generics, serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .formats import FORMATS
+from .models import ImportJob
+from .selectors import import_job_list
 from .services import (
     ExportRequest,
     export_all_stream,
@@ -51,6 +55,7 @@ def _request(request: Request) -> ExportRequest:
         status=query.get("status"),
         since=query.get("since"),
         attachments=query.get("attachments"),
+        base_url=request.build_absolute_uri("/"),
     )
 
 
@@ -85,10 +90,20 @@ class ExportResponse(StreamingHttpResponse):
                 yield part
 
 
+def content_disposition(name: str) -> str:
+    """``attachment`` with the file name; a name in another script (a slug of any letters) also
+    gets an ASCII ``filename`` for clients that do not read ``filename*`` (RFC 6266)."""
+    if name.isascii():
+        return f'attachment; filename="{name}"'
+    stem, _, extension = name.rpartition(".")
+    fallback = f"{slugify(stem) or 'chat'}.{extension}"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}"
+
+
 def _download(name: str, chunks: Any, request: ExportRequest) -> StreamingHttpResponse:
     content_type = "application/zip" if request.archive else request.format.content_type
     response = ExportResponse(chunks, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Content-Disposition"] = content_disposition(name)
     response["X-Content-Type-Options"] = "nosniff"
     return response
 
@@ -164,13 +179,41 @@ class ImportApi(APIView):
         return Response(started.result, status=status.HTTP_201_CREATED)
 
 
+class ImportJobSerializer(serializers.Serializer):
+    """A background import as lists show it (its own URL adds ``imported`` and ``skipped``)."""
+
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=ImportJob.Status.choices)
+    filename = serializers.CharField(allow_blank=True)
+    kind = serializers.CharField(allow_blank=True)
+    conversations_total = serializers.IntegerField(min_value=0)
+    conversations_done = serializers.IntegerField(min_value=0)
+    imported_count = serializers.IntegerField(min_value=0)
+    skipped_count = serializers.IntegerField(min_value=0)
+    error = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class ImportJobListApi(generics.GenericAPIView):
+    """Your background imports, newest first (paginated), so a job can be found again."""
+
+    serializer_class = ImportJobSerializer
+
+    @extend_schema(summary="Your background imports, newest first", responses=ImportJobSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(import_job_list(user=request.user))
+        return self.get_paginated_response([import_job_payload(job, results=False) for job in page])
+
+
 class ImportJobApi(APIView):
     @extend_schema(
         summary="A background import's progress and result",
         parameters=[OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
         responses={
             200: OpenApiResponse(
-                description="{id, status, conversations_total, conversations_done, imported, skipped, error}"
+                description="{id, status, filename, kind, conversations_total, conversations_done, imported_count, "
+                "skipped_count, error, created_at, finished_at, imported, skipped}"
             )
         },
     )

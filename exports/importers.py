@@ -232,7 +232,26 @@ def _chatgpt_content(content: Any) -> tuple[str, dict[str, Any]]:
         note["omitted_parts"] = omitted
     if not parts and isinstance(content.get("text"), str):
         texts = [content["text"]]
+    elif not parts:
+        texts = [_chatgpt_other_text(content)]
     return "\n".join(t for t in texts if t != "" or len(texts) == 1), note
+
+
+def _chatgpt_other_text(content: dict[str, Any]) -> str:
+    """The text of content with neither parts nor text: a reasoning model's ``thoughts`` (each
+    summary and content), its ``reasoning_recap`` ("Thought for 5 seconds"), a browsing result."""
+    thoughts = content.get("thoughts")
+    if isinstance(thoughts, list):
+        blocks = []
+        for thought in thoughts:
+            if isinstance(thought, dict):
+                summary, body = _text(thought.get("summary")), _text(thought.get("content"))
+                blocks.append(f"**{summary}**\n\n{body}" if summary and body else summary or body)
+        return "\n\n".join(b for b in blocks if b)
+    for key in ("result", "content"):
+        if isinstance(content.get(key), str):
+            return str(content[key])
+    return ""
 
 
 def _chatgpt(raw: Any) -> Conversation:

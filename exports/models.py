@@ -34,3 +34,24 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return f"import {self.id} ({self.status})"
+
+
+class ImportJobItem(models.Model):
+    """One conversation of a background import, written in the transaction that stores it (or when
+    it is skipped). A job run again after its worker died skips the conversations that have one,
+    and two runs of one job cannot both store a conversation (one row per job and index)."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="items")
+    index = models.PositiveIntegerField()
+    title = models.TextField(blank=True, default="")
+    # The thread it became; None when it was skipped (``reason`` says why).
+    thread_id = models.UUIDField(null=True, blank=True)
+    messages = models.PositiveIntegerField(default=0)
+    reason = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="importjobitem_job_index")]
+
+    def __str__(self) -> str:
+        return f"import {self.job_id} #{self.index}"

@@ -9,12 +9,16 @@ from datetime import datetime
 from itertools import groupby
 
 from django.contrib.auth.models import User
+from django.db.models import QuerySet
 
+from chatproject.errors import NotFound
 from messaging.models import ChatAttachment, ChatMessage
 from messaging.selectors import attachments_by_message, message_list_in_threads, message_path
 from threads.models import ChatThread
-from threads.selectors import thread_get, thread_list
+from threads.selectors import parse_uuid, thread_get, thread_list
 from threads.tree import path_to
+
+from .models import ImportJob
 
 # Threads read per query of messages: memory holds one batch's messages at a time.
 THREAD_BATCH = 100
@@ -80,3 +84,23 @@ def export_threads_iter(
                 if branches != "all":
                     messages = branch_path(messages, thread.active_leaf_id)
                 yield ThreadExport(thread, messages, thread.active_leaf_id, attachments)
+
+
+def import_job_list(*, user: User) -> QuerySet[ImportJob]:
+    """The user's background imports, newest first."""
+    return ImportJob.objects.filter(owner_id=user.pk).order_by("-created_at", "-id")
+
+
+def import_job_list_all(*, status: str | None = None) -> QuerySet[ImportJob]:
+    """Every user's background imports (for operators), newest first, with their owners."""
+    jobs = ImportJob.objects.select_related("owner").order_by("-created_at", "-id")
+    return jobs.filter(status=status) if status else jobs
+
+
+def import_job_get_any(*, job_id: str | uuid.UUID) -> ImportJob:
+    """Any user's import job (for operators), or NotFound."""
+    pk = parse_uuid(job_id)
+    job = ImportJob.objects.select_related("owner").filter(pk=pk).first() if pk else None
+    if job is None:
+        raise NotFound("Import not found.")
+    return job

@@ -14,7 +14,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.files import File
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.text import slugify
@@ -28,9 +28,9 @@ from threads.services import thread_import
 from .document import attachment_path, thread_document
 from .formats import ExportContext, ExportFormat, format_get
 from .importers import Conversation, ImportFile
-from .models import ImportJob
+from .models import ImportJob, ImportJobItem
 from .selectors import ThreadExport, export_thread_get, export_threads_iter
-from .signals import export_completed
+from .signals import export_completed, import_completed
 from .zipstream import ZipStream
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,8 @@ class ExportRequest:
     status: str | None = None
     since: datetime | None = None
     inline: bool = False
+    # Where links to attachments point (see ExportContext.base_url).
+    base_url: str = ""
     counts: dict[str, int] = field(default_factory=lambda: {"threads": 0, "messages": 0})
 
 
@@ -67,6 +69,7 @@ def export_request_parse(
     status: str | None = None,
     since: str | None = None,
     attachments: str | None = None,
+    base_url: str = "",
 ) -> ExportRequest:
     """Check the query parameters of an export: None means the default, and so does an empty
     ``branches`` (the menus' "Default" choice); any other value not accepted is InvalidInput."""
@@ -78,6 +81,7 @@ def export_request_parse(
         status=None if status is None else _choice("status", status, STATUSES),
         since=None if since is None else _since(since),
         inline=attachments is not None and _choice("attachments", attachments, ("inline",)) == "inline",
+        base_url=base_url.rstrip("/"),
     )
 
 
@@ -93,9 +97,10 @@ def _since(value: str) -> datetime:
     return timezone.make_aware(parsed, timezone.get_current_timezone()) if timezone.is_naive(parsed) else parsed
 
 
-def export_filename(*, title: str, thread_id: Any = None, extension: str) -> str:
-    """A safe download name from a title: ASCII letters, digits and dashes, never empty."""
-    stem = slugify(title)[:60] or "chat"
+def export_filename(*, title: str, thread_id: Any = None, extension: str, allow_unicode: bool = False) -> str:
+    """A safe download name from a title: letters (ASCII only unless ``allow_unicode``), digits
+    and dashes, never empty."""
+    stem = slugify(title, allow_unicode=allow_unicode)[:60] or "chat"
     if thread_id is not None:
         stem = f"{stem}-{str(thread_id)[:8]}"
     return f"{stem}.{extension}"
@@ -167,19 +172,24 @@ def _completed(
 def export_thread_stream(
     *, user: User, thread_id: str | uuid.UUID, request: ExportRequest
 ) -> tuple[str, Iterator[bytes]]:
-    """One thread of the user's as ``(file name, bytes)``; NotFound for anyone else's.
+    """One thread of the user's as ``(file name, bytes)``; NotFound for anyone else's. The name
+    keeps the title's letters of any script (the API adds an ASCII fallback).
 
     The thread is read before this returns (so a missing one fails before a response starts);
     ``export_completed`` is sent after the last byte.
     """
     item = export_thread_get(user=user, thread_id=thread_id, branches=request.branches)
-    context = ExportContext(branches=request.branches, exported_at=timezone.now().isoformat())
+    context = ExportContext(
+        branches=request.branches, exported_at=timezone.now().isoformat(), base_url=request.base_url
+    )
     writer = request.format
     if request.archive:
-        name = export_filename(title=item.thread.title, thread_id=item.thread.pk, extension="zip")
+        name = export_filename(title=item.thread.title, thread_id=item.thread.pk, extension="zip", allow_unicode=True)
         chunks = _archive(iter([item]), request, ExportContext(**{**context.__dict__, "in_archive": True}))
     else:
-        name = export_filename(title=item.thread.title, thread_id=item.thread.pk, extension=writer.extension)
+        name = export_filename(
+            title=item.thread.title, thread_id=item.thread.pk, extension=writer.extension, allow_unicode=True
+        )
         chunks = _whole(writer, context, iter([_document(item, request, in_archive=False)]))
     return name, _completed(user, request, chunks, scope="thread", thread_id=item.thread.pk)
 
@@ -190,7 +200,9 @@ def export_all_stream(
     """Every visible thread of the user's (``status``, ``since``) as ``(file name, bytes)``, streamed:
     memory holds one batch of threads whatever their number. ``on_thread`` is called after each
     thread (progress bars). ``export_completed`` is sent after the last byte."""
-    context = ExportContext(branches=request.branches, exported_at=timezone.now().isoformat())
+    context = ExportContext(
+        branches=request.branches, exported_at=timezone.now().isoformat(), base_url=request.base_url
+    )
     items = export_threads_iter(user=user, branches=request.branches, status=request.status, since=request.since)
 
     def counted(items: Iterator[ThreadExport]) -> Iterator[ThreadExport]:
@@ -214,9 +226,48 @@ def export_all_stream(
 # --- Imports -------------------------------------------------------------------------------------
 
 
-def _import_one(*, user: User, conversation: Conversation) -> dict[str, Any]:
+class ImportJobLog:
+    """What a background job has done, one ImportJobItem a conversation: ``claim`` is called first
+    in the conversation's transaction (so its row commits with the conversation, and a second run
+    of the job cannot store it again), ``skipped`` when one cannot be imported."""
+
+    class AlreadyDone(Exception):
+        """Another run of the job stored this conversation (the row was there)."""
+
+    def __init__(self, job: ImportJob) -> None:
+        self.job = job
+        # What an earlier run (its worker died) finished: skipped without being read again.
+        self.done = set(ImportJobItem.objects.filter(job=job).values_list("index", flat=True))
+
+    def claim(self, index: int, title: str) -> ImportJobItem:
+        try:
+            with transaction.atomic():
+                return ImportJobItem.objects.create(job=self.job, index=index, title=title)
+        except IntegrityError:
+            raise ImportJobLog.AlreadyDone from None
+
+    def skipped(self, index: int, title: str, reason: str) -> None:
+        ImportJobItem.objects.bulk_create(
+            [ImportJobItem(job=self.job, index=index, title=title, reason=reason)], ignore_conflicts=True
+        )
+
+    def result(self) -> dict[str, list[dict[str, Any]]]:
+        """Every conversation of the job, this run's and earlier ones', in file order."""
+        items = ImportJobItem.objects.filter(job=self.job).order_by("index")
+        return {
+            "imported": [
+                {"id": str(i.thread_id), "title": i.title, "messages": i.messages} for i in items if i.thread_id
+            ],
+            "skipped": [{"index": i.index, "title": i.title, "reason": i.reason} for i in items if not i.thread_id],
+        }
+
+
+def _import_one(
+    *, user: User, conversation: Conversation, log: ImportJobLog | None = None, index: int = 0
+) -> dict[str, Any]:
     """One conversation in its own transaction: all of it is stored, or none of it."""
     with transaction.atomic():
+        item = log.claim(index, conversation.title) if log is not None else None
         thread = thread_import(
             owner=user,
             title=conversation.title,
@@ -235,11 +286,18 @@ def _import_one(*, user: User, conversation: Conversation) -> dict[str, Any]:
             active_leaf_key=conversation.active_leaf_key,
         )
         memory_add_many(stored.values())
+        if item is not None:
+            item.thread_id, item.title, item.messages = thread.pk, thread.title, len(stored)
+            item.save(update_fields=["thread_id", "title", "messages"])
     return {"id": str(thread.pk), "title": thread.title, "messages": len(stored)}
 
 
 def threads_import(
-    *, user: User, file: ImportFile, on_progress: Callable[[int], None] | None = None
+    *,
+    user: User,
+    file: ImportFile,
+    on_progress: Callable[[int], None] | None = None,
+    log: ImportJobLog | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Import every conversation of a checked file for ``user``; ``{"imported", "skipped"}``.
 
@@ -248,25 +306,39 @@ def threads_import(
     stored. Imported messages start no agent reply and send no per-message signal or broadcast;
     users' messages are added to the agent's memory. An outage (database down) stops the import
     and propagates: what was imported before it stays. ``on_progress`` gets the count done.
+    With a job's ``log``, each conversation is recorded there and those it already holds are
+    passed over; the result is then the whole job's (earlier runs' too). ``import_completed`` is
+    sent at the end with the result (the import's one event: its messages send none).
     """
     imported: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     for done, entry in enumerate(file.entries(), start=1):
-        if entry.conversation is None:
-            skipped.append({"index": entry.index, "title": entry.title, "reason": entry.error})
+        reason = None
+        if log is not None and entry.index in log.done:
+            pass
+        elif entry.conversation is None:
+            reason = entry.error
         else:
             try:
-                imported.append(_import_one(user=user, conversation=entry.conversation))
+                imported.append(_import_one(user=user, conversation=entry.conversation, log=log, index=entry.index))
             except OUTAGE_ERRORS:
                 raise
+            except ImportJobLog.AlreadyDone:
+                pass
             except DomainError as exc:
-                skipped.append({"index": entry.index, "title": entry.title, "reason": exc.message})
+                reason = exc.message
             except Exception as exc:
                 logger.exception("conversation %s of an import could not be stored", entry.index)
-                skipped.append({"index": entry.index, "title": entry.title, "reason": f"{type(exc).__name__}"})
+                reason = f"{type(exc).__name__}"
+        if reason is not None:
+            skipped.append({"index": entry.index, "title": entry.title, "reason": reason})
+            if log is not None:
+                log.skipped(entry.index, entry.title, reason)
         if on_progress:
             on_progress(done)
-    return {"imported": imported, "skipped": skipped}
+    result = log.result() if log is not None else {"imported": imported, "skipped": skipped}
+    import_completed.send(sender=ImportFile, user=user, result={"kind": file.kind, **result})
+    return result
 
 
 def import_file_open(*, stream: IO[bytes], size: int) -> ImportFile:
@@ -313,22 +385,31 @@ def import_job_create(*, user: User, file: ImportFile, filename: str, stream: IO
     return job
 
 
-def import_job_run(*, job_id: Any) -> ImportJob | None:
-    """Run a queued import job to its end; None when it is gone or not queued (a redelivery)."""
-    claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(
-        status=ImportJob.Status.RUNNING
-    )
+def import_job_run(*, job_id: Any, on_progress: Callable[[int], None] | None = None) -> ImportJob | None:
+    """Run an import job to its end; None when it is gone or has ended already.
+
+    A job found running is one whose worker died (the task, acknowledged late, was given to
+    another): it goes on from where it stopped, passing over the conversations stored before
+    (ImportJobItem rows, written with each conversation), so nothing is lost or stored twice.
+    ``on_progress`` gets the count of conversations done (an operator's progress bar).
+    """
+    claimed = ImportJob.objects.filter(
+        pk=job_id, status__in=[ImportJob.Status.QUEUED, ImportJob.Status.RUNNING]
+    ).update(status=ImportJob.Status.RUNNING)
     if not claimed:
         return None
     job = ImportJob.objects.select_related("owner").get(pk=job_id)
 
     def progress(done: int) -> None:
         ImportJob.objects.filter(pk=job.pk).update(conversations_done=done)
+        if on_progress:
+            on_progress(done)
 
+    log = ImportJobLog(job)
     try:
         with job.file.open("rb") as stream:
             file = ImportFile.open(stream, size=job.file.size)
-            result = threads_import(user=job.owner, file=file, on_progress=progress)
+            result = threads_import(user=job.owner, file=file, on_progress=progress, log=log)
     except DomainError as exc:
         job.status, job.error = ImportJob.Status.FAILED, exc.message
     except Exception as exc:
@@ -352,15 +433,23 @@ def import_job_get(*, user: User | AnonymousUser, job_id: Any) -> ImportJob:
     return job
 
 
-def import_job_payload(job: ImportJob) -> dict[str, Any]:
-    return {
+def import_job_payload(job: ImportJob, *, results: bool = True) -> dict[str, Any]:
+    """A job as the API and the page show it; ``results=False`` (a list of jobs) leaves out the
+    lists of imported and skipped conversations (their counts stay)."""
+    imported, skipped = job.result.get("imported", []), job.result.get("skipped", [])
+    payload: dict[str, Any] = {
         "id": str(job.id),
         "status": job.status,
         "filename": job.filename,
         "kind": job.kind,
         "conversations_total": job.conversations_total,
         "conversations_done": job.conversations_done,
-        "imported": job.result.get("imported", []),
-        "skipped": job.result.get("skipped", []),
+        "imported_count": len(imported),
+        "skipped_count": len(skipped),
         "error": job.error,
+        "created_at": job.created_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
     }
+    if results:
+        payload.update(imported=imported, skipped=skipped)
+    return payload

@@ -17,8 +17,9 @@ class WebhooksConfig(AppConfig):
         user_message_created.connect(receivers.on_user_message_created, dispatch_uid="webhooks.message_created")
         reply_finished.connect(receivers.on_reply_finished, dispatch_uid="webhooks.reply_finished")
         try:  # the exports app sends it once it exists (built in parallel)
-            from exports.signals import export_completed
+            from exports.signals import export_completed, import_completed
         except ImportError:
             pass
         else:
             export_completed.connect(receivers.on_export_completed, dispatch_uid="webhooks.export_completed")
+            import_completed.connect(receivers.on_import_completed, dispatch_uid="webhooks.import_completed")

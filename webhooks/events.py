@@ -24,6 +24,7 @@ EVENT_TYPES: dict[str, str] = {
     "reply.completed": "The agent finished a reply.",
     "reply.failed": "A reply ended with an error, was interrupted (its worker died) or was stopped.",
     "export.completed": "An export of the user's threads is ready to download.",
+    "import.completed": "An import ended: the threads it made and what it skipped (its messages send no events).",
 }
 # Sent only by the "send test" button, to the one endpoint, whatever it subscribed to.
 TEST_EVENT = "webhook.test"

@@ -28,3 +28,8 @@ def on_reply_finished(sender: Any, *, message: ChatMessage, status: str, **kwarg
 def on_export_completed(sender: Any, *, user: Any, export: dict[str, Any], **kwargs: Any) -> None:
     """For ``exports.signals.export_completed`` (connected once the exports app exists)."""
     event_record(owner_id=user.pk, type="export.completed", data={"export": export})
+
+
+def on_import_completed(sender: Any, *, user: Any, result: dict[str, Any], **kwargs: Any) -> None:
+    """For ``exports.signals.import_completed``."""
+    event_record(owner_id=user.pk, type="import.completed", data={"import": result})

@@ -27,6 +27,9 @@ class ExportContext:
     exported_at: str = ""
     # Inside a ZIP archive, attachments are files beside the document: links point at them.
     in_archive: bool = False
+    # The site's address (``https://chat.example.com``) for links out of a downloaded file; empty:
+    # links from the site's root (``/api/...``), as from a command.
+    base_url: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -34,7 +34,8 @@ def tool_steps(message: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def attachment_href(thread_id: str, attachment: dict[str, Any], context: ExportContext) -> str:
-    """Inside a ZIP: the file beside the document; else the owner-only download endpoint."""
+    """Inside a ZIP: the file beside the document; else the owner-only download endpoint, on the
+    site the file came from (a link that still works once the file is saved elsewhere)."""
     if context.in_archive and attachment.get("path"):
         return "../" + attachment["path"]
-    return f"/api/attachments/{attachment['id']}/download/"
+    return f"{context.base_url}/api/attachments/{attachment['id']}/download/"

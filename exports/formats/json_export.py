@@ -1,4 +1,4 @@
-"""JSON: the versioned ``chat-export`` document (schema: exports/schema/chat-export-v1.json)."""
+"""JSON: the versioned ``chat-export`` document (schema: static/schema/chat-export-v1.json)."""
 
 from __future__ import annotations
 

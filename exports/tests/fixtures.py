@@ -111,3 +111,24 @@ def open_webui_chat(title: str = "Recipes") -> dict[str, Any]:
         "created_at": 1_700_000_100,
         "archived": False,
     }
+
+
+def chatgpt_hidden_and_system(title: str = "Instructions") -> dict[str, Any]:
+    """root -> a hidden user context message (not empty) -> user "Hi" -> an empty system message
+    (not marked hidden) -> "Hello"; and under "Hi" a visible system message "Be brief"."""
+    mapping = [
+        chatgpt_node("root", None, ["ctx"]),
+        chatgpt_node("ctx", "root", ["u1"], "user", ["My custom instructions"], hidden=True, time=T0),
+        chatgpt_node("u1", "ctx", ["s1", "s2"], "user", ["Hi"], time=T0 + 1),
+        chatgpt_node("s1", "u1", ["a1"], "system", [""], time=T0 + 2),
+        chatgpt_node("a1", "s1", [], "assistant", ["Hello"], time=T0 + 3),
+        chatgpt_node("s2", "u1", [], "system", ["Be brief"], time=T0 + 4),
+    ]
+    return {
+        "title": title,
+        "create_time": T0,
+        "update_time": T0 + 10,
+        "mapping": {node["id"]: node for node in mapping},
+        "current_node": "a1",
+        "id": "conv-2",
+    }

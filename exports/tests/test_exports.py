@@ -2,8 +2,10 @@ import csv
 import io
 import json
 import zipfile
+from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import quote
 
 import jsonschema
 import pytest
@@ -15,6 +17,18 @@ from threads.models import ChatThread
 from threads.tests.factories import make_thread
 
 SCHEMA = json.loads((Path(settings.BASE_DIR) / "static/schema/chat-export-v1.json").read_text())
+# jsonschema checks "date-time" only with a package we do not install: ISO 8601 with an offset here.
+FORMATS = jsonschema.FormatChecker(formats=())
+
+
+@FORMATS.checks("date-time", raises=ValueError)
+def _date_time(value: object) -> bool:
+    return not isinstance(value, str) or datetime.fromisoformat(value).tzinfo is not None
+
+
+def validate(document: dict) -> None:
+    """The document against the published schema, its date-times too."""
+    jsonschema.validate(document, SCHEMA, format_checker=FORMATS)
 
 
 def body(response) -> bytes:
@@ -52,7 +66,7 @@ def test_json_export_of_a_thread_follows_the_schema_and_holds_the_whole_tree(api
     assert response.status_code == 200
     assert response["Content-Disposition"] == f'attachment; filename="trip-lisbonporto-{str(thread.pk)[:8]}.json"'
     document = json.loads(body(response))
-    jsonschema.validate(document, SCHEMA)
+    validate(document)
     [exported] = document["threads"]
     assert [m["content"] for m in exported["messages"]] == [
         "Plan a trip",
@@ -67,9 +81,20 @@ def test_json_export_of_a_thread_follows_the_schema_and_holds_the_whole_tree(api
     assert "data" not in by_content['=HYPERLINK("http://evil")']["attachments"][0]
 
 
+def test_a_title_in_another_script_keeps_its_letters_in_the_file_name(api, user):
+    thread = make_thread(user, title="Путешествие в Лиссабон")
+    make_message(thread, "Привет")
+    short = str(thread.pk)[:8]
+    response = api.get(f"/api/export/threads/{thread.pk}/?format=md")
+    assert response["Content-Disposition"] == (
+        f"attachment; filename=\"{short}.md\"; filename*=UTF-8''{quote(f'путешествие-в-лиссабон-{short}.md')}"
+    )
+    assert "Привет" in body(response).decode()
+
+
 def test_inline_attachments_are_base64(api, thread):
     document = json.loads(body(api.get(f"/api/export/threads/{thread.pk}/?attachments=inline")))
-    jsonschema.validate(document, SCHEMA)
+    validate(document)
     [attachment] = [a for m in document["threads"][0]["messages"] for a in m["attachments"]]
     assert attachment["data"] == "bXkgbm90ZXMK"
 
@@ -115,7 +140,9 @@ def test_markdown_has_the_active_branch_with_tool_steps_and_attachments(api, thr
         assert content in text
     assert "Old answer" not in text
     assert "<details><summary>Tool steps</summary>" in text and "**web_search**" in text and "> found it" in text
-    assert "[notes.txt](/api/attachments/" in text
+    # A link to the site the file came from: it still works once the file is saved elsewhere.
+    [attachment] = thread.attachments.all()
+    assert f"[notes.txt](http://testserver/api/attachments/{attachment.pk}/download/)" in text
     assert "Old answer" in body(api.get(f"/api/export/threads/{thread.pk}/?format=md&branches=all")).decode()
 
 
@@ -166,6 +193,8 @@ def test_html_is_self_contained_and_no_hostile_content_survives(api, user):
 def test_html_shows_every_message_of_the_branch(api, thread):
     html = body(api.get(f"/api/export/threads/{thread.pk}/?format=html")).decode()
     assert "Plan a trip" in html and "<strong>Day 1</strong>: Alfama" in html and "Old answer" not in html
+    [attachment] = thread.attachments.all()
+    assert f'<a href="http://testserver/api/attachments/{attachment.pk}/download/">notes.txt</a>' in html
     assert "<details><summary>Tool steps (1)</summary>" in html
 
 
@@ -203,7 +232,7 @@ def test_bulk_json_holds_every_thread_of_the_user_only(api, user, other_user, th
     make_thread(other_user, title="Not mine")
     with django_assert_max_num_queries(7):
         document = json.loads(body(api.get("/api/export/")))
-    jsonschema.validate(document, SCHEMA)
+    validate(document)
     assert sorted(t["title"] for t in document["threads"]) == ["Old", "Trip: Lisbon/Porto?"]
     only = json.loads(body(api.get("/api/export/?status=archived")))
     assert [t["title"] for t in only["threads"]] == ["Old"]
@@ -234,6 +263,22 @@ def test_zip_archive_has_one_file_per_thread_and_the_attachments(api, user, thre
     assert archive.read(attachment) == b"my notes\n"
     text = archive.read(f"threads/trip-lisbonporto-{str(thread.pk)[:8]}.md").decode()
     assert f"](../{attachment})" in text
+
+
+def test_every_json_file_of_a_zip_archive_follows_the_schema(api, user, thread):
+    make_message(make_thread(user, title="Second"), "hello")
+    archive = zipfile.ZipFile(io.BytesIO(body(api.get("/api/export/?archive=zip"))))
+    documents = [json.loads(archive.read(n)) for n in archive.namelist() if n.endswith(".json")]
+    assert len(documents) == 2
+    for document in documents:
+        validate(document)
+    [attachment] = [a for d in documents for m in d["threads"][0]["messages"] for a in m["attachments"]]
+    assert archive.read(attachment["path"]) == b"my notes\n"
+
+
+def test_the_schema_check_sees_a_bad_date_time():
+    with pytest.raises(jsonschema.ValidationError):
+        validate({"format": "chat-export", "version": 1, "exported_at": "yesterday", "threads": []})
 
 
 def test_export_completed_is_sent_after_the_last_byte(api, user, thread):
@@ -268,6 +313,7 @@ def test_export_completed_is_sent_after_the_last_byte(api, user, thread):
 
 def test_export_needs_a_signed_in_user(client, thread):
     assert client.get("/api/export/").status_code in (401, 403)
+    assert client.get(f"/api/export/threads/{thread.pk}/").status_code in (401, 403)
 
 
 def test_the_active_branch_is_the_one_the_user_switched_to(api, user, thread):

@@ -6,7 +6,7 @@ import pytest
 
 from agent.models import MemoryEntry
 from chatproject.catalog import parse_models
-from exports.tests.fixtures import T0, chatgpt_conversation, open_webui_chat
+from exports.tests.fixtures import T0, chatgpt_conversation, chatgpt_hidden_and_system, open_webui_chat
 from messaging.models import ChatAttachment, ChatMessage
 from messaging.signals import user_message_posted
 from messaging.tests.factories import make_attachment, make_message
@@ -60,6 +60,55 @@ def test_chatgpt_import_keeps_the_whole_tree(api, user):
     assert (follow_up.created_at - by_content["Day 1: Alfama"].created_at).total_seconds() == 0.001
     assert follow_up.metadata["import"]["omitted_parts"] == ["image_asset_pointer"]
     assert thread.active_leaf_id == by_content["Day 1: Belém"].pk  # current_node
+
+
+def test_chatgpt_hidden_and_empty_system_messages_are_skipped_each_on_its_own(api, user):
+    response = upload(api, json.dumps([chatgpt_hidden_and_system()]), "conversations.json")
+    assert response.status_code == 201, response.json()
+    thread = ChatThread.objects.get(pk=response.json()["imported"][0]["id"])
+    assert tree(thread) == [
+        ("user", "Hi", None),  # its hidden (not empty) parent is skipped
+        ("ai", "Hello", "Hi"),  # its empty (not hidden) system parent is skipped
+        ("system", "Be brief", "Hi"),  # a visible system message is kept as one
+    ]
+    by_content = {m.content: m for m in thread.messages.all()}
+    assert by_content["Hello"].created_at.timestamp() == T0 + 3  # create_time kept
+    assert thread.active_leaf_id == by_content["Hello"].pk
+
+
+def test_chatgpt_reasoning_and_browsing_content_keeps_its_text(api, user):
+    from exports.tests.fixtures import chatgpt_node
+
+    nodes = [
+        chatgpt_node("root", None, ["u1"]),
+        chatgpt_node("u1", "root", ["t1"], "user", ["Why is the sky blue?"], time=T0 + 1),
+        chatgpt_node(
+            "t1", "u1", ["r1"], "assistant", time=T0 + 2,
+            content={"content_type": "thoughts", "thoughts": [{"summary": "Scattering", "content": "Rayleigh."}]},
+        ),
+        chatgpt_node(
+            "r1", "t1", ["b1"], "assistant", time=T0 + 3,
+            content={"content_type": "reasoning_recap", "content": "Thought for 4 seconds"},
+        ),
+        chatgpt_node(
+            "b1", "r1", ["a1"], "tool", time=T0 + 4, name="web",
+            content={"content_type": "tether_browsing_display", "result": "Sky - Wikipedia", "summary": None},
+        ),
+        chatgpt_node("a1", "b1", [], "assistant", ["Short wavelengths scatter more."], time=T0 + 5),
+    ]  # fmt: skip
+    conversation = {"title": "Sky", "create_time": T0, "mapping": {n["id"]: n for n in nodes}, "current_node": "a1"}
+    response = upload(api, json.dumps([conversation]), "conversations.json")
+    assert response.status_code == 201, response.json()
+    thread = ChatThread.objects.get(pk=response.json()["imported"][0]["id"])
+    assert [(role, content) for role, content, _ in tree(thread)] == [
+        ("user", "Why is the sky blue?"),
+        ("ai", "**Scattering**\n\nRayleigh."),
+        ("ai", "Thought for 4 seconds"),
+        ("ai", "Sky - Wikipedia"),
+        ("ai", "Short wavelengths scatter more."),
+    ]
+    kinds = [m.metadata["import"].get("content_type") for m in thread.messages.order_by("created_at")]
+    assert kinds == [None, "thoughts", "reasoning_recap", "tether_browsing_display", None]
 
 
 def test_open_webui_import_keeps_branches(api, user):
@@ -165,6 +214,37 @@ def test_imported_messages_start_no_reply_and_send_no_signal_but_are_remembered(
     assert remembered == {"A soup recipe?", "Without beans?"}
 
 
+def test_imports_send_one_webhook_event_and_none_per_message(api, user, settings):
+    from webhooks.models import WebhookEvent
+    from webhooks.services import webhook_create
+
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    webhook_create(owner=user, url="http://127.0.0.1:9/hook", events=["*"])
+    results = []
+    for data in ([open_webui_chat(), {"title": "Broken", "chat": "oops"}], [chatgpt_conversation()]):
+        response = upload(api, json.dumps(data))
+        assert response.status_code == 201 and len(response.json()["imported"]) == 1
+        results.append(response.json())
+    assert not WebhookEvent.objects.filter(owner=user, type="message.created").exists()
+    sent = [json.loads(e.body)["data"]["import"] for e in WebhookEvent.objects.filter(type="import.completed")]
+    assert sorted(sent, key=lambda d: d["kind"]) == [
+        {"kind": "chatgpt", **results[1]},
+        {"kind": "open-webui", **results[0]},
+    ]
+    assert results[0]["skipped"][0]["title"] == "Broken"
+    # The endpoint does hear of what users do (it is not the subscription that keeps it quiet).
+    assert api.post("/api/threads/", {"title": "New"}, format="json").status_code == 201
+    assert WebhookEvent.objects.filter(owner=user, type="thread.created").count() == 1
+
+
+def test_imports_need_a_signed_in_user(db, anon_api):
+    response = anon_api.post("/api/import/", {"file": _named(b"[]", "x.json")}, format="multipart")
+    assert response.status_code in (401, 403)
+    assert anon_api.get("/api/import/jobs/00000000-0000-0000-0000-000000000000/").status_code in (401, 403)
+    assert anon_api.get("/api/import/jobs/").status_code in (401, 403)
+    assert not ChatThread.objects.exists()
+
+
 def test_a_bad_conversation_is_skipped_and_the_others_imported(api, user):
     bad_role = open_webui_chat("Bad role")
     bad_role["chat"]["history"]["messages"]["m2"]["role"] = "wizard"
@@ -259,6 +339,88 @@ def test_large_imports_run_as_a_job_with_progress(api, other_api, user, settings
     done = api.get(f"/api/import/jobs/{job['id']}/").json()
     assert done["status"] == "done" and done["conversations_done"] == 3 and len(done["imported"]) == 3
     assert other_api.get(f"/api/import/jobs/{job['id']}/").status_code == 404
+
+
+def test_your_background_imports_are_listed_newest_first_and_paginated(
+    api, other_api, user, settings, django_capture_on_commit_callbacks, django_assert_max_num_queries
+):
+    settings.IMPORT_BACKGROUND_MESSAGES = 1
+    with django_capture_on_commit_callbacks(execute=True):
+        first = upload(api, json.dumps([open_webui_chat("a")]), "first.json").json()["job"]
+    with django_capture_on_commit_callbacks(execute=True):
+        second = upload(api, json.dumps([open_webui_chat("b"), {"title": "bad"}]), "second.json").json()["job"]
+    with django_assert_max_num_queries(3):  # token, count, page
+        listing = api.get("/api/import/jobs/").json()
+    assert listing["count"] == 2 and [j["id"] for j in listing["results"]] == [second["id"], first["id"]]
+    newest = listing["results"][0]
+    assert {k: newest[k] for k in ("filename", "status", "imported_count", "skipped_count")} == {
+        "filename": "second.json",
+        "status": "done",
+        "imported_count": 1,
+        "skipped_count": 1,
+    }
+    assert "imported" not in newest and newest["finished_at"] is not None  # the lists are on the job's own URL
+    page = api.get("/api/import/jobs/?page_size=1").json()
+    assert [j["id"] for j in page["results"]] == [second["id"]] and page["next"]
+    assert other_api.get("/api/import/jobs/").json()["count"] == 0
+    job = api.get(f"/api/import/jobs/{first['id']}/").json()
+    assert job["imported_count"] == 1 and [i["title"] for i in job["imported"]] == ["a"]
+
+
+def _queued_job(api, settings, django_capture_on_commit_callbacks, count: int = 3) -> str:
+    """A background import of ``count`` conversations, queued (its task not run)."""
+    settings.IMPORT_BACKGROUND_MESSAGES = 1
+    with django_capture_on_commit_callbacks():
+        response = upload(api, json.dumps([open_webui_chat(f"c{n}") for n in range(count)]))
+    assert response.status_code == 202
+    return response.json()["job"]["id"]
+
+
+class WorkerDied(Exception):
+    pass
+
+
+def test_a_job_whose_worker_died_goes_on_where_it_stopped(api, user, settings, django_capture_on_commit_callbacks):
+    from exports.models import ImportJob
+    from exports.services import ImportFile, ImportJobLog, threads_import
+    from exports.tasks import import_run
+
+    job_id = _queued_job(api, settings, django_capture_on_commit_callbacks)
+    # The first worker claimed the job, stored the first conversation, and was killed.
+    ImportJob.objects.filter(pk=job_id).update(status=ImportJob.Status.RUNNING)
+    job = ImportJob.objects.get(pk=job_id)
+
+    def killed(done: int) -> None:
+        raise WorkerDied
+
+    with job.file.open("rb") as stream, pytest.raises(WorkerDied):
+        threads_import(
+            user=user, file=ImportFile.open(stream, size=job.file.size), on_progress=killed, log=ImportJobLog(job)
+        )
+    assert ChatThread.objects.filter(owner=user).count() == 1
+
+    import_run.delay(job_id)  # the task given to another worker (acknowledged late)
+    done = api.get(f"/api/import/jobs/{job_id}/").json()
+    assert done["status"] == "done" and done["conversations_done"] == 3
+    assert [i["title"] for i in done["imported"]] == ["c0", "c1", "c2"]  # the first run's one too
+    assert sorted(ChatThread.objects.filter(owner=user).values_list("title", flat=True)) == ["c0", "c1", "c2"]
+    assert not ImportJob.objects.get(pk=job_id).file  # the file is gone once it ended
+
+
+def test_two_runs_of_one_job_store_each_conversation_once(api, user, settings, django_capture_on_commit_callbacks):
+    from exports.models import ImportJob
+    from exports.services import ImportFile, ImportJobLog, import_job_run, threads_import
+
+    job_id = _queued_job(api, settings, django_capture_on_commit_callbacks)
+    job = ImportJob.objects.get(pk=job_id)
+    with job.file.open("rb") as stream:
+        data = stream.read()
+    stale = ImportJobLog(job)  # a second run that started before the first stored anything
+    import_job_run(job_id=job_id)
+    result = threads_import(user=user, file=ImportFile.open(io.BytesIO(data), size=len(data)), log=stale)
+    assert [i["title"] for i in result["imported"]] == ["c0", "c1", "c2"]  # the job's, each once
+    assert ChatThread.objects.filter(owner=user).count() == 3
+    assert import_job_run(job_id=job_id) is None  # an ended job is not run again
 
 
 def test_imports_belong_to_the_importer_only(api, other_api, user, other_user):

@@ -45,11 +45,24 @@ def test_import_page_imports_and_lists_the_result(browser, user):
     page = response.content.decode()
     thread = ChatThread.objects.get(owner=user)
     assert "Imported 1 conversation" in page and f'href="/t/{thread.pk}/"' in page
+    bad = open_webui_chat("Bad")
+    bad["chat"]["history"]["messages"]["m2"]["role"] = "wizard"
+    page = browser.post("/import/", {"file": _file(json.dumps([bad, open_webui_chat("Good")]).encode())}).content
+    assert "Skipped 1" in page.decode() and "#0 Bad: unknown role &quot;wizard&quot;" in page.decode()
 
 
 def test_import_page_shows_why_a_file_is_refused(browser, user):
     response = browser.post("/import/", {"file": _file(b"nope")})
     assert response.status_code == 400 and "The file is not valid JSON" in response.content.decode()
+
+
+def test_import_page_answers_a_file_over_the_limit_with_413(browser, user, settings):
+    settings.MAX_IMPORT_BYTES = 1000
+    data = json.dumps([open_webui_chat()] * 5).encode()
+    settings.REQUEST_MAX_BODY_PATH_OVERRIDES = {}  # the body limit not first: the file's own check answers
+    response = browser.post("/import/", {"file": _file(data)})
+    assert response.status_code == 413 and "The file is larger than 1000 bytes" in response.content.decode()
+    assert not ChatThread.objects.filter(owner=user).exists()
 
 
 def test_a_large_import_redirects_to_its_progress(browser, user, settings, django_capture_on_commit_callbacks):
@@ -63,6 +76,18 @@ def test_a_large_import_redirects_to_its_progress(browser, user, settings, djang
         callback()
     page = browser.get(response["Location"]).content.decode()
     assert 'data-status="done"' in page and "Imported 1 conversation" in page
+
+
+def test_import_page_lists_your_background_imports(
+    browser, client, user, other_user, settings, django_capture_on_commit_callbacks
+):
+    settings.IMPORT_BACKGROUND_MESSAGES = 1
+    with django_capture_on_commit_callbacks(execute=True):
+        response = browser.post("/import/", {"file": _file(json.dumps([open_webui_chat()]).encode(), "mine.json")})
+    page = browser.get("/import/").content.decode()
+    assert f'<a href="{response["Location"]}">mine.json</a>: done, 1 imported' in page
+    client.force_login(other_user)
+    assert "mine.json" not in client.get("/import/").content.decode()
 
 
 def test_another_users_import_job_page_is_404(client, other_user, user, settings, django_capture_on_commit_callbacks):
@@ -98,3 +123,14 @@ def test_a_registered_format_reaches_the_menu_and_the_api(browser, user):
         assert response["Content-Disposition"] == f'attachment; filename="mine-{str(thread.pk)[:8]}.txt"'
     finally:
         del FORMATS["titles"]
+
+
+def test_staff_see_import_jobs_in_the_admin_read_only(admin_client, api, settings, django_capture_on_commit_callbacks):
+    settings.IMPORT_BACKGROUND_MESSAGES = 1
+    data = _file(json.dumps([open_webui_chat()]).encode(), "mine.json")
+    with django_capture_on_commit_callbacks(execute=True):
+        job_id = api.post("/api/import/", {"file": data}, format="multipart").json()["job"]["id"]
+    listing = admin_client.get("/admin/exports/importjob/").content.decode()
+    assert "mine.json" in listing and "alice" in listing
+    assert admin_client.get(f"/admin/exports/importjob/{job_id}/change/").status_code == 200  # a view
+    assert admin_client.get("/admin/exports/importjob/add/").status_code == 403

@@ -1,6 +1,22 @@
-// A background import's progress: poll its job until it is done, then show the server's result page.
+// The import page: a file over the limit is refused before it is sent (the server would refuse
+// it too, after the whole upload); a background import's progress is polled until it is done,
+// then the server's result page is shown.
 (function () {
   "use strict";
+  const form = document.querySelector(".import-form");
+  const tooLarge = document.getElementById("import-too-large");
+  if (form && tooLarge) {
+    const limit = Number(form.dataset.maxBytes);
+    form.addEventListener("submit", function (event) {
+      const file = form.querySelector("input[type=file]").files[0];
+      if (file && limit && file.size > limit) {
+        event.preventDefault();
+        tooLarge.textContent = "The file is larger than " + limit + " bytes (" + file.size + " given): nothing was sent.";
+        tooLarge.hidden = false;
+      }
+    });
+  }
+
   const box = document.getElementById("import-job");
   if (!box || ["done", "failed"].includes(box.dataset.status)) return;
   const bar = document.getElementById("import-bar");
