@@ -92,11 +92,13 @@ def test_a_flood_of_frames_is_refused_then_closed_4429_and_the_server_lives_on(s
     assert all(e["retry_after"] >= 1 for e in refusals)
     # What was taken before the close is stored (the frame in hand may still be finishing; at most
     # MESSAGE_RATE_LIMIT, 30 a minute), the rest never.
-    deadline = time.monotonic() + 10
-    while not (stored := marked(stack, person, thread, marker)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(0.5)
-    assert 1 <= stored == marked(stack, person, thread, marker) <= 30
+    # Until the count holds still for a second: on a loaded machine the frames in hand finish late.
+    deadline = time.monotonic() + 20
+    stored, previous = marked(stack, person, thread, marker), -1
+    while (stored != previous or not stored) and time.monotonic() < deadline:
+        time.sleep(1)
+        previous, stored = stored, marked(stack, person, thread, marker)
+    assert 1 <= stored <= 30
     with urllib.request.urlopen(stack.http_url(0, "/healthz"), timeout=5) as response:
         assert response.status == 200
     with connect(stack.ws_url(0, person, thread)) as ws:
