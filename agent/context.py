@@ -14,7 +14,7 @@ from django.conf import settings
 
 from chatproject.catalog import ModelSpec, resolve
 from messaging.models import ChatMessage
-from messaging.selectors import message_list_in_thread, message_path
+from messaging.selectors import attachment_list_on_path, message_list_in_thread, message_path_pages
 from threads.models import ChatThread
 from threads.selectors import preferences_get
 from threads.services import thread_update
@@ -47,10 +47,14 @@ def describe_message(message: ChatMessage) -> str:
     return f"[Attached file: {files}] {message.content}".strip()
 
 
+# The most turns of the path the history holds (fewer when AGENT_HISTORY_CHARS runs out first).
+HISTORY_TURNS = 50
+
+
 def _history(path: list[ChatMessage]) -> str:
     """The turns on the path from the root to this message (never another branch's), newest kept
     first when the budget runs out, oldest first."""
-    earlier = path[:-1][-50:]
+    earlier = path[:-1][-HISTORY_TURNS:]
     lines: list[str] = []
     used = 0
     for turn in reversed(earlier):
@@ -67,7 +71,10 @@ def gather(message: ChatMessage) -> AgentContext:
     """What the agent may see to answer ``message``: of its own thread, only the branch from the
     root down to it (turns, files, memory hits), never a branch the user left."""
     memory_add(message)
-    path = message_path(thread=message.thread, leaf=message)
+    # The path's ids, and only its last turns loaded: a 5,000-message thread's whole path as
+    # objects cost 170 ms of CPU a reply (bench/run.py tree).
+    path = message_path_pages(thread=message.thread, leaf=message)
+    recent = path[-(HISTORY_TURNS + 1) :]
     hits: list[dict[str, Any]] = []
     search: Callable[[str, int], list[dict[str, Any]]] | None = None
     # A message with no sender (its user gone) has no memory to search.
@@ -76,15 +83,14 @@ def gather(message: ChatMessage) -> AgentContext:
             user_id=message.sender_id,
             exclude_message_id=str(message.pk),
             thread_id=str(message.thread_id),
-            path_ids=[str(m.pk) for m in path],
+            path_ids=[str(pk) for pk in path.ids],
         )
         found = search(message.content, settings.AGENT_MEMORY_HITS)
         hits = [h for h in found if h["thread_id"] != str(message.thread_id)]
     memories = "\n".join(f"- ({h['date']}, “{h['thread_title']}”) {h['snippet']}" for h in hits)
     attachments = [
         AttachmentInfo(filename=a.filename, file_type=a.file_type, size=a.size, path=a.file.path)
-        for m in path
-        for a in m.attachments.all()
+        for a in attachment_list_on_path(thread_id=message.thread_id, path_ids=path.ids)
     ]
     thread = message.thread
     chosen = thread.model
@@ -96,7 +102,7 @@ def gather(message: ChatMessage) -> AgentContext:
         instructions=instructions_for(thread),
         model=model,
         unavailable_model=chosen if fell_back else "",
-        history=_history(path),
+        history=_history(recent),
         memories=memories or "(none)",
         message=describe_message(message),
         tools=ToolContext(

@@ -94,3 +94,31 @@ def test_a_title_the_user_chose_is_kept(user):
 )
 def test_title_for(text, title):
     assert title_for(text) == title
+
+
+def test_a_long_path_loads_only_the_turns_the_history_holds(user):
+    """A 300-message path: the agent's context loads its last turns as objects (the history), its
+    ids for the memory search and its files (the first message's too), never the whole path."""
+    from django.db.models.signals import post_init
+
+    from agent.context import HISTORY_TURNS
+
+    thread = make_thread(user)
+    first = make_message(thread, "the plan", type=ChatMessage.Type.FILE)
+    make_attachment(first, "plan.txt", b"the plan")
+    for n in range(300):
+        make_message(thread, f"turn {n}")
+    question = make_message(thread, "what was the plan?")
+    loaded: list[ChatMessage] = []
+
+    def count(sender, instance, **kwargs):
+        loaded.append(instance)
+
+    post_init.connect(count, sender=ChatMessage)
+    try:
+        context = gather(ChatMessage.objects.select_related("thread").get(pk=question.pk))
+    finally:
+        post_init.disconnect(count, sender=ChatMessage)
+    assert len(loaded) <= HISTORY_TURNS + 5
+    assert context.history.startswith("User: turn 250\n") and context.history.endswith("User: turn 299")
+    assert [a.filename for a in context.tools.attachments] == ["plan.txt"]
