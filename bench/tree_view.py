@@ -93,7 +93,7 @@ def main() -> None:
 
         timed("GET /api/visualization/{id}/", args.runs, visualization)
         timed("thread_tree selector", args.runs, lambda: thread_tree(thread=thread))
-        timed("message_path selector (active path, agent context)", args.runs, lambda: message_path(thread=thread))
+        timed("message_path selector (the whole active path loaded)", args.runs, lambda: message_path(thread=thread))
         timed(
             "GET messages/?path=active&page=last",
             args.runs,
