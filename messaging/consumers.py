@@ -110,7 +110,12 @@ def _stream_state(thread_id: Any, stream_id: str, from_seq: int = 0) -> dict[str
     if stream is None:
         return None
     chunks = stream_chunk_list(stream_id=stream.pk, from_seq=from_seq) if stream.chunk_count > from_seq else []
-    state: dict[str, Any] = {"reply_to": str(stream.reply_to_id), "chunks": chunks, "end": None}
+    state: dict[str, Any] = {
+        "reply_to": str(stream.reply_to_id),
+        "attempt": stream.attempt,
+        "chunks": chunks,
+        "end": None,
+    }
     if stream.status != ReplyStream.Status.STREAMING and stream.message is not None:
         message = stream.message.__class__.objects.prefetch_related("attachments").get(pk=stream.message.pk)
         state["end"] = {"status": stream.status, "chunk_count": stream.chunk_count, "message": message_payload(message)}

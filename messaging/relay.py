@@ -148,7 +148,7 @@ class StreamRelay:
         if stream_id not in self.next_seq:
             await self._ensure_message(state["reply_to"])
             self.next_seq[stream_id] = 0
-            await self._send(events.stream_start(stream_id, reply_to=state["reply_to"]))
+            await self._send(events.stream_start(stream_id, reply_to=state["reply_to"], attempt=state.get("attempt")))
         for seq, delta in state["chunks"]:
             if seq < self.next_seq[stream_id]:
                 continue

@@ -360,7 +360,7 @@ async def test_resume_after_a_message_replays_later_messages_and_the_open_stream
     replay = [await communicator.receive_json_from() for _ in range(4)]
     assert [e["type"] for e in replay] == ["message", "stream_start", "stream_chunk", "stream_chunk"]
     assert replay[0]["message"]["id"] == str(second.pk)
-    assert replay[1] == {"type": "stream_start", "stream_id": str(stream.pk), "reply_to": str(second.pk)}
+    assert replay[1] == {"type": "stream_start", "stream_id": str(stream.pk), "reply_to": str(second.pk), "attempt": 0}
     assert [c["seq"] for c in replay[2:]] == [0, 1]
 
     await sync_to_async(stream_append)(stream=stream, delta="part three.")

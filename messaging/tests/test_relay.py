@@ -28,6 +28,7 @@ class Stream:
     reply_to: str
     chunks: list[str] = field(default_factory=list)
     end: dict[str, Any] | None = None
+    attempt: int = 0
 
 
 @dataclass
@@ -65,7 +66,7 @@ class Store:
         if stream is None:
             return None
         chunks = list(enumerate(stream.chunks))[from_seq:]
-        return {"reply_to": stream.reply_to, "chunks": chunks, "end": stream.end}
+        return {"reply_to": stream.reply_to, "attempt": stream.attempt, "chunks": chunks, "end": stream.end}
 
     async def load_message(self, message_id: str) -> dict[str, Any] | None:
         self.loads.append(f"message {message_id}")
@@ -177,6 +178,13 @@ async def test_a_stream_whose_start_was_lost_starts_from_the_database_after_its_
         ("stream_chunk", "s1", 0, "a"),
         ("stream_chunk", "s1", 1, "b"),
     ]
+
+
+async def test_a_stream_started_from_the_database_says_which_reply_attempt_it_is():
+    store = Store(messages=[msg("q1")], streams={"s2": Stream("q1", attempt=2)})
+    relay, sent = relay_for(store)
+    await relay.relay(dict(live_chunk(store, "s2", "again")))
+    assert sent[1] == {"type": "stream_start", "stream_id": "s2", "reply_to": "q1", "attempt": 2}
 
 
 async def test_a_lost_stream_end_is_filled_when_the_stream_watch_sees_it_lag():
