@@ -157,14 +157,35 @@ def test_check_services_asks_a_hosted_model_and_fails_when_it_is_away(settings, 
     assert not checks(out.getvalue())["model"]["ok"] and "model" in json.loads(out.getvalue())["failing"]
 
 
+OUR_APPS = {"agent", "chatproject", "dashboard", "exports", "messaging", "threads", "webhooks"}
+
+
 def test_help_lists_the_projects_commands():
     from django.core.management import ManagementUtility, get_commands
 
-    ours = {"agent", "chatproject", "dashboard", "exports", "messaging", "threads", "webhooks"}
-    commands = sorted(name for name, app in get_commands().items() if app in ours)
+    commands = sorted(name for name, app in get_commands().items() if app in OUR_APPS)
     assert len(commands) >= 15, commands
     listed = ManagementUtility(["manage.py", "help"]).main_help_text().split()
     assert set(commands) <= set(listed)
+
+
+def test_every_commands_help_says_what_it_and_each_argument_do(capsys):
+    """What ``manage.py NAME --help`` prints (``print_help``, as Django does for it): a usage line,
+    the command's description and a help text for every argument of ours."""
+    from django.core.management import get_commands, load_command_class
+    from django.core.management.base import BaseCommand
+
+    common = {action.dest for action in BaseCommand().create_parser("manage.py", "x")._actions}
+    commands = {name: app for name, app in get_commands().items() if app in OUR_APPS}
+    for name, app in sorted(commands.items()):
+        command = load_command_class(app, name)
+        command.print_help("manage.py", name)
+        shown = " ".join(capsys.readouterr().out.split())
+        assert shown.startswith(f"usage: manage.py {name}"), name
+        assert command.help and " ".join(command.help.split()[:3]) in shown, name
+        for action in command.create_parser("manage.py", name)._actions:
+            if action.dest not in common:
+                assert action.help, f"{name}: {'/'.join(action.option_strings) or action.dest} has no help text"
 
 
 def test_table_cells_are_never_rich_markup():
