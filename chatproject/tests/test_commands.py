@@ -98,6 +98,41 @@ def test_check_services_fails_when_the_sandbox_cannot_isolate(settings, tmp_path
     assert not sandbox["ok"] and "not installed" in sandbox["detail"]
 
 
+def test_check_services_passes_when_the_sandbox_isolates(settings):
+    settings.CODE_SANDBOX, settings.CODE_SANDBOX_BWRAP = "bwrap", ""
+    out = io.StringIO()
+    with contextlib.suppress(CommandError):  # on Redis no worker answers here: not this test's point
+        call_command("check_services", "--json", stdout=out, stderr=io.StringIO())
+    sandbox = checks(out.getvalue())["code_sandbox"]
+    assert sandbox["ok"] and "namespaces pid, net" in sandbox["detail"], sandbox
+
+
+def test_check_services_fails_when_the_sandbox_shares_the_hosts_network(settings, tmp_path):
+    """A bubblewrap that keeps the host's network (this one drops --unshare-net) is no isolation."""
+    import socket
+    import sys
+
+    from agent.sandbox import bwrap_binary
+
+    if [name for _, name in socket.if_nameindex()] == ["lo"]:
+        pytest.skip("this host has no network interface but loopback: nothing to tell apart")
+    settings.CODE_SANDBOX, settings.CODE_SANDBOX_BWRAP = "bwrap", ""
+    real = bwrap_binary()
+    wrapper = tmp_path / "bwrap"
+    wrapper.write_text(
+        f"#!{sys.executable}\nimport os, sys\n"
+        f"os.execv({real!r}, [{real!r}, *(a for a in sys.argv[1:] if a != '--unshare-net')])\n"
+    )
+    wrapper.chmod(0o755)
+    settings.CODE_SANDBOX_BWRAP = str(wrapper)
+    out = io.StringIO()
+    with pytest.raises(CommandError) as error:
+        call_command("check_services", "--json", stdout=out, stderr=io.StringIO())
+    assert error.value.returncode == 1
+    sandbox = checks(out.getvalue())["code_sandbox"]
+    assert not sandbox["ok"] and "network interfaces" in sandbox["detail"], sandbox
+
+
 class FakeTerminal(io.StringIO):
     def isatty(self):
         return True
