@@ -227,6 +227,11 @@ def attachment_list_in_thread(*, thread_id: uuid.UUID) -> QuerySet[ChatAttachmen
     return ChatAttachment.objects.filter(thread_id=thread_id).order_by("created_at", "id")
 
 
+def attachment_count() -> int:
+    """Every attachment row of the site (what ``attachment_cleanup`` checks, for its progress)."""
+    return ChatAttachment.objects.count()
+
+
 def message_list_after(*, thread: ChatThread, after_id: str | uuid.UUID) -> QuerySet[ChatMessage]:
     """The thread's messages after the given one, oldest first; NotFound when it is not in the thread."""
     pk = parse_uuid(after_id)

@@ -233,3 +233,13 @@ def test_panel_text_is_never_rich_markup():
     terminal = FakeTerminal()
     cli.panel(terminal, "[1, 2] and [red]x[/]", title="[t]")
     assert "[1, 2] and [red]x[/]" in terminal.getvalue() and "[t]" in terminal.getvalue()
+
+
+def test_progress_bar_is_a_live_rich_bar_on_a_terminal():
+    terminal = FakeTerminal()
+    with cli.progress_bar("rows", 20, terminal) as advance:
+        for _ in range(20):
+            advance()
+    shown = terminal.getvalue()
+    assert "\x1b[" in shown and "━" in shown and "20/20" in shown
+    assert "rows: 2/20" not in shown  # not the piped form's lines
