@@ -31,8 +31,9 @@ def usage_error(message: str) -> CommandError:
 
 
 class InterruptibleCommand(BaseCommand):
-    """A command people stop with Ctrl-C (``ask``, ``chat``): one line and exit 130, no traceback.
-    A reply cut short is ended as ``interrupted`` by the stale sweep, as for a worker that died."""
+    """A command people stop with Ctrl-C (``ask``, ``chat``, ``deliver_webhooks --loop``): one line
+    and exit 130, no traceback. A reply cut short is ended as ``interrupted`` by the stale sweep, as
+    for a worker that died."""
 
     def execute(self, *args: Any, **options: Any) -> str | None:
         try:
