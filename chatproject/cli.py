@@ -16,16 +16,30 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any, TextIO
 
-from django.core.management.base import CommandError, OutputWrapper
+from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
 # Exit statuses: 0 done, FAILED when the work failed or a check did not pass, USAGE when the
-# arguments name nothing that exists or make no sense (argparse's own errors exit 2 too).
+# arguments name nothing that exists or make no sense (argparse's own errors exit 2 too),
+# INTERRUPTED when Ctrl-C ended it (128 + SIGINT, as shells report it).
 FAILED = 1
 USAGE = 2
+INTERRUPTED = 130
 
 
 def usage_error(message: str) -> CommandError:
     return CommandError(message, returncode=USAGE)
+
+
+class InterruptibleCommand(BaseCommand):
+    """A command people stop with Ctrl-C (``ask``, ``chat``, ``deliver_webhooks --loop``): one line
+    and exit 130, no traceback. A reply cut short is ended as ``interrupted`` by the stale sweep, as
+    for a worker that died."""
+
+    def execute(self, *args: Any, **options: Any) -> str | None:
+        try:
+            return super().execute(*args, **options)
+        except KeyboardInterrupt:
+            raise CommandError("Interrupted.", returncode=INTERRUPTED) from None
 
 
 AGE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -180,11 +194,16 @@ def progress_bar(description: str, total: int | None, out: OutputWrapper | TextI
 
 
 def confirm(question: str, *, stdin: TextIO, out: OutputWrapper | TextIO) -> bool:
-    """Ask a yes/no question; only "y" or "yes" is a yes (end of input is a no)."""
+    """Ask a yes/no question; only "y" or "yes" is a yes. No answer at all (end of input: run from
+    cron or a script without ``--yes``) is a usage error, so an unattended run that did nothing
+    exits non-zero instead of reporting success."""
     stream = _stream(out)
     stream.write(f"{question} [y/N] ")
     stream.flush()
     answer = stdin.readline()
+    if not answer:
+        stream.write("\n")
+        raise usage_error("No answer (end of input): nothing done. Pass --yes to run without asking.")
     return answer.strip().lower() in {"y", "yes"}
 
 

@@ -231,6 +231,11 @@ def message_list_in_thread(*, thread_id: uuid.UUID) -> QuerySet[ChatMessage]:
     return ChatMessage.objects.filter(thread_id=thread_id).prefetch_related("attachments")
 
 
+def attachment_count() -> int:
+    """Every attachment row of the site (what ``attachment_cleanup`` checks, for its progress)."""
+    return ChatAttachment.objects.count()
+
+
 def message_list_after(*, thread: ChatThread, after_id: str | uuid.UUID) -> QuerySet[ChatMessage]:
     """The thread's messages after the given one, oldest first; NotFound when it is not in the thread."""
     pk = parse_uuid(after_id)

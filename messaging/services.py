@@ -1007,10 +1007,11 @@ def _stored_files(storage: Any, folder: str) -> Iterator[str]:
         yield from _stored_files(storage, f"{folder}/{name}")
 
 
-def attachment_cleanup(*, dry_run: bool = False) -> dict[str, list[str]]:
+def attachment_cleanup(*, dry_run: bool = False, on_row: Callable[[], None] | None = None) -> dict[str, list[str]]:
     """Make stored files and attachment rows agree: delete files under ``attachments/`` that no
     row names (a crash between writing the file and the row, a purge interrupted) and rows whose
-    file is gone (their downloads could only fail). ``dry_run``: only report them.
+    file is gone (their downloads could only fail). ``dry_run``: only report them. ``on_row`` is
+    called after each row's file was looked for in storage (the slow part: one storage call each).
 
     Returns ``orphan_files`` (storage names) and ``missing_files`` (ids of the rows).
     """
@@ -1018,11 +1019,12 @@ def attachment_cleanup(*, dry_run: bool = False) -> dict[str, list[str]]:
 
     known = set(ChatAttachment.objects.values_list("file", flat=True))
     orphans = sorted(name for name in _stored_files(default_storage, ATTACHMENTS_DIR) if name not in known)
-    missing = [
-        str(pk)
-        for pk, name in ChatAttachment.objects.values_list("id", "file").iterator(chunk_size=2000)
-        if not name or not default_storage.exists(name)
-    ]
+    missing: list[str] = []
+    for pk, name in ChatAttachment.objects.values_list("id", "file").iterator(chunk_size=2000):
+        if not name or not default_storage.exists(name):
+            missing.append(str(pk))
+        if on_row is not None:
+            on_row()
     if not dry_run:
         ChatAttachment.objects.filter(pk__in=missing).delete()
         _delete_files(orphans)

@@ -45,6 +45,28 @@ def test_ask_streams_the_reply_and_stores_both_messages_like_a_sent_message(user
     assert question.memory_entry is not None  # remembered, as any message sent
 
 
+class WatchedOutput(io.StringIO):
+    """Notes, for each piece written, whether the reply (the AI message) was stored by then."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pieces: list[tuple[str, bool]] = []
+
+    def write(self, text: str) -> int:
+        if text.strip():
+            self.pieces.append((text, ChatMessage.objects.filter(role="ai").exists()))
+        return super().write(text)
+
+
+def test_ask_prints_the_reply_while_it_is_produced(user):
+    out = WatchedOutput()
+    call_command("ask", "--user", user.username, "what is 6 times 7?", stdout=out, stderr=io.StringIO())
+    before_stored = [text for text, stored in out.pieces if not stored]
+    # Word by word as the model produces it, all of it before the reply is stored (at its end).
+    assert "6 times 7 = **42**" in "".join(before_stored)
+    assert len([text for text in before_stored if "[tool]" not in text]) > 3
+
+
 def test_ask_continues_a_thread_and_refuses_someone_elses(user, other_user):
     thread = make_thread(user)
     make_message(thread, "earlier")
@@ -144,3 +166,28 @@ def test_rebuild_memory_reports_progress_on_stderr(user):
     out, err = run("rebuild_memory", "--batch-size", "2")
     assert out == "Rebuilt memory: 5 message(s) indexed.\n"
     assert err.splitlines()[-1] == "messages: 5/5"
+
+
+class CtrlCAtThePrompt(io.StringIO):
+    def readline(self, *args):
+        raise KeyboardInterrupt
+
+
+class CtrlCMidReply(io.StringIO):
+    def write(self, text):
+        if "times" in text:  # the answer has begun
+            raise KeyboardInterrupt
+        return super().write(text)
+
+
+def test_ctrl_c_ends_chat_and_ask_with_status_130_not_a_traceback(user):
+    with pytest.raises(CommandError, match="Interrupted") as error:
+        call_command(
+            "chat", "--user", user.username, stdin=CtrlCAtThePrompt(), stdout=io.StringIO(), stderr=io.StringIO()
+        )
+    assert error.value.returncode == 130
+    with pytest.raises(CommandError, match="Interrupted") as error:
+        call_command("ask", "--user", user.username, "what is 6 times 7?", stdout=CtrlCMidReply(), stderr=io.StringIO())
+    assert error.value.returncode == 130
+    # The reply cut short is left to the stale sweep (README, Commands), as a dead worker's is.
+    assert ReplyStream.objects.get().status == "streaming" and not ChatMessage.objects.filter(role="ai").exists()

@@ -98,6 +98,41 @@ def test_check_services_fails_when_the_sandbox_cannot_isolate(settings, tmp_path
     assert not sandbox["ok"] and "not installed" in sandbox["detail"]
 
 
+def test_check_services_passes_when_the_sandbox_isolates(settings):
+    settings.CODE_SANDBOX, settings.CODE_SANDBOX_BWRAP = "bwrap", ""
+    out = io.StringIO()
+    with contextlib.suppress(CommandError):  # on Redis no worker answers here: not this test's point
+        call_command("check_services", "--json", stdout=out, stderr=io.StringIO())
+    sandbox = checks(out.getvalue())["code_sandbox"]
+    assert sandbox["ok"] and "namespaces pid, net" in sandbox["detail"], sandbox
+
+
+def test_check_services_fails_when_the_sandbox_shares_the_hosts_network(settings, tmp_path):
+    """A bubblewrap that keeps the host's network (this one drops --unshare-net) is no isolation."""
+    import socket
+    import sys
+
+    from agent.sandbox import bwrap_binary
+
+    if [name for _, name in socket.if_nameindex()] == ["lo"]:
+        pytest.skip("this host has no network interface but loopback: nothing to tell apart")
+    settings.CODE_SANDBOX, settings.CODE_SANDBOX_BWRAP = "bwrap", ""
+    real = bwrap_binary()
+    wrapper = tmp_path / "bwrap"
+    wrapper.write_text(
+        f"#!{sys.executable}\nimport os, sys\n"
+        f"os.execv({real!r}, [{real!r}, *(a for a in sys.argv[1:] if a != '--unshare-net')])\n"
+    )
+    wrapper.chmod(0o755)
+    settings.CODE_SANDBOX_BWRAP = str(wrapper)
+    out = io.StringIO()
+    with pytest.raises(CommandError) as error:
+        call_command("check_services", "--json", stdout=out, stderr=io.StringIO())
+    assert error.value.returncode == 1
+    sandbox = checks(out.getvalue())["code_sandbox"]
+    assert not sandbox["ok"] and "network interfaces" in sandbox["detail"], sandbox
+
+
 class FakeTerminal(io.StringIO):
     def isatty(self):
         return True
@@ -185,14 +220,35 @@ def test_check_services_asks_every_model_users_may_choose(settings, sandbox_off,
     assert [r.headers["authorization"] for r in up.requests] == ["Bearer sk-test"]
 
 
+OUR_APPS = {"agent", "chatproject", "dashboard", "exports", "messaging", "threads", "webhooks"}
+
+
 def test_help_lists_the_projects_commands():
     from django.core.management import ManagementUtility, get_commands
 
-    ours = {"agent", "chatproject", "dashboard", "exports", "messaging", "threads", "webhooks"}
-    commands = sorted(name for name, app in get_commands().items() if app in ours)
+    commands = sorted(name for name, app in get_commands().items() if app in OUR_APPS)
     assert len(commands) >= 15, commands
     listed = ManagementUtility(["manage.py", "help"]).main_help_text().split()
     assert set(commands) <= set(listed)
+
+
+def test_every_commands_help_says_what_it_and_each_argument_do(capsys):
+    """What ``manage.py NAME --help`` prints (``print_help``, as Django does for it): a usage line,
+    the command's description and a help text for every argument of ours."""
+    from django.core.management import get_commands, load_command_class
+    from django.core.management.base import BaseCommand
+
+    common = {action.dest for action in BaseCommand().create_parser("manage.py", "x")._actions}
+    commands = {name: app for name, app in get_commands().items() if app in OUR_APPS}
+    for name, app in sorted(commands.items()):
+        command = load_command_class(app, name)
+        command.print_help("manage.py", name)
+        shown = " ".join(capsys.readouterr().out.split())
+        assert shown.startswith(f"usage: manage.py {name}"), name
+        assert command.help and " ".join(command.help.split()[:3]) in shown, name
+        for action in command.create_parser("manage.py", name)._actions:
+            if action.dest not in common:
+                assert action.help, f"{name}: {'/'.join(action.option_strings) or action.dest} has no help text"
 
 
 def test_table_cells_are_never_rich_markup():
@@ -205,3 +261,13 @@ def test_panel_text_is_never_rich_markup():
     terminal = FakeTerminal()
     cli.panel(terminal, "[1, 2] and [red]x[/]", title="[t]")
     assert "[1, 2] and [red]x[/]" in terminal.getvalue() and "[t]" in terminal.getvalue()
+
+
+def test_progress_bar_is_a_live_rich_bar_on_a_terminal():
+    terminal = FakeTerminal()
+    with cli.progress_bar("rows", 20, terminal) as advance:
+        for _ in range(20):
+            advance()
+    shown = terminal.getvalue()
+    assert "\x1b[" in shown and "━" in shown and "20/20" in shown
+    assert "rows: 2/20" not in shown  # not the piped form's lines

@@ -167,6 +167,16 @@ def test_dockerfile_builds_wheels_then_a_slim_runtime_as_a_non_root_user():
 def test_dockerignore_keeps_local_and_generated_files_out_of_the_image():
     entries = {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()}
     assert {".venv", "var", ".git", "test-artifacts", ".env", "**/__pycache__"} <= entries
+    # Only what runs: the test packages stay out, and nothing the image runs imports from one.
+    assert {"**/tests", "conftest.py", "requirements-dev.txt", "agent/evaluation"} <= entries
+    apps = ("agent", "chatproject", "dashboard", "exports", "messaging", "threads", "webhooks")
+    for path in [ROOT / "manage.py", *(file for app in apps for file in (ROOT / app).rglob("*.py"))]:
+        relative = path.relative_to(ROOT)
+        if "tests" in relative.parts or relative.as_posix().startswith("agent/evaluation/"):
+            continue
+        source = path.read_text(encoding="utf-8")
+        imports = re.findall(r"^\s*(?:from|import)\s+([\w.]+)", source, re.MULTILINE)
+        assert not [name for name in imports if ".tests" in f".{name}"], relative
 
 
 def test_healthcheck_script_asks_with_a_host_the_server_allows(monkeypatch):

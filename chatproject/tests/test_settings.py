@@ -179,3 +179,25 @@ def test_a_blank_prometheus_multiproc_dir_is_unset_and_a_set_one_is_created(tmp_
     )
     assert given.stdout.split() == [repr(str(folder)), "True"], given.stderr
     assert folder.is_dir()
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"DEBUG": "1"}, "rich Formatter"),  # development: Rich's handler, coloured on a terminal
+        ({"DEBUG": "0", "SECRET_KEY": "s" * 50}, "stream JsonFormatter"),  # production: JSON lines
+        ({"DEBUG": "1", "LOG_FORMAT": "plain"}, "stream Formatter"),
+    ],
+)
+def test_debug_logs_through_rich_and_production_in_json_lines(env, expected):
+    """The root handler a process configured by ``env`` logs through, after django.setup()."""
+    code = (
+        "import django, logging; from rich.logging import RichHandler; django.setup(); "
+        "handler = next(h for h in logging.getLogger().handlers if h.name == 'console'); "
+        "print('rich' if isinstance(handler, RichHandler) else 'stream', type(handler.formatter).__name__)"
+    )
+    full_env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL", "LOG_FORMAT"}}
+    full_env.update(env, DJANGO_SETTINGS_MODULE="chatproject.settings")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=full_env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == expected

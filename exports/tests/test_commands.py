@@ -54,8 +54,15 @@ def test_export_threads_since_leaves_out_older_threads(user, tmp_path):
 
 
 def test_export_threads_refuses_a_bad_date(user):
-    with pytest.raises(CommandError, match="since"):
+    with pytest.raises(CommandError, match="since") as error:
         call_command("export_threads", "--user", user.username, "--since", "soon", stderr=io.StringIO())
+    assert error.value.returncode == 2  # a usage error, as the README's exit statuses say
+
+
+def test_export_threads_unknown_user_is_a_usage_error(db, tmp_path):
+    with pytest.raises(CommandError, match='No user "nobody"') as error:
+        call_command("export_threads", "--user", "nobody", "--output", str(tmp_path / "x.json"), stderr=io.StringIO())
+    assert error.value.returncode == 2 and not (tmp_path / "x.json").exists()
 
 
 def test_import_threads_imports_a_chatgpt_file(user, tmp_path):
@@ -72,8 +79,9 @@ def test_import_threads_imports_a_chatgpt_file(user, tmp_path):
 def test_import_threads_refuses_a_bad_file(user, tmp_path):
     path = tmp_path / "x.json"
     path.write_text("{}")
-    with pytest.raises(CommandError, match="not a format we import"):
+    with pytest.raises(CommandError, match="not a format we import") as error:
         call_command("import_threads", "--user", user.username, str(path), stderr=io.StringIO())
+    assert error.value.returncode == 1  # the work failed: the file is there but cannot be imported
 
 
 def _queued_import(api, settings, django_capture_on_commit_callbacks) -> str:
@@ -111,3 +119,15 @@ def test_import_jobs_lists_them_and_runs_a_stuck_one_here(api, user, settings, d
         call_command("import_jobs", "--run", job_id, stdout=io.StringIO(), stderr=io.StringIO())
     with pytest.raises(CommandError, match="No import"):
         call_command("import_jobs", "--run", "nope", stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_import_threads_unknown_user_or_missing_file_is_a_usage_error(user, tmp_path):
+    path = tmp_path / "conversations.json"
+    path.write_text(json.dumps([chatgpt_conversation()]))
+    with pytest.raises(CommandError, match='No user "nobody"') as error:
+        call_command("import_threads", "--user", "nobody", str(path), stderr=io.StringIO())
+    assert error.value.returncode == 2
+    with pytest.raises(CommandError, match="No file") as error:
+        call_command("import_threads", "--user", user.username, str(tmp_path / "missing.json"), stderr=io.StringIO())
+    assert error.value.returncode == 2
+    assert not ChatThread.objects.exists()

@@ -138,7 +138,8 @@ def test_cleanup_attachments_finds_orphans_both_ways(user):
     lost = make_attachment(make_message(thread, "lost"))
     default_storage.delete(lost.file.name)
     orphan = default_storage.save("attachments/x/y/orphan.txt", io.BytesIO(b"nobody's"))
-    out, _ = run("cleanup_attachments", "--dry-run", "--json")
+    out, err = run("cleanup_attachments", "--dry-run", "--json")
+    assert err.splitlines()[-1] == "attachments checked: 2/2"  # the progress, on stderr
     report = json.loads(out)
     assert report["orphan_files"] == [orphan] and report["missing_files"] == [str(lost.pk)]
     assert default_storage.exists(orphan) and ChatAttachment.objects.filter(pk=lost.pk).exists()
@@ -200,3 +201,14 @@ def test_prune_metrics_defaults_to_the_retention_setting(user, settings):
 def test_prune_metrics_refuses_a_nonsense_age():
     with pytest.raises(CommandError, match="number followed by"):
         run("prune_metrics", "--older-than", "soon")
+
+
+def test_sweep_streams_ends_a_reply_whose_worker_went_silent(user, settings):
+    settings.STREAM_STALE_SECONDS = 10
+    thread = make_thread(user)
+    silent = stream_start(reply_to=make_message(thread, "anyone there?"))
+    alive = stream_start(reply_to=make_message(thread, "still thinking"))
+    ReplyStream.objects.filter(pk=silent.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=11))
+    out, _ = run("sweep_streams")
+    assert "1 stale stream(s) ended as interrupted." in out
+    assert {s.pk: s.status for s in ReplyStream.objects.all()} == {silent.pk: "interrupted", alive.pk: "streaming"}

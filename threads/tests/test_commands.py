@@ -108,8 +108,10 @@ def test_purge_threads_asks_first(user):
     thread, _ = _deleted_thread(user, days_ago=1)
     out, _ = run("purge_threads", "--older-than", "12h", stdin="n\n")
     assert "[y/N]" in out and "Nothing deleted." in out and ChatThread.objects.filter(pk=thread.pk).exists()
-    out, _ = run("purge_threads", "--older-than", "12h", stdin="")  # end of input is a no
-    assert ChatThread.objects.filter(pk=thread.pk).exists()
+    # No answer at all (cron, a script without --yes): nothing deleted, and a non-zero exit.
+    with pytest.raises(CommandError, match="--yes") as error:
+        run("purge_threads", "--older-than", "12h", stdin="")
+    assert error.value.returncode == 2 and ChatThread.objects.filter(pk=thread.pk).exists()
     out, _ = run("purge_threads", "--older-than", "12h", stdin="yes\n")
     assert not ChatThread.objects.filter(pk=thread.pk).exists()
 

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from agent.services import message_ask
-from chatproject.cli import ReplyPrinter, default_user, thread_for, usage_error
+from chatproject.cli import InterruptibleCommand, ReplyPrinter, default_user, thread_for, usage_error
 from chatproject.errors import DomainError, InvalidInput, NotFound
 from messaging.models import ChatMessage
 
@@ -29,14 +29,14 @@ def ask_and_print(
     return reply
 
 
-class Command(BaseCommand):
+class Command(InterruptibleCommand):
     help = (
         "Ask the agent one question: the reply streams here as it is produced and both messages are stored "
         "(a new thread unless --thread). Exit 1 when the reply ends in an error."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("question")
+        parser.add_argument("question", help="What to ask (quote it).")
         parser.add_argument("--user", help="Who asks (a username); default: the only user, when there is one.")
         parser.add_argument("--thread", help="Continue this thread (one of the user's) instead of starting one.")
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from agent.management.commands.ask import ask_and_print
-from chatproject.cli import default_user, is_terminal, table, thread_for
+from chatproject.cli import InterruptibleCommand, default_user, is_terminal, table, thread_for
 from threads.selectors import thread_list
 
 HELP = "/new starts a thread, /threads lists yours, /thread ID switches, /quit (or end of input) leaves."
 
 
-class Command(BaseCommand):
+class Command(InterruptibleCommand):
     help = f"An interactive chat with the agent; replies stream as they come and are stored. {HELP}"
     stealth_options = ("stdin",)
 

@@ -14,7 +14,7 @@ class Command(BaseCommand):
     help = "Search a user's memory (BM25 over their messages, deleted threads left out) as the agent does."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("query")
+        parser.add_argument("query", help="What to search for (quote it).")
         parser.add_argument("--user", required=True, help="Whose memory (a username).")
         parser.add_argument("--limit", type=int, default=10, help="Hits shown (default 10).")
         parser.add_argument("--json", action="store_true", help="A JSON list instead of a table.")

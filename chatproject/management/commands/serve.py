@@ -15,8 +15,8 @@ class Command(BaseCommand):
     help = "Serve HTTP and WebSockets with Daphne (no autoreload), sized for MAX_UPLOAD_BYTES."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--bind", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--bind", default="127.0.0.1", help="Address to listen on (default 127.0.0.1).")
+        parser.add_argument("--port", type=int, default=8000, help="Port to listen on (default 8000).")
 
     def handle(self, *args, bind: str, port: int, **options) -> None:
         # Behind a proxy: the client's address (log-in throttling counts by it) and scheme come

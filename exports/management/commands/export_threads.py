@@ -1,9 +1,9 @@
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from chatproject.cli import progress_bar
+from chatproject.cli import progress_bar, usage_error
 from chatproject.errors import InvalidInput
 from exports.formats import FORMATS
 from exports.selectors import export_thread_count
@@ -17,10 +17,12 @@ class Command(BaseCommand):
         who = parser.add_mutually_exclusive_group(required=True)
         who.add_argument("--user", help="Username whose threads to export.")
         who.add_argument("--all", action="store_true", help="Every user: one file each, in --output (a folder).")
-        parser.add_argument("--format", default="json", choices=list(FORMATS))
-        parser.add_argument("--branches", choices=["active", "all"])
+        parser.add_argument("--format", default="json", choices=list(FORMATS), help="File format (default json).")
+        parser.add_argument(
+            "--branches", choices=["active", "all"], help="The branch shown (active) or every message (all)."
+        )
         parser.add_argument("--archive", choices=["zip"], help="A ZIP: one file per thread plus attachment files.")
-        parser.add_argument("--status", choices=["active", "archived"])
+        parser.add_argument("--status", choices=["active", "archived"], help="Only threads with this status.")
         parser.add_argument("--since", help="Only threads active since this date (YYYY-MM-DD).")
         parser.add_argument("--output", help="File (--user) or folder (--all); default: the current folder.")
 
@@ -33,7 +35,7 @@ class Command(BaseCommand):
         else:
             user = User.objects.filter(username=options["user"]).first()
             if user is None:
-                raise CommandError(f'No user "{options["user"]}".')
+                raise usage_error(f'No user "{options["user"]}".')
             users, folder = [user], None
         for user in users:
             try:
@@ -45,7 +47,7 @@ class Command(BaseCommand):
                     since=options["since"],
                 )
             except InvalidInput as exc:
-                raise CommandError(exc.message) from None
+                raise usage_error(exc.message) from None
             total = export_thread_count(user=user, status=request.status, since=request.since)
             with progress_bar(f"{user.get_username()}", total, self.stderr) as advance:
                 name, chunks = export_all_stream(user=user, request=request, on_thread=advance)

@@ -3,7 +3,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from chatproject.cli import progress_bar
+from chatproject.cli import progress_bar, usage_error
 from chatproject.errors import DomainError
 from exports.services import import_file_open, threads_import
 
@@ -21,10 +21,10 @@ class Command(BaseCommand):
     def handle(self, *args, user: str, file: str, **options):
         owner = get_user_model().objects.filter(username=user).first()
         if owner is None:
-            raise CommandError(f'No user "{user}".')
+            raise usage_error(f'No user "{user}".')
         path = Path(file)
         if not path.is_file():
-            raise CommandError(f"No file {file}.")
+            raise usage_error(f"No file {file}.")
         with path.open("rb") as stream:
             try:
                 checked = import_file_open(stream=stream, size=path.stat().st_size)

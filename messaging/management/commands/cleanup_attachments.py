@@ -6,7 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from chatproject.cli import table, write_json
+from chatproject.cli import progress_bar, table, write_json
+from messaging.selectors import attachment_count
 from messaging.services import attachment_cleanup
 
 
@@ -18,7 +19,8 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="The lists as JSON.")
 
     def handle(self, *args: Any, dry_run: bool, json: bool, **options: Any) -> None:
-        result = attachment_cleanup(dry_run=dry_run)
+        with progress_bar("attachments checked", attachment_count(), self.stderr) as advance:
+            result = attachment_cleanup(dry_run=dry_run, on_row=advance)
         if json:
             write_json(self.stdout, {"dry_run": dry_run, **result})
             return

@@ -35,7 +35,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("thread", help="The thread's id.")
-        parser.add_argument("--path", choices=["active", "all"], default="active")
+        parser.add_argument(
+            "--path",
+            choices=["active", "all"],
+            default="active",
+            help="The branch its owner sees (active, default) or every message in order (all).",
+        )
 
     def handle(self, *args: Any, thread: str, path: str, **options: Any) -> None:
         try:

@@ -7,8 +7,10 @@ class Command(BaseCommand):
     help = "Create a demo user (and a welcome thread) when the site has no user yet."
 
     def add_arguments(self, parser):
-        parser.add_argument("--username", default="demo")
-        parser.add_argument("--password", default="demo-password")
+        parser.add_argument("--username", default="demo", help="The demo user's username (default demo).")
+        parser.add_argument(
+            "--password", default="demo-password", help="The demo user's password (default demo-password)."
+        )
 
     def handle(self, *args, username: str, password: str, **options):
         user = demo_user_ensure(username=username, password=password)

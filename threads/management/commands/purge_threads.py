@@ -27,6 +27,7 @@ class Command(BaseCommand):
             "--status",
             default=ChatThread.Status.DELETED,
             choices=[ChatThread.Status.DELETED, ChatThread.Status.ARCHIVED],
+            help="Which threads: deleted (default) or archived.",
         )
         parser.add_argument("--dry-run", action="store_true", help="List what would go; delete nothing.")
         parser.add_argument("--yes", action="store_true", help="Do not ask.")

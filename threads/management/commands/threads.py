@@ -17,7 +17,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--user", help="Only this user's threads (a username).")
-        parser.add_argument("--status", choices=ChatThread.Status.values)
+        parser.add_argument("--status", choices=ChatThread.Status.values, help="Only threads with this status.")
         parser.add_argument("--search", help="Only titles containing this (case-insensitive).")
         parser.add_argument("--limit", type=int, default=100, help="At most this many (default 100).")
         parser.add_argument("--json", action="store_true", help="A JSON list instead of a table.")

@@ -6,14 +6,18 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 from django.db import close_old_connections
 
+from chatproject.cli import InterruptibleCommand
 from webhooks.services import deliveries_run_due
 
 
-class Command(BaseCommand):
-    help = "Attempt every due webhook delivery (first attempts never queued, and retries)."
+class Command(InterruptibleCommand):
+    help = (
+        "Attempt every due webhook delivery (first attempts never queued, and retries); --loop keeps going "
+        "until Ctrl-C (exit 130)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--loop", action="store_true", help="Keep going every SWEEP_INTERVAL_SECONDS.")
