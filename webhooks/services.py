@@ -28,7 +28,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from chatproject import ssrf
-from chatproject.errors import InvalidInput, NotFound
+from chatproject.errors import Conflict, InvalidInput, NotFound
 from chatproject.totals import WEBHOOK_DELIVERY_ATTEMPTS, Totals
 from messaging.models import ChatMessage
 from messaging.services import message_send
@@ -241,7 +241,9 @@ def webhook_send_test(*, webhook: Webhook) -> WebhookDelivery:
 
 def delivery_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
     """Send the delivery's event again as a new delivery: same event id, same body, a fresh
-    retry schedule."""
+    retry schedule. Conflict when the endpoint is disabled (it would fail without a request)."""
+    if not delivery.webhook.active:
+        raise Conflict("The webhook is disabled: enable it, then redeliver.")
     with transaction.atomic():
         (again,) = _deliveries_create(delivery.event, [delivery.webhook])
     return again

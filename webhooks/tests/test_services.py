@@ -341,3 +341,39 @@ def test_export_completed_is_sent_when_the_exports_app_signals_it():
     assert got["body"]["type"] == "export.completed" and got["body"]["data"] == {
         "export": {"id": "e1", "format": "json"}
     }
+
+
+@pytest.mark.django_db
+def test_an_endpoint_whose_last_events_all_failed_is_disabled():
+    owner = make_user()
+    with Receiver(statuses=[500]) as receiver:
+        webhook = hook_for(receiver, owner)
+        # One event short of the limit; failing_since is fresh, so the 5-day rule is not what fires.
+        Webhook.objects.filter(pk=webhook.pk).update(consecutive_failures=conf.DISABLE_AFTER_FAILED_EVENTS - 1)
+        make_thread(owner=owner)
+        for _ in range(len(conf.RETRY_DELAYS_SECONDS)):
+            run_due_now()
+    webhook.refresh_from_db()
+    assert WebhookDelivery.objects.get().status == "failed"
+    assert webhook.consecutive_failures == conf.DISABLE_AFTER_FAILED_EVENTS
+    assert webhook.active is False and f"last {conf.DISABLE_AFTER_FAILED_EVENTS} events" in webhook.disabled_reason
+
+
+@pytest.mark.django_db
+def test_after_the_grace_period_the_old_secret_no_longer_signs():
+    owner = make_user()
+    with Receiver() as receiver:
+        webhook = hook_for(receiver, owner)
+        old = webhook.secret
+        services.webhook_rotate_secret(webhook=webhook)
+        grace = (webhook.previous_secret_expires_at - timezone.now()).total_seconds()
+        assert conf.ROTATION_GRACE_SECONDS - 5 < grace <= conf.ROTATION_GRACE_SECONDS == 24 * 3600
+        Webhook.objects.filter(pk=webhook.pk).update(previous_secret_expires_at=timezone.now() - timedelta(seconds=1))
+        receiver.secret = old
+        services.webhook_send_test(webhook=webhook)
+        services.deliveries_run_due()
+        receiver.secret = webhook.secret
+        services.webhook_send_test(webhook=webhook)
+        services.deliveries_run_due()
+    assert len(receiver.rejected) == 1 and len(receiver.verified) == 1
+    assert len(receiver.verified[0]["webhook-signature"].split()) == 1
