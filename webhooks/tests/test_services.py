@@ -377,3 +377,33 @@ def test_after_the_grace_period_the_old_secret_no_longer_signs():
         services.deliveries_run_due()
     assert len(receiver.rejected) == 1 and len(receiver.verified) == 1
     assert len(receiver.verified[0]["webhook-signature"].split()) == 1
+
+
+@pytest.mark.django_db
+def test_webhook_timestamp_is_the_attempts_not_the_events():
+    owner = make_user()
+    with Receiver() as receiver:
+        hook_for(receiver, owner)
+        make_thread(owner=owner)
+        # An event stored 10 minutes ago (a retry, an outage): the receiver allows 5 minutes of skew.
+        WebhookEvent.objects.update(created_at=timezone.now() - timedelta(minutes=10))
+        services.deliveries_run_due()
+    assert receiver.rejected == []
+    (got,) = receiver.verified
+    assert abs(int(got["webhook-timestamp"]) - timezone.now().timestamp()) < 5
+
+
+@pytest.mark.django_db
+def test_a_delivery_taken_by_a_worker_that_died_is_taken_again_when_its_lease_ends():
+    owner = make_user()
+    with Receiver() as receiver:
+        hook_for(receiver, owner)
+        make_thread(owner=owner)
+        (claimed,) = services._claim_due(10)  # a worker took it, then died before attempting
+        delivery = WebhookDelivery.objects.get(pk=claimed)
+        assert delivery.next_attempt_at > timezone.now() + timedelta(seconds=conf.lease_seconds() - 5)
+        assert services.deliveries_run_due() == 0  # leased: nobody else sends it meanwhile
+        WebhookDelivery.objects.filter(pk=claimed).update(next_attempt_at=timezone.now())  # the lease ran out
+        assert services.deliveries_run_due() == 1
+    delivery.refresh_from_db()
+    assert delivery.status == "succeeded" and len(receiver.verified) == 1
