@@ -380,11 +380,14 @@ def delivery_attempt(*, delivery_id: Any) -> WebhookDelivery | None:
         else:
             delivery.next_attempt_at = now + timedelta(seconds=delay)
         Webhook.objects.filter(pk=webhook.pk, failing_since__isnull=True).update(failing_since=now)
-        webhook.refresh_from_db(fields=["consecutive_failures", "failing_since"])
-        if webhook.consecutive_failures >= conf.DISABLE_AFTER_FAILED_EVENTS:
-            _disable(webhook, f"Every attempt of the last {webhook.consecutive_failures} events failed.")
-        elif webhook.failing_since and now - webhook.failing_since > timedelta(days=conf.DISABLE_AFTER_FAILING_DAYS):
-            _disable(webhook, f"Every attempt failed for more than {conf.DISABLE_AFTER_FAILING_DAYS} days.")
+        # The owner may have deleted the endpoint while the request was out: then nothing to disable.
+        counts = Webhook.objects.filter(pk=webhook.pk).values_list("consecutive_failures", "failing_since").first()
+        if counts is not None:
+            failures, failing_since = counts
+            if failures >= conf.DISABLE_AFTER_FAILED_EVENTS:
+                _disable(webhook, f"Every attempt of the last {failures} events failed.")
+            elif failing_since and now - failing_since > timedelta(days=conf.DISABLE_AFTER_FAILING_DAYS):
+                _disable(webhook, f"Every attempt failed for more than {conf.DISABLE_AFTER_FAILING_DAYS} days.")
     _attempt_save(
         delivery,
         [
@@ -407,8 +410,11 @@ def _attempt_save(delivery: WebhookDelivery, fields: list[str]) -> None:
     outcome = "retry" if delivery.status == WebhookDelivery.Status.PENDING else str(delivery.status)
     totals = Totals()
     totals.count(WEBHOOK_DELIVERY_ATTEMPTS, outcome=outcome)
+    delivery.updated_at = timezone.now()
     with transaction.atomic():
-        delivery.save(update_fields=fields)
+        # An update, not save(update_fields=...): a delivery deleted with its endpoint during the
+        # attempt is no error (save would raise on the missing row).
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(**{name: getattr(delivery, name) for name in fields})
         totals.save()
 
 

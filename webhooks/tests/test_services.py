@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -407,3 +407,22 @@ def test_a_delivery_taken_by_a_worker_that_died_is_taken_again_when_its_lease_en
         assert services.deliveries_run_due() == 1
     delivery.refresh_from_db()
     assert delivery.status == "succeeded" and len(receiver.verified) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("status", [200, 500])
+def test_an_endpoint_deleted_while_its_request_is_out_ends_the_attempt_quietly(status):
+    owner = make_user()
+
+    def delete_then_answer(request: Request) -> Reply:
+        Webhook.objects.all().delete()  # the owner deletes it meanwhile
+        connection.close()  # this server thread's own connection
+        return Reply(status=status)
+
+    with LocalServer(delete_then_answer) as server:
+        services.webhook_create(owner=owner, url=server.url + "/hook", events=["*"])
+        make_thread(owner=owner)
+        make_thread(owner=owner)
+        assert services.deliveries_run_due() == 2  # the batch goes on past the vanished endpoint
+    assert len(server.requests) == 1
+    assert not WebhookDelivery.objects.exists()
