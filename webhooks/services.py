@@ -453,6 +453,23 @@ def deliveries_queue_due(*, limit: int = conf.DUE_BATCH) -> int:
     return len(ids)
 
 
+def events_prune(*, before: datetime, batch: int = conf.PRUNE_BATCH) -> int:
+    """Delete up to ``batch`` events created before ``before`` with their deliveries, oldest first,
+    except events with a delivery still pending (its retries are not cut short); how many went."""
+    ids = list(
+        WebhookEvent.objects.filter(created_at__lt=before)
+        .exclude(deliveries__status=WebhookDelivery.Status.PENDING)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:batch]
+    )
+    if not ids:
+        return 0
+    with transaction.atomic():
+        WebhookDelivery.objects.filter(event_id__in=ids).delete()
+        WebhookEvent.objects.filter(pk__in=ids).delete()
+    return len(ids)
+
+
 # --- Incoming -----------------------------------------------------------------------------------
 
 

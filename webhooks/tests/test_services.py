@@ -426,3 +426,40 @@ def test_an_endpoint_deleted_while_its_request_is_out_ends_the_attempt_quietly(s
         assert services.deliveries_run_due() == 2  # the batch goes on past the vanished endpoint
     assert len(server.requests) == 1
     assert not WebhookDelivery.objects.exists()
+
+
+@pytest.mark.django_db
+def test_old_events_are_pruned_unless_a_delivery_is_still_pending(settings):
+    from webhooks.tasks import prune_events
+
+    owner = make_user()
+    with Receiver(statuses=[200, 500]) as receiver:
+        hook_for(receiver, owner)
+        make_thread(owner=owner, title="delivered")
+        services.deliveries_run_due()
+        make_thread(owner=owner, title="retrying")  # 500: pending, retries still to come
+        services.deliveries_run_due()
+        make_thread(owner=owner, title="recent")
+    delivered, retrying = (WebhookEvent.objects.get(body__contains=title) for title in ("delivered", "retrying"))
+    old = timezone.now() - timedelta(days=settings.WEBHOOK_EVENT_RETENTION_DAYS, minutes=1)
+    WebhookEvent.objects.filter(pk__in=[delivered.pk, retrying.pk]).update(created_at=old)
+
+    assert prune_events() == 1
+    assert not WebhookEvent.objects.filter(pk=delivered.pk).exists()
+    assert not WebhookDelivery.objects.filter(event_id=delivered.pk).exists()
+    assert WebhookEvent.objects.count() == 2  # the pending one and the recent one stay
+    assert prune_events() == 0  # at most once every PRUNE_EVERY_SECONDS
+
+
+@pytest.mark.django_db
+def test_a_retention_of_zero_keeps_every_event(settings):
+    from webhooks.tasks import prune_events
+
+    settings.WEBHOOK_EVENT_RETENTION_DAYS = 0
+    owner = make_user()
+    with Receiver() as receiver:
+        hook_for(receiver, owner)
+        make_thread(owner=owner)
+        services.deliveries_run_due()
+    WebhookEvent.objects.update(created_at=timezone.now() - timedelta(days=3650))
+    assert prune_events() == 0 and WebhookEvent.objects.count() == 1
