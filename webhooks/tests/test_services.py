@@ -463,3 +463,26 @@ def test_a_retention_of_zero_keeps_every_event(settings):
         services.deliveries_run_due()
     WebhookEvent.objects.update(created_at=timezone.now() - timedelta(days=3650))
     assert prune_events() == 0 and WebhookEvent.objects.count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("status", "event"),
+    [
+        (ReplyStream.Status.COMPLETE, "reply.completed"),
+        (ReplyStream.Status.ERROR, "reply.failed"),
+        (ReplyStream.Status.INTERRUPTED, "reply.failed"),
+        (ReplyStream.Status.STOPPED, "reply.failed"),
+    ],
+)
+def test_every_way_a_reply_ends_is_an_event(status, event):
+    owner = make_user()
+    thread = make_thread(owner=owner)
+    question, _ = message_send(thread=thread, sender=owner, content="hi", reply=False)
+    with Receiver() as receiver:
+        hook_for(receiver, owner, events=["reply.completed", "reply.failed"])
+        stream_finish(stream=stream_start(reply_to=question), status=status, content="partial")
+        services.deliveries_run_due()
+    (got,) = receiver.verified
+    assert got["body"]["type"] == event and got["body"]["data"]["status"] == status
+    assert got["body"]["data"]["message"]["content"] == "partial"
