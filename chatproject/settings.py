@@ -183,6 +183,7 @@ PERIODIC_TASKS = [
     "webhooks.deliver_due",
     "messaging.prune_metrics",
     "messaging.rollup_metrics",
+    "webhooks.prune_events",
 ]
 # Reply metrics (ReplyMetric, ToolCallMetric) older than this many days are deleted; 0 keeps them.
 REPLY_METRICS_RETENTION_DAYS = env_int("REPLY_METRICS_RETENTION_DAYS", 90, minimum=0)
@@ -191,6 +192,9 @@ REPLY_METRICS_RETENTION_DAYS = env_int("REPLY_METRICS_RETENTION_DAYS", 90, minim
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 # Lets webhook URLs reach loopback and private addresses: development and tests only, never production.
 WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", default=False)
+# Webhook events (their bodies and deliveries) older than this many days are deleted, unless a
+# delivery of theirs is still pending; 0 keeps them.
+WEBHOOK_EVENT_RETENTION_DAYS = env_int("WEBHOOK_EVENT_RETENTION_DAYS", 30, minimum=0)
 
 # --- Agent ------------------------------------------------------------------------------------
 # What produces a reply: a function from a user message to ReplyEvents (see agent.services).

@@ -21,6 +21,7 @@ import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -162,6 +163,13 @@ def _connection(target: Target, address: str, timeout: float) -> http.client.HTT
     return conn
 
 
+def _cut(conn: http.client.HTTPConnection, expired: threading.Event) -> None:
+    """At the deadline: end the connection under the thread still reading it."""
+    expired.set()
+    with contextlib.suppress(OSError, AttributeError):
+        conn.sock.shutdown(socket.SHUT_RDWR)
+
+
 def fetch(
     method: str,
     url: str,
@@ -174,26 +182,47 @@ def fetch(
     allow_private: bool = False,
 ) -> Response:
     """One request to ``url`` after ``url_check``; no redirects followed, at most ``max_bytes`` of
-    the body read. Raises UnsafeURL, or OSError / http.client.HTTPException on network failure
-    (``TimeoutError`` when the server is too slow)."""
+    the body read. ``timeout`` bounds the whole request, from connecting to the last byte read:
+    a server dripping its answer cannot hold the caller longer. Raises UnsafeURL, or OSError /
+    http.client.HTTPException on network failure (``TimeoutError`` when the server is too slow)."""
     target = url_check(url, allow_http=allow_http, allow_private=allow_private)
     started = time.monotonic()
+    deadline = started + timeout
     last_error: OSError | None = None
     for address in target.addresses:
-        conn = _connection(target, address, timeout)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        conn = _connection(target, address, remaining)
+        # A socket timeout bounds each read, not their sum: the timer ends the request at the deadline.
+        expired = threading.Event()
+        timer = threading.Timer(remaining, _cut, args=(conn, expired))
+        timer.daemon = True
+        timer.start()
         try:
             conn.request(method, target.path, body=body, headers=headers or {})
             reply = conn.getresponse()
             data = reply.read(max_bytes)
-            return Response(
-                status=reply.status,
-                headers={key.lower(): value for key, value in reply.getheaders()},
-                body=data,
-                duration_ms=int((time.monotonic() - started) * 1000),
-            )
         except (ConnectionRefusedError, socket.gaierror) as exc:
+            if expired.is_set():
+                raise TimeoutError(f"No complete answer within {timeout} s.") from None
             last_error = exc  # try the host's next address
+            continue
+        except (OSError, http.client.HTTPException):
+            if expired.is_set():
+                raise TimeoutError(f"No complete answer within {timeout} s.") from None
+            raise
         finally:
+            timer.cancel()
             conn.close()
-    assert last_error is not None
+        if expired.is_set():
+            raise TimeoutError(f"No complete answer within {timeout} s.")
+        return Response(
+            status=reply.status,
+            headers={key.lower(): value for key, value in reply.getheaders()},
+            body=data,
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+    if last_error is None:
+        raise TimeoutError(f"No complete answer within {timeout} s.")
     raise last_error

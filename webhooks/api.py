@@ -98,7 +98,13 @@ class WebhookDeliveryListApi(generics.GenericAPIView):
 class DeliveryRedeliverApi(APIView):
     """Send the delivery's event again (same event id) as a new delivery."""
 
-    @extend_schema(request=None, responses={202: DeliverySerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            202: DeliverySerializer,
+            409: OpenApiResponse(response=ERROR_SCHEMA, description="The webhook is disabled: enable it first."),
+        },
+    )
     def post(self, request: Request, delivery_id: str) -> Response:
         delivery = selectors.delivery_get(user=request.user, delivery_id=delivery_id)
         again = services.delivery_redeliver(delivery=delivery)

@@ -22,11 +22,20 @@ TIMESTAMP_TOLERANCE_SECONDS = 5 * 60
 RESPONSE_EXCERPT_CHARS = 1000
 # Due deliveries taken per run of the periodic job.
 DUE_BATCH = 100
+# The retention prune runs with the other periodic jobs but acts at most this often (all processes
+# together: the cache is shared on the production stack), deleting at most PRUNE_BATCH events a batch.
+PRUNE_EVERY_SECONDS = 600
+PRUNE_BATCH = 5000
+PRUNE_BATCHES_PER_RUN = 20
 USER_AGENT = "ChatServer-Webhooks/1.0 (+https://www.standardwebhooks.com)"
 
 
 def timeout_seconds() -> int:
     return int(settings.WEBHOOK_TIMEOUT_SECONDS)
+
+
+def event_retention_days() -> int:
+    return int(settings.WEBHOOK_EVENT_RETENTION_DAYS)
 
 
 def allow_private() -> bool:

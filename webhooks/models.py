@@ -60,6 +60,7 @@ class WebhookEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["created_at"], name="webhook_event_created")]
 
     def __str__(self) -> str:
         return f"{self.type} {self.id}"

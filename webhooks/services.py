@@ -28,7 +28,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from chatproject import ssrf
-from chatproject.errors import InvalidInput, NotFound
+from chatproject.errors import Conflict, InvalidInput, NotFound
 from chatproject.totals import WEBHOOK_DELIVERY_ATTEMPTS, Totals
 from messaging.models import ChatMessage
 from messaging.services import message_send
@@ -241,7 +241,9 @@ def webhook_send_test(*, webhook: Webhook) -> WebhookDelivery:
 
 def delivery_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
     """Send the delivery's event again as a new delivery: same event id, same body, a fresh
-    retry schedule."""
+    retry schedule. Conflict when the endpoint is disabled (it would fail without a request)."""
+    if not delivery.webhook.active:
+        raise Conflict("The webhook is disabled: enable it, then redeliver.")
     with transaction.atomic():
         (again,) = _deliveries_create(delivery.event, [delivery.webhook])
     return again
@@ -378,11 +380,14 @@ def delivery_attempt(*, delivery_id: Any) -> WebhookDelivery | None:
         else:
             delivery.next_attempt_at = now + timedelta(seconds=delay)
         Webhook.objects.filter(pk=webhook.pk, failing_since__isnull=True).update(failing_since=now)
-        webhook.refresh_from_db(fields=["consecutive_failures", "failing_since"])
-        if webhook.consecutive_failures >= conf.DISABLE_AFTER_FAILED_EVENTS:
-            _disable(webhook, f"Every attempt of the last {webhook.consecutive_failures} events failed.")
-        elif webhook.failing_since and now - webhook.failing_since > timedelta(days=conf.DISABLE_AFTER_FAILING_DAYS):
-            _disable(webhook, f"Every attempt failed for more than {conf.DISABLE_AFTER_FAILING_DAYS} days.")
+        # The owner may have deleted the endpoint while the request was out: then nothing to disable.
+        counts = Webhook.objects.filter(pk=webhook.pk).values_list("consecutive_failures", "failing_since").first()
+        if counts is not None:
+            failures, failing_since = counts
+            if failures >= conf.DISABLE_AFTER_FAILED_EVENTS:
+                _disable(webhook, f"Every attempt of the last {failures} events failed.")
+            elif failing_since and now - failing_since > timedelta(days=conf.DISABLE_AFTER_FAILING_DAYS):
+                _disable(webhook, f"Every attempt failed for more than {conf.DISABLE_AFTER_FAILING_DAYS} days.")
     _attempt_save(
         delivery,
         [
@@ -405,8 +410,11 @@ def _attempt_save(delivery: WebhookDelivery, fields: list[str]) -> None:
     outcome = "retry" if delivery.status == WebhookDelivery.Status.PENDING else str(delivery.status)
     totals = Totals()
     totals.count(WEBHOOK_DELIVERY_ATTEMPTS, outcome=outcome)
+    delivery.updated_at = timezone.now()
     with transaction.atomic():
-        delivery.save(update_fields=fields)
+        # An update, not save(update_fields=...): a delivery deleted with its endpoint during the
+        # attempt is no error (save would raise on the missing row).
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(**{name: getattr(delivery, name) for name in fields})
         totals.save()
 
 
@@ -442,6 +450,23 @@ def deliveries_queue_due(*, limit: int = conf.DUE_BATCH) -> int:
     ids = _claim_due(limit)
     for pk in ids:
         deliver.delay(str(pk))
+    return len(ids)
+
+
+def events_prune(*, before: datetime, batch: int = conf.PRUNE_BATCH) -> int:
+    """Delete up to ``batch`` events created before ``before`` with their deliveries, oldest first,
+    except events with a delivery still pending (its retries are not cut short); how many went."""
+    ids = list(
+        WebhookEvent.objects.filter(created_at__lt=before)
+        .exclude(deliveries__status=WebhookDelivery.Status.PENDING)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:batch]
+    )
+    if not ids:
+        return 0
+    with transaction.atomic():
+        WebhookDelivery.objects.filter(event_id__in=ids).delete()
+        WebhookEvent.objects.filter(pk__in=ids).delete()
     return len(ids)
 
 

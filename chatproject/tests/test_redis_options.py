@@ -132,6 +132,7 @@ def test_beat_sends_the_sweeps_and_webhook_deliveries_every_interval_and_no_thre
         "webhooks.deliver_due",
         "messaging.prune_metrics",
         "messaging.rollup_metrics",
+        "webhooks.prune_events",
     }
     assert {entry["schedule"] for entry in schedule.values()} == {production["sweep_interval"]}
     # Dropped only when far behind: a sweep waiting behind a short backlog of replies still runs.

@@ -3,6 +3,8 @@ address is the one connected to, and redirects are not followed."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from agent.tests.local_http import LocalServer, Reply
@@ -109,3 +111,22 @@ def test_fetch_does_not_follow_redirects():
     with LocalServer(lambda request: Reply(status=302, headers={"Location": "http://169.254.169.254/"})) as server:
         response = ssrf.fetch("GET", server.url + "/", allow_http=True, allow_private=True)
     assert response.status == 302 and len(server.requests) == 1
+
+
+def dripping(request):
+    """An answer that comes a byte every 0.2 s: each read is quick, the whole takes 2 s."""
+
+    def drip():
+        for _ in range(10):
+            time.sleep(0.2)
+            yield b"x"
+
+    return Reply(status=200, body=drip())
+
+
+def test_the_timeout_bounds_the_whole_request_not_each_read():
+    with LocalServer(dripping) as server:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            ssrf.fetch("POST", server.url + "/", timeout=0.7, allow_http=True, allow_private=True)
+        assert time.monotonic() - started < 1.5

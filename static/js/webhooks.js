@@ -50,17 +50,26 @@
     navigator.clipboard.writeText(document.getElementById("wh-secret-value").textContent).then(() => say("Secret copied."));
   });
 
-  async function showDeliveries(hook, box) {
-    const page = await api("GET", hook.id + "/deliveries/");
-    box.replaceChildren(...page.results.map((d) => el("li", { class: "delivery delivery-" + d.status },
+  const DELIVERIES_PAGE = 20;
+
+  // Page 1 replaces the list; "Older deliveries" appends the next page (the API is paginated).
+  async function showDeliveries(hook, box, number = 1) {
+    const page = await api("GET", hook.id + "/deliveries/?page_size=" + DELIVERIES_PAGE + "&page=" + number);
+    const rows = page.results.map((d) => el("li", { class: "delivery delivery-" + d.status },
       el("span", {}, d.event_type + " · " + d.event_id + " · " + d.status + " · attempt " + d.attempt +
         (d.status_code ? " · HTTP " + d.status_code : "") + (d.error ? " · " + d.error : "") +
         (d.next_attempt_at ? " · next " + new Date(d.next_attempt_at).toLocaleString() : "")),
       " ", el("button", { type: "button", class: "link", onclick: attempt(async () => {
         await api("POST", "deliveries/" + d.id + "/redeliver/");
         await showDeliveries(hook, box);
-      }) }, "Redeliver"))));
-    if (!page.results.length) box.replaceChildren(el("li", {}, "No deliveries yet."));
+      }) }, "Redeliver")));
+    if (number === 1) box.replaceChildren(...rows);
+    else { box.querySelector(".more")?.remove(); box.append(...rows); }
+    if (page.next) {
+      box.append(el("li", { class: "more" }, el("button", { type: "button", class: "link",
+        onclick: attempt(() => showDeliveries(hook, box, number + 1)) }, "Older deliveries")));
+    }
+    if (!box.children.length) box.replaceChildren(el("li", {}, "No deliveries yet."));
   }
 
   function hookRow(hook) {

@@ -126,6 +126,26 @@ def test_redeliver_keeps_the_event_id(api):
 
 
 @pytest.mark.django_db
+def test_redeliver_to_a_disabled_endpoint_is_refused_clearly(api):
+    webhook_id = create(api).json()["id"]
+    first = api.post(f"/api/webhooks/{webhook_id}/test/").json()
+    api.patch(f"/api/webhooks/{webhook_id}/", {"active": False}, format="json")
+    refused = api.post(f"/api/webhooks/deliveries/{first['id']}/redeliver/")
+    assert refused.status_code == 409 and refused.json()["code"] == "conflict"
+    assert "disabled" in refused.json()["detail"]
+    assert WebhookDelivery.objects.count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("url", "text"), [("https://10.0.0.5/x", "private"), ("http://93.184.215.14/x", "https://")])
+def test_changing_the_url_is_checked_like_creating(api, url, text):
+    webhook_id = create(api).json()["id"]
+    response = api.patch(f"/api/webhooks/{webhook_id}/", {"url": url}, format="json")
+    assert response.status_code == 400 and text in response.json()["url"][0]
+    assert Webhook.objects.get(pk=webhook_id).url == URL
+
+
+@pytest.mark.django_db
 def test_event_types_are_listed(api):
     types = [row["type"] for row in api.get("/api/webhooks/event-types/").json()]
     assert "export.completed" in types and "reply.failed" in types
@@ -339,6 +359,25 @@ def test_an_incoming_message_is_itself_an_outgoing_event(api, anon_api, user, se
         deliveries_run_due()
     (request,) = server.requests
     assert request.json()["data"]["message"]["content"] == "from CI"
+
+
+@pytest.mark.django_db
+def test_a_finished_export_is_sent_as_export_completed(api, user, settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    from webhooks.tests.test_services import Receiver
+
+    make_thread(owner=user, title="Trip")
+    with Receiver() as receiver:
+        created = api.post(
+            "/api/webhooks/", {"url": receiver.url + "/x", "events": ["export.completed"]}, format="json"
+        ).json()
+        receiver.secret = created["secret"]
+        response = api.get("/api/export/?format=csv")
+        b"".join(response.streaming_content)
+        deliveries_run_due()
+    (got,) = receiver.verified
+    assert got["body"]["type"] == "export.completed"
+    assert got["body"]["data"]["export"]["format"] == "csv" and got["body"]["data"]["export"]["scope"] == "all"
 
 
 @pytest.mark.django_db

@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -341,3 +341,148 @@ def test_export_completed_is_sent_when_the_exports_app_signals_it():
     assert got["body"]["type"] == "export.completed" and got["body"]["data"] == {
         "export": {"id": "e1", "format": "json"}
     }
+
+
+@pytest.mark.django_db
+def test_an_endpoint_whose_last_events_all_failed_is_disabled():
+    owner = make_user()
+    with Receiver(statuses=[500]) as receiver:
+        webhook = hook_for(receiver, owner)
+        # One event short of the limit; failing_since is fresh, so the 5-day rule is not what fires.
+        Webhook.objects.filter(pk=webhook.pk).update(consecutive_failures=conf.DISABLE_AFTER_FAILED_EVENTS - 1)
+        make_thread(owner=owner)
+        for _ in range(len(conf.RETRY_DELAYS_SECONDS)):
+            run_due_now()
+    webhook.refresh_from_db()
+    assert WebhookDelivery.objects.get().status == "failed"
+    assert webhook.consecutive_failures == conf.DISABLE_AFTER_FAILED_EVENTS
+    assert webhook.active is False and f"last {conf.DISABLE_AFTER_FAILED_EVENTS} events" in webhook.disabled_reason
+
+
+@pytest.mark.django_db
+def test_after_the_grace_period_the_old_secret_no_longer_signs():
+    owner = make_user()
+    with Receiver() as receiver:
+        webhook = hook_for(receiver, owner)
+        old = webhook.secret
+        services.webhook_rotate_secret(webhook=webhook)
+        grace = (webhook.previous_secret_expires_at - timezone.now()).total_seconds()
+        assert conf.ROTATION_GRACE_SECONDS - 5 < grace <= conf.ROTATION_GRACE_SECONDS == 24 * 3600
+        Webhook.objects.filter(pk=webhook.pk).update(previous_secret_expires_at=timezone.now() - timedelta(seconds=1))
+        receiver.secret = old
+        services.webhook_send_test(webhook=webhook)
+        services.deliveries_run_due()
+        receiver.secret = webhook.secret
+        services.webhook_send_test(webhook=webhook)
+        services.deliveries_run_due()
+    assert len(receiver.rejected) == 1 and len(receiver.verified) == 1
+    assert len(receiver.verified[0]["webhook-signature"].split()) == 1
+
+
+@pytest.mark.django_db
+def test_webhook_timestamp_is_the_attempts_not_the_events():
+    owner = make_user()
+    with Receiver() as receiver:
+        hook_for(receiver, owner)
+        make_thread(owner=owner)
+        # An event stored 10 minutes ago (a retry, an outage): the receiver allows 5 minutes of skew.
+        WebhookEvent.objects.update(created_at=timezone.now() - timedelta(minutes=10))
+        services.deliveries_run_due()
+    assert receiver.rejected == []
+    (got,) = receiver.verified
+    assert abs(int(got["webhook-timestamp"]) - timezone.now().timestamp()) < 5
+
+
+@pytest.mark.django_db
+def test_a_delivery_taken_by_a_worker_that_died_is_taken_again_when_its_lease_ends():
+    owner = make_user()
+    with Receiver() as receiver:
+        hook_for(receiver, owner)
+        make_thread(owner=owner)
+        (claimed,) = services._claim_due(10)  # a worker took it, then died before attempting
+        delivery = WebhookDelivery.objects.get(pk=claimed)
+        assert delivery.next_attempt_at > timezone.now() + timedelta(seconds=conf.lease_seconds() - 5)
+        assert services.deliveries_run_due() == 0  # leased: nobody else sends it meanwhile
+        WebhookDelivery.objects.filter(pk=claimed).update(next_attempt_at=timezone.now())  # the lease ran out
+        assert services.deliveries_run_due() == 1
+    delivery.refresh_from_db()
+    assert delivery.status == "succeeded" and len(receiver.verified) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("status", [200, 500])
+def test_an_endpoint_deleted_while_its_request_is_out_ends_the_attempt_quietly(status):
+    owner = make_user()
+
+    def delete_then_answer(request: Request) -> Reply:
+        Webhook.objects.all().delete()  # the owner deletes it meanwhile
+        connection.close()  # this server thread's own connection
+        return Reply(status=status)
+
+    with LocalServer(delete_then_answer) as server:
+        services.webhook_create(owner=owner, url=server.url + "/hook", events=["*"])
+        make_thread(owner=owner)
+        make_thread(owner=owner)
+        assert services.deliveries_run_due() == 2  # the batch goes on past the vanished endpoint
+    assert len(server.requests) == 1
+    assert not WebhookDelivery.objects.exists()
+
+
+@pytest.mark.django_db
+def test_old_events_are_pruned_unless_a_delivery_is_still_pending(settings):
+    from webhooks.tasks import prune_events
+
+    owner = make_user()
+    with Receiver(statuses=[200, 500]) as receiver:
+        hook_for(receiver, owner)
+        make_thread(owner=owner, title="delivered")
+        services.deliveries_run_due()
+        make_thread(owner=owner, title="retrying")  # 500: pending, retries still to come
+        services.deliveries_run_due()
+        make_thread(owner=owner, title="recent")
+    delivered, retrying = (WebhookEvent.objects.get(body__contains=title) for title in ("delivered", "retrying"))
+    old = timezone.now() - timedelta(days=settings.WEBHOOK_EVENT_RETENTION_DAYS, minutes=1)
+    WebhookEvent.objects.filter(pk__in=[delivered.pk, retrying.pk]).update(created_at=old)
+
+    assert prune_events() == 1
+    assert not WebhookEvent.objects.filter(pk=delivered.pk).exists()
+    assert not WebhookDelivery.objects.filter(event_id=delivered.pk).exists()
+    assert WebhookEvent.objects.count() == 2  # the pending one and the recent one stay
+    assert prune_events() == 0  # at most once every PRUNE_EVERY_SECONDS
+
+
+@pytest.mark.django_db
+def test_a_retention_of_zero_keeps_every_event(settings):
+    from webhooks.tasks import prune_events
+
+    settings.WEBHOOK_EVENT_RETENTION_DAYS = 0
+    owner = make_user()
+    with Receiver() as receiver:
+        hook_for(receiver, owner)
+        make_thread(owner=owner)
+        services.deliveries_run_due()
+    WebhookEvent.objects.update(created_at=timezone.now() - timedelta(days=3650))
+    assert prune_events() == 0 and WebhookEvent.objects.count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("status", "event"),
+    [
+        (ReplyStream.Status.COMPLETE, "reply.completed"),
+        (ReplyStream.Status.ERROR, "reply.failed"),
+        (ReplyStream.Status.INTERRUPTED, "reply.failed"),
+        (ReplyStream.Status.STOPPED, "reply.failed"),
+    ],
+)
+def test_every_way_a_reply_ends_is_an_event(status, event):
+    owner = make_user()
+    thread = make_thread(owner=owner)
+    question, _ = message_send(thread=thread, sender=owner, content="hi", reply=False)
+    with Receiver() as receiver:
+        hook_for(receiver, owner, events=["reply.completed", "reply.failed"])
+        stream_finish(stream=stream_start(reply_to=question), status=status, content="partial")
+        services.deliveries_run_due()
+    (got,) = receiver.verified
+    assert got["body"]["type"] == event and got["body"]["data"]["status"] == status
+    assert got["body"]["data"]["message"]["content"] == "partial"
