@@ -5,10 +5,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
+import queue
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from functools import cache
 from typing import Any
 
@@ -242,25 +245,34 @@ def run_program(
         react,
         status_message_provider=status.make(),
         stream_listeners=[dspy.streaming.StreamListener(signature_field_name="answer")],
-        async_streaming=False,
+        async_streaming=True,
     )
     try:
         with dspy.context(
             lm=lm, adapter=dspy.ChatAdapter(), async_max_workers=DSPY_ASYNC_THREADS, **{REPLY_TOOLS: tools}
         ):
-            for item in streaming(
+            stream = streaming(
                 custom_instructions=instructions or "(none)", history=history, memories=memories, message=message
-            ):
-                if isinstance(item, dspy.streaming.StreamResponse):
-                    if item.chunk:
-                        yield "delta", item.chunk
-                elif isinstance(item, dspy.streaming.StatusMessage):
-                    try:
-                        yield "status", json.loads(item.message)
-                    except ValueError:
-                        yield "status", {"step": "info", "message": item.message}
-                elif isinstance(item, dspy.Prediction):
-                    yield "result", item
+            )
+            for ready in _ready_batches(stream):
+                pieces: list[str] = []
+                for item in ready:
+                    if isinstance(item, dspy.streaming.StreamResponse):
+                        if item.chunk:
+                            pieces.append(item.chunk)
+                        continue
+                    if pieces:
+                        yield "delta", "".join(pieces)
+                        pieces = []
+                    if isinstance(item, dspy.streaming.StatusMessage):
+                        try:
+                            yield "status", json.loads(item.message)
+                        except ValueError:
+                            yield "status", {"step": "info", "message": item.message}
+                    elif isinstance(item, dspy.Prediction):
+                        yield "result", item
+                if pieces:
+                    yield "delta", "".join(pieces)
     except AgentError as error:
         error.usage = _usage(lm, model)
         raise
@@ -269,6 +281,59 @@ def run_program(
         failure.usage = _usage(lm, model)
         raise failure from exc
     yield "usage", _usage(lm, model)
+
+
+_DONE = object()
+
+
+def _ready_batches(stream: AsyncIterator[Any]) -> Iterator[list[Any]]:
+    """The items of DSPy's async stream, in order, as lists of those ready at once.
+
+    DSPy's own sync bridge hands items over one at a time. A reply that falls behind (a busy
+    worker: its chunk write and publish take longer than the model's pause) then sends every
+    piece as a chunk of its own and falls further behind. Taking everything that is ready lets the
+    caller send what piled up as one piece: coalescing that costs nothing while it keeps up, and
+    grows with the lag. The stream runs on a thread of its own with the caller's context (DSPy's
+    settings are context variables), as in DSPy's bridge.
+    """
+    ready: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    async def pump() -> None:
+        try:
+            async for item in stream:
+                ready.put(item)
+        except BaseException as exc:  # handed to the reading thread, which raises it
+            ready.put(_Failure(exc))
+        finally:
+            ready.put(_DONE)
+
+    context = contextvars.copy_context()
+    threading.Thread(target=context.run, args=(asyncio.run, pump()), name="reply-stream", daemon=True).start()
+    while True:
+        batch = _take_ready(ready)
+        for position, item in enumerate(batch):
+            if item is _DONE or isinstance(item, _Failure):
+                if position:
+                    yield batch[:position]
+                if isinstance(item, _Failure):
+                    raise item.error
+                return
+        yield batch
+
+
+def _take_ready(ready: queue.SimpleQueue[Any]) -> list[Any]:
+    """The next item (waiting for it) and every item already behind it."""
+    batch = [ready.get()]
+    while True:
+        try:
+            batch.append(ready.get_nowait())
+        except queue.Empty:
+            return batch
+
+
+class _Failure:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
 
 
 def _usage(lm: Any, model: ModelSpec) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -57,7 +58,18 @@ class TimedModel(LocalServer):
     def __init__(self, pieces: int, gap: float) -> None:
         self.pieces, self.gap = pieces, gap
         self.sent: dict[tuple[str, int], float] = {}  # (reply tag, piece) -> perf_counter after its flush
+        # Set for a run whose answers must all stream at once (see ``hold``).
+        self.together: threading.Barrier | None = None
+        self.phases: dict[str, float] = {}
         super().__init__(self.reply)
+
+    def hold(self, tags: list[str]) -> None:
+        """Start no answer of these replies until all have asked for theirs; then each starts at a
+        phase of its own, spread evenly over one gap (independent streams, not one tick for all).
+        What is measured is then the pipeline with that many replies streaming, not the agent's
+        work before the answers (its ReAct steps, which run first and compete for the same CPU)."""
+        self.together = threading.Barrier(len(tags))
+        self.phases = {tag: self.gap * n / len(tags) for n, tag in enumerate(tags)}
 
     @property
     def api_base(self) -> str:
@@ -82,6 +94,10 @@ class TimedModel(LocalServer):
 
     def timed(self, model: str, tag: str) -> Any:
         yield self.event(model, {"role": "assistant", "content": "[[ ## reasoning ## ]]\nr\n\n[[ ## answer ## ]]\n"})
+        if self.together is not None and tag in self.phases:
+            with contextlib.suppress(threading.BrokenBarrierError):  # a reply that never came: go on
+                self.together.wait(timeout=120)
+            time.sleep(self.phases[tag])
         for number in range(self.pieces):
             time.sleep(self.gap)
             yield self.event(model, {"content": f"{tag}:{number}; "})
@@ -270,6 +286,8 @@ def start_profiles(stack: Stack, out: Path, seconds: int) -> list[subprocess.Pop
     for name, pid in targets.items():
         for form, suffix in (("flamegraph", "svg"), ("raw", "txt")):
             command = [str(py_spy), "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "-r", "50"]
+            # Only the thread holding the GIL: what the process's one core of Python is spent on.
+            command += ["--gil"]
             command += ["-d", str(seconds), "-f", form, "-o", str(out / f"{name}.{suffix}")]
             processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
     time.sleep(1)  # attached
@@ -356,12 +374,16 @@ async def measure(stack: Stack, model: TimedModel, args: argparse.Namespace) -> 
     sampler = MemorySampler(stack)
     sampler.start()
     loaded = await run_replies(stack, model, people[: args.streams], "l", args.timeout)
+    model.hold([f"t{n}" for n in range(args.streams)])
+    together = await run_replies(stack, model, people[: args.streams], "t", args.timeout)
+    model.together = None
     sampler.stop.set()
     sampler.join()
     rss, pss = sampler.peak
     lines = [
         summary("1 reply at a time", idle),
-        summary(f"{args.streams} replies at once", loaded),
+        summary(f"{args.streams} replies sent at once", loaded),
+        summary(f"{args.streams} streaming at once", together),
         f"workers' memory at the peak of the {args.streams}-reply run: RSS {rss / 1024:.0f} MiB summed "
         f"(PSS {pss / 1024:.0f} MiB) over {args.workers} worker(s) and their {args.pool} pools",
     ]

@@ -80,7 +80,27 @@ def connections_close(group: str, reason: str, **match: str) -> None:
 
 def group_broadcast(group: str, event: dict[str, Any]) -> None:
     """Send ``event`` to a group from sync code; never raises (a failure is logged)."""
+    groups_broadcast([(group, event)])
+
+
+def groups_broadcast(sends: list[tuple[str, dict[str, Any]]]) -> None:
+    """Send each ``(group, event)`` in order, from sync code, with one hand-over to the sending
+    loop for all of them (a batch of chunks of many replies); never raises (failures are logged,
+    one line per event that was not sent)."""
+    if not sends:
+        return
     layer = get_channel_layer()
+
+    async def send_all() -> None:
+        for group, event in sends:
+            try:
+                await layer.group_send(group, event)
+            except OUTAGE_ERRORS as exc:
+                # Redis is down: one line per lost event, not a traceback for every chunk of a reply.
+                logger.warning("broadcast of %s to %s failed: %s", event.get("type"), group, exc)
+            except Exception:
+                logger.exception("broadcast of %s to %s failed", event.get("type"), group)
+
     try:
         try:
             running = asyncio.get_running_loop()
@@ -88,19 +108,16 @@ def group_broadcast(group: str, event: dict[str, Any]) -> None:
             running = None
         if running is not None:
             # Called from async code by mistake of a caller: don't block its loop.
-            running.create_task(layer.group_send(group, event))
+            running.create_task(send_all())
             return
         if isinstance(layer, InMemoryChannelLayer):
             # Its queues belong to the loop serving the WebSockets: send on that one.
             loop = _home_loop
             if loop is None or not loop.is_running():
-                async_to_sync(layer.group_send)(group, event)
+                async_to_sync(send_all)()
                 return
         else:
             loop = _sender()
-        asyncio.run_coroutine_threadsafe(layer.group_send(group, event), loop).result(timeout=10)
-    except OUTAGE_ERRORS as exc:
-        # Redis is down: one line per lost event, not a traceback for every chunk of a reply.
-        logger.warning("broadcast of %s to %s failed: %s", event.get("type"), group, exc)
+        asyncio.run_coroutine_threadsafe(send_all(), loop).result(timeout=10)
     except Exception:
-        logger.exception("broadcast of %s to %s failed", event.get("type"), group)
+        logger.exception("broadcast of %d events failed", len(sends))

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import mimetypes
+import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Case, F, Value, When
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
@@ -49,10 +51,12 @@ from threads.tree import newest_leaf, path_to
 from . import events
 from .metrics import reply_metric_record, reply_metrics, token_counter_load, tool_step
 from .models import ChatAttachment, ChatMessage, ForkMode, ReplyChunk, ReplyStream, UserQuota
-from .realtime import thread_broadcast
+from .realtime import groups_broadcast, thread_broadcast, thread_group
 from .selectors import attachment_bytes_total, quota_limits, quota_usage_get, reply_in_progress_count, stream_text
 from .serializers import message_payload
 from .signals import reply_finished, user_message_created, user_message_posted
+
+logger = logging.getLogger(__name__)
 
 CLIENT_ID_MAX_CHARS = cast(int, ChatMessage._meta.get_field("client_id").max_length)  # a CharField: always set
 
@@ -658,63 +662,162 @@ def stream_append(*, stream: ReplyStream, delta: str) -> bool:
     """Record one delta as the next ``seq`` and broadcast it; False when the stream has ended.
 
     One INSERT of a ``ReplyChunk`` and one UPDATE of the stream's fixed-size row (its count and
-    heartbeat), in one transaction (on PostgreSQL one statement): what a delta writes does not grow
-    with the reply. The seq is the producing worker's own count, as it is the stream's only
-    writer; the UPDATE, conditional on the stream still streaming, takes the stream's row lock
-    (SQLite: the write lock) until commit, so ``stream_finish`` (a stop, the stale sweep) either
-    waits for this chunk and persists it, or has ended the stream first and this delta is refused,
-    stored nowhere and never broadcast. A second writer would break the ``(stream, seq)`` unique constraint.
+    heartbeat), so what a delta writes does not grow with the reply; the chunks of every reply this
+    process is streaming at that moment are written together (see ``_ChunkWriter``). The seq is the
+    producing worker's own count, as it is the stream's only writer; the UPDATE, conditional on
+    the stream still streaming, takes the stream's row lock (SQLite: the write lock) until commit,
+    so ``stream_finish`` (a stop, the stale sweep) either waits for this chunk and persists it, or
+    has ended the stream first and this delta is refused, stored nowhere and never broadcast. A
+    second writer would break the ``(stream, seq)`` unique constraint.
     """
     if not delta:
         return True
     delta = json_nul_free(delta)[0]  # a tool's output may hold NULs; PostgreSQL's text takes none
     seq = stream.chunk_count
-    now = timezone.now()
-    if not _chunk_insert(stream=stream, seq=seq, delta=delta, now=now):
+    chunk = _Chunk(stream_id=uuid.UUID(str(stream.pk)), thread_id=stream.thread_id, seq=seq, delta=delta)
+    if not _chunk_writer.write(chunk):
         return False
-    event = events.group_event(events.stream_chunk(stream.pk, seq=seq, delta=delta))
-    transaction.on_commit(lambda: thread_broadcast(stream.thread_id, event))  # at once in autocommit
     stream.chunk_count = seq + 1
     return True
 
 
-# PostgreSQL does the UPDATE and the INSERT as one statement (one round trip instead of four with
-# BEGIN and COMMIT): the chunk write is most of a streaming worker's time (bench/run.py pipeline).
-_CHUNK_INSERT_SQL = f"""
-WITH open_stream AS (
-    UPDATE {ReplyStream._meta.db_table}
-    SET chunk_count = chunk_count + 1, heartbeat_at = %(now)s,
-        first_chunk_at = CASE WHEN %(seq)s = 0 THEN %(now)s ELSE first_chunk_at END
-    WHERE id = %(stream)s AND status = %(streaming)s
-    RETURNING id
+@dataclass
+class _Chunk:
+    stream_id: uuid.UUID
+    thread_id: uuid.UUID
+    seq: int
+    delta: str
+    done: bool = False
+    stored: bool = False
+    error: BaseException | None = None
+
+
+class _ChunkWriter:
+    """Group commit of reply chunks: the chunks of every reply this process streams go to the
+    database together, one statement for all of them, and out to the channel layer with one
+    hand-over to the sending loop.
+
+    A thread-pool worker streams dozens of replies at once; a statement, a round trip and a
+    publish hand-over per chunk made the chunk write the largest part of a streaming worker's time
+    (``bench/run.py pipeline``). The first reply to write becomes the leader: it writes every chunk
+    waiting (its own among them) and wakes the others, whose chunks are then stored and
+    broadcast, as if each had written its own. While it writes, chunks of other replies gather for
+    the next leader. Alone, a reply writes its chunk at once, as before.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._waiting: list[_Chunk] = []
+        self._leading = False
+
+    def write(self, chunk: _Chunk) -> bool:
+        """Store and broadcast the chunk; True when stored, False when its stream has ended."""
+        with self._changed:
+            self._waiting.append(chunk)
+            while not chunk.done and self._leading:
+                self._changed.wait()
+            if chunk.done:
+                return self._outcome(chunk)
+            self._leading = True
+            batch, self._waiting = self._waiting, []
+        try:
+            stored = _chunks_insert_retrying(batch)
+            for each in batch:
+                each.stored = each.stream_id in stored
+            sends = [
+                (
+                    thread_group(each.thread_id),
+                    events.group_event(events.stream_chunk(each.stream_id, seq=each.seq, delta=each.delta)),
+                )
+                for each in batch
+                if each.stored
+            ]
+            transaction.on_commit(lambda: groups_broadcast(sends))  # at once in autocommit
+        except BaseException as exc:
+            for each in batch:
+                each.error = exc
+            raise
+        finally:
+            with self._changed:
+                for each in batch:
+                    each.done = True
+                self._leading = False
+                self._changed.notify_all()
+        return self._outcome(chunk)
+
+    @staticmethod
+    def _outcome(chunk: _Chunk) -> bool:
+        if chunk.error is not None:
+            raise chunk.error
+        return chunk.stored
+
+
+_chunk_writer = _ChunkWriter()
+
+# PostgreSQL does the UPDATEs and the INSERTs as one statement (one round trip instead of four per
+# chunk with BEGIN and COMMIT). The streams' rows are locked in id order, as the heartbeat does,
+# so the two never deadlock over the rows of one worker's streams.
+_CHUNKS_INSERT_SQL = f"""
+WITH chunk (stream_id, seq, delta) AS (VALUES {{values}}),
+locked AS (
+    SELECT id FROM {ReplyStream._meta.db_table}
+    WHERE id IN (SELECT stream_id FROM chunk) AND status = %s
+    ORDER BY id FOR UPDATE
+),
+open_stream AS (
+    UPDATE {ReplyStream._meta.db_table} AS stream
+    SET chunk_count = stream.chunk_count + 1, heartbeat_at = %s,
+        first_chunk_at = CASE WHEN chunk.seq = 0 THEN %s ELSE stream.first_chunk_at END
+    FROM chunk
+    WHERE stream.id = chunk.stream_id AND stream.id IN (SELECT id FROM locked)
+    RETURNING stream.id
 )
 INSERT INTO {ReplyChunk._meta.db_table} (stream_id, seq, delta)
-SELECT id, %(seq)s, %(delta)s FROM open_stream
+SELECT chunk.stream_id, chunk.seq, chunk.delta FROM chunk JOIN open_stream ON open_stream.id = chunk.stream_id
+RETURNING stream_id
 """
 
 
-def _chunk_insert(*, stream: ReplyStream, seq: int, delta: str, now: datetime) -> bool:
-    """Store the chunk if the stream is still streaming (see ``stream_append``); True when stored."""
+def _chunks_insert_retrying(chunks: list[_Chunk], attempts: int = 3) -> set[uuid.UUID]:
+    """``_chunks_insert``, again after a deadlock: the stale sweep ends many streams in one UPDATE,
+    in its own order, and PostgreSQL breaks a deadlock by failing one side (nothing was written)."""
+    for attempt in range(attempts):
+        try:
+            return _chunks_insert(chunks)
+        except OperationalError as exc:
+            if attempt == attempts - 1 or connection.in_atomic_block or not _is_deadlock(exc):
+                raise
+            logger.info("chunk write of %d streams deadlocked; trying again", len(chunks))
+    raise AssertionError("unreachable")
+
+
+def _is_deadlock(exc: OperationalError) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) == "40P01"
+
+
+def _chunks_insert(chunks: list[_Chunk]) -> set[uuid.UUID]:
+    """Store each chunk whose stream is still streaming (see ``stream_append``); the ids of the
+    streams whose chunk was stored. At most one chunk per stream: its writer waits for it."""
+    now = timezone.now()
     if connection.vendor == "postgresql":
-        streaming = str(ReplyStream.Status.STREAMING)
-        params: dict[str, datetime | int | str] = {
-            "now": now,
-            "seq": seq,
-            "stream": str(stream.pk),
-            "streaming": streaming,
-            "delta": delta,
-        }
+        values = ", ".join(["(%s::uuid, %s::integer, %s::text)"] * len(chunks))
+        params: list[Any] = [value for c in chunks for value in (str(c.stream_id), c.seq, c.delta)]
+        params += [str(ReplyStream.Status.STREAMING), now, now]
         with connection.cursor() as cursor:
-            cursor.execute(_CHUNK_INSERT_SQL, params)
-            return bool(cursor.rowcount == 1)
-    first = {"first_chunk_at": now} if seq == 0 else {}
+            cursor.execute(_CHUNKS_INSERT_SQL.format(values=values), params)
+            return {uuid.UUID(str(row[0])) for row in cursor.fetchall()}
+    stored = set()
     with transaction.atomic():
-        updated = ReplyStream.objects.filter(pk=stream.pk, status=ReplyStream.Status.STREAMING).update(
-            chunk_count=F("chunk_count") + 1, heartbeat_at=now, **first
+        for chunk in chunks:
+            first = {"first_chunk_at": now} if chunk.seq == 0 else {}
+            if ReplyStream.objects.filter(pk=chunk.stream_id, status=ReplyStream.Status.STREAMING).update(
+                chunk_count=F("chunk_count") + 1, heartbeat_at=now, **first
+            ):
+                stored.add(chunk.stream_id)
+        ReplyChunk.objects.bulk_create(
+            ReplyChunk(stream_id=c.stream_id, seq=c.seq, delta=c.delta) for c in chunks if c.stream_id in stored
         )
-        if updated:
-            ReplyChunk.objects.create(stream_id=stream.pk, seq=seq, delta=delta)
-    return bool(updated)
+    return stored
 
 
 def stream_status(*, stream: ReplyStream, status: dict[str, Any]) -> bool:
@@ -749,14 +852,21 @@ def stream_heartbeat(*, stream: ReplyStream) -> bool:
 
 def stream_heartbeat_many(*, stream_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
     """Prove the producing worker is alive for each of these streams in one UPDATE; returns the ids
-    still streaming (the others have ended: their replies must stop)."""
+    still streaming (the others have ended: their replies must stop).
+
+    Rows locked by someone else are skipped, not waited for: a chunk write (which beats the
+    stream itself) or the stream's end holds them, and waiting would hold the locks already taken
+    on the others, stalling their chunk writes behind one reply's end. The rest are locked in id
+    order, as the chunk writer locks them (``_chunks_insert``), so the two never deadlock.
+    """
     ids = list(stream_ids)
     if not ids:
         return set()
-    streaming = ReplyStream.objects.filter(pk__in=ids, status=ReplyStream.Status.STREAMING)
-    if streaming.update(heartbeat_at=timezone.now()) == len(ids):
-        return set(ids)
-    return set(streaming.values_list("pk", flat=True))
+    with transaction.atomic():
+        streaming = ReplyStream.objects.filter(pk__in=ids, status=ReplyStream.Status.STREAMING).order_by("pk")
+        free = list(streaming.select_for_update(skip_locked=True).values_list("pk", flat=True))
+        ReplyStream.objects.filter(pk__in=free).update(heartbeat_at=timezone.now())
+    return set(streaming.values_list("pk", flat=True))  # a plain read: it waits for no lock
 
 
 def stream_finish(

@@ -13,16 +13,19 @@ from .services import event_record
 
 
 def on_thread_changed(sender: Any, *, thread: ChatThread, change: str, **kwargs: Any) -> None:
-    event_record(owner_id=thread.owner_id, type=f"thread.{change}", data=events.thread_data(thread))
+    event_record(owner_id=thread.owner_id, type=f"thread.{change}", data=lambda: events.thread_data(thread))
 
 
 def on_user_message_created(sender: Any, *, message: ChatMessage, **kwargs: Any) -> None:
-    event_record(owner_id=message.sender_id, type="message.created", data=events.message_data(message))
+    event_record(owner_id=message.sender_id, type="message.created", data=lambda: events.message_data(message))
 
 
 def on_reply_finished(sender: Any, *, message: ChatMessage, status: str, **kwargs: Any) -> None:
-    data = {**events.message_data(message), "status": status}
-    event_record(owner_id=message.thread.owner_id, type=events.reply_event_type(status), data=data)
+    event_record(
+        owner_id=message.thread.owner_id,
+        type=events.reply_event_type(status),
+        data=lambda: {**events.message_data(message), "status": status},
+    )
 
 
 def on_export_completed(sender: Any, *, user: Any, export: dict[str, Any], **kwargs: Any) -> None:

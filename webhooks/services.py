@@ -16,7 +16,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, cast
@@ -210,10 +210,16 @@ def _deliveries_create(event: WebhookEvent, webhooks: Iterable[Webhook]) -> list
     return deliveries
 
 
-def event_record(*, owner_id: Any, type: str, data: dict[str, Any]) -> WebhookEvent | None:
+def event_record(
+    *, owner_id: Any, type: str, data: dict[str, Any] | Callable[[], dict[str, Any]]
+) -> WebhookEvent | None:
     """Store an event of ``owner_id``'s with a pending delivery to each of their active endpoints
     subscribed to ``type``, in the caller's transaction; the deliveries are queued after commit.
-    None (and one query) when no endpoint wants it."""
+    None (and one query) when no endpoint wants it.
+
+    ``data`` may be a function that makes it: it is then called only when an endpoint wants the
+    event (a message's payload costs queries and serializing, on every reply of every user).
+    """
     if owner_id is None:
         return None
     webhooks = [
@@ -221,6 +227,8 @@ def event_record(*, owner_id: Any, type: str, data: dict[str, Any]) -> WebhookEv
     ]
     if not webhooks:
         return None
+    if callable(data):
+        data = data()
     with transaction.atomic():
         event = WebhookEvent.objects.create(owner_id=owner_id, type=type, body=_event_body(type, data))
         _deliveries_create(event, webhooks)

@@ -58,7 +58,9 @@ class WatchedOutput(io.StringIO):
         return super().write(text)
 
 
-def test_ask_prints_the_reply_while_it_is_produced(user):
+def test_ask_prints_the_reply_while_it_is_produced(user, settings):
+    # Words a few milliseconds apart: an instant model's words arrive together, as one piece.
+    settings.AGENT_OFFLINE_WORD_DELAY_MS = 10
     out = WatchedOutput()
     call_command("ask", "--user", user.username, "what is 6 times 7?", stdout=out, stderr=io.StringIO())
     before_stored = [text for text, stored in out.pieces if not stored]

@@ -158,3 +158,42 @@ def test_a_fact_said_only_on_a_sibling_branch_never_reaches_the_prompt(user, hos
     prompts = " ".join(json.dumps(r.json()["messages"]) for r in model.requests)
     assert "Let us talk about my cat." in prompts and "She likes fish." in prompts
     assert "Zanzibar" not in prompts
+
+
+def test_items_ready_at_once_are_taken_together():
+    """A reply that fell behind finds several pieces waiting: it takes them all in one go (and
+    so sends them as one chunk), and waits only when nothing is there."""
+    import queue
+
+    from agent.program import _take_ready
+
+    ready: queue.SimpleQueue = queue.SimpleQueue()
+    for item in ("a", "b", "c"):
+        ready.put(item)
+    assert _take_ready(ready) == ["a", "b", "c"]
+    ready.put("d")
+    assert _take_ready(ready) == ["d"]
+
+
+def test_the_stream_bridge_keeps_order_and_raises_the_streams_error():
+    import asyncio
+
+    from agent.program import _ready_batches
+
+    async def stream():
+        for n in range(5):
+            yield n
+        await asyncio.sleep(0.05)
+        yield 5
+        raise ValueError("the model broke")
+
+    taken: list = []
+
+    def read_all() -> None:
+        for batch in _ready_batches(stream()):
+            assert batch  # never an empty batch
+            taken.extend(batch)
+
+    with pytest.raises(ValueError, match="the model broke"):
+        read_all()
+    assert taken == [0, 1, 2, 3, 4, 5]

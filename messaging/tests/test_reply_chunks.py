@@ -201,3 +201,102 @@ def test_the_migration_moves_each_streams_list_into_rows_and_back():
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def _chunk_statements(sink: list[str]):
+    """An execute wrapper noting each chunk write (the statement that inserts reply chunks)."""
+
+    def note(execute, sql, params, many, context):
+        if "INSERT INTO" in sql.upper() and "REPLYCHUNK" in sql.upper():
+            sink.append(sql)
+        return execute(sql, params, many, context)
+
+    return note
+
+
+@pytest.mark.django_db(transaction=True)
+def test_replies_appending_at_once_each_keep_every_chunk_in_order():
+    """Replies of one process write their chunks together (``_ChunkWriter``): each still gets
+    every one of its deltas stored once, in its own order, whichever thread wrote them."""
+    thread = make_thread()
+    streams = [stream_start(reply_to=make_message(thread, f"q{n}")) for n in range(6)]
+    failures: list[BaseException] = []
+
+    def produce(stream: ReplyStream, number: int) -> None:
+        try:
+            for seq in range(25):
+                assert stream_append(stream=stream, delta=f"r{number}.{seq} ")
+        except BaseException as exc:  # reported by the test below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=produce, args=(s, n)) for n, s in enumerate(streams)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert not failures
+    for number, stream in enumerate(streams):
+        rows = stream_chunk_list(stream_id=stream.pk)
+        assert rows == [(seq, f"r{number}.{seq} ") for seq in range(25)]
+        assert ReplyStream.objects.get(pk=stream.pk).chunk_count == 25
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="holds one stream's row lock (PostgreSQL)")
+@pytest.mark.django_db(transaction=True)
+def test_chunks_waiting_while_one_is_written_go_in_one_statement():
+    """While one reply's chunk write waits (its stream's row is locked by an end in progress), the
+    chunks of five other replies gather and are then written by one statement, not five."""
+    from messaging.services import _chunk_writer
+
+    thread = make_thread()
+    streams = [stream_start(reply_to=make_message(thread, f"q{n}")) for n in range(6)]
+    statements: list[str] = []
+    results: dict[int, bool] = {}
+
+    def produce(number: int) -> None:
+        try:
+            with connection.execute_wrapper(_chunk_statements(statements)):
+                results[number] = stream_append(stream=streams[number], delta=f"piece {number}")
+        finally:
+            connection.close()
+
+    def wait_for(condition, seconds: float = 10) -> None:
+        deadline = time.monotonic() + seconds
+        while not condition():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+
+    with transaction.atomic():
+        ReplyStream.objects.select_for_update().get(pk=streams[0].pk)  # an end holding the row
+        first = threading.Thread(target=produce, args=(0,))
+        first.start()
+        wait_for(lambda: len(statements) == 1)  # its write is sent, and waits for the lock
+        others = [threading.Thread(target=produce, args=(n,)) for n in range(1, 6)]
+        for other in others:
+            other.start()
+        wait_for(lambda: len(_chunk_writer._waiting) == 5)
+    for worker in (first, *others):
+        worker.join(10)
+    assert results == {n: True for n in range(6)}
+    assert len(statements) == 2  # the first chunk alone, then the five together
+    for number, stream in enumerate(streams):
+        assert stream_chunk_list(stream_id=stream.pk) == [(0, f"piece {number}")]
+
+
+def test_a_batch_stores_the_chunks_of_open_streams_and_refuses_the_ended_one(django_assert_num_queries):
+    from messaging.services import _Chunk, _chunks_insert
+
+    thread = make_thread()
+    streams = [stream_start(reply_to=make_message(thread, f"q{n}")) for n in range(3)]
+    stream_stop(user=thread.owner, stream_id=streams[1].pk)
+    chunks = [_Chunk(stream_id=s.pk, thread_id=thread.pk, seq=0, delta=f"d{n}") for n, s in enumerate(streams)]
+    if connection.vendor == "postgresql":
+        with django_assert_num_queries(1):
+            stored = _chunks_insert(chunks)
+    else:
+        stored = _chunks_insert(chunks)
+    assert stored == {streams[0].pk, streams[2].pk}
+    assert [stream_chunk_list(stream_id=s.pk) for s in streams] == [[(0, "d0")], [], [(0, "d2")]]
+    assert [ReplyStream.objects.get(pk=s.pk).chunk_count for s in streams] == [1, 0, 1]

@@ -466,3 +466,35 @@ def test_stream_heartbeat_many_beats_open_streams_and_names_them():
     assert all(s.heartbeat_at > fresh for s in ReplyStream.objects.filter(pk__in=[s.pk for s in open_streams]))
     assert ReplyStream.objects.get(pk=ended.pk).heartbeat_at < fresh  # an ended stream is not touched
     assert stream_heartbeat_many(stream_ids=[]) == set()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="holds one stream's row lock (PostgreSQL)")
+@pytest.mark.django_db(transaction=True)
+def test_stream_heartbeat_many_skips_a_stream_whose_row_is_locked_instead_of_waiting():
+    """One reply's end (or chunk write) holding its stream's row must not stall the heartbeat of
+    the others, nor end that reply: it is skipped this time and still reported as streaming."""
+    thread = make_thread()
+    busy, free = (stream_start(reply_to=make_message(thread, f"q{n}")) for n in range(2))
+    ReplyStream.objects.update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_row() -> None:
+        try:
+            with transaction.atomic():
+                ReplyStream.objects.select_for_update().get(pk=busy.pk)
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_row)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        assert stream_heartbeat_many(stream_ids=[busy.pk, free.pk]) == {busy.pk, free.pk}
+    finally:
+        release.set()
+        holder.join(10)
+    fresh = timezone.now() - timedelta(minutes=1)
+    assert ReplyStream.objects.get(pk=free.pk).heartbeat_at > fresh
+    assert ReplyStream.objects.get(pk=busy.pk).heartbeat_at < fresh  # skipped, not waited for
