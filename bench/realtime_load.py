@@ -278,7 +278,12 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="Celery worker processes (each with its pool)")
     parser.add_argument("--concurrency", type=int, default=8, help="pool processes (or threads) of each worker")
     parser.add_argument("--pool", choices=("prefork", "threads"), default="prefork", help="each worker's Celery pool")
-    parser.add_argument("--layer", choices=("core", "pubsub"), default="core", help="CHANNEL_LAYER_BACKEND")
+    parser.add_argument(
+        "--layer",
+        choices=("core", "pubsub"),
+        default="pubsub",
+        help="CHANNEL_LAYER_BACKEND (default: %(default)s, as in production)",
+    )
     parser.add_argument("--delay-ms", type=int, default=10, help="the offline model's pause between answer words")
     parser.add_argument("--keep", metavar="DIR", help="keep the servers' and workers' logs in DIR")
 

@@ -1,11 +1,13 @@
 """How every Redis client of the project connects: the channel layer, the cache and Celery's broker.
 
 One place, because the outage this prevents came from a default that changed under us: redis-py 8
-made ``socket_timeout`` default to 5 s, while channels-redis 4.3 blocks up to 5 s reading group
-events (``BZPOPMIN``), so every quiet WebSocket was closed with 1011 after about 5.5 s. Each value
-below says why it is what it is, and ``chatproject/tests/test_redis_options.py`` pins what it
-depends on (channels-redis's and kombu's blocking reads, redis-py's defaults) so that a dependency
-bump that moves them fails a test instead of production.
+made ``socket_timeout`` default to 5 s, while channels-redis 4.3's ``RedisChannelLayer`` (core)
+blocks up to 5 s reading group events (``BZPOPMIN``), so every quiet WebSocket was closed with 1011
+after about 5.5 s. Each value below says why it is what it is, for both channel layers
+(``CHANNEL_LAYER_BACKEND``: ``pubsub``, the default, and ``core``), and
+``chatproject/tests/test_redis_options.py`` pins what it depends on (channels-redis's and kombu's
+blocking reads, redis-py's defaults) so that a dependency bump that moves them fails a test
+instead of production.
 
 Pinned against redis-py 8.1, channels-redis 4.3, kombu 5.7 and celery 5.7.
 """
@@ -19,13 +21,20 @@ import redis.retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 # The longest read any client here blocks on, waiting for the server to have something:
-# channels-redis waits for a consumer's events with BZPOPMIN of RedisChannelLayer.brpop_timeout
-# (5 s); kombu waits for tasks with BRPOP of its Transport.brpop_timeout (1 s).
+# channels-redis's core layer waits for a consumer's events with BZPOPMIN of
+# RedisChannelLayer.brpop_timeout (5 s); kombu waits for tasks with BRPOP of its
+# Transport.brpop_timeout (1 s).
 LAYER_BLOCKING_READ_SECONDS = 5
 BROKER_BLOCKING_READ_SECONDS = 1
+# The pubsub layer reads differently: consumers wait on a queue in their process, and one listener
+# task per process reads the SUBSCRIBE connection with PubSub.get_message(timeout=0.1) in a loop.
+# redis-py applies that per-call timeout instead of socket_timeout and answers None when it
+# expires, without disconnecting, so a read timeout cannot end an idle subscriber, whatever
+# socket_timeout is (test_redis_options checks this against a real Redis). socket_timeout only
+# bounds its commands: SUBSCRIBE and UNSUBSCRIBE (a consumer's connect and close), and PUBLISH.
 
 # How long a read may wait for Redis's answer.
-# The channel layer's reads block by design, so they get no timeout at all (None), which the
+# The core layer's reads block by design, so they get no timeout at all (None), which the
 # issue allows ("or none for those reads") and which is the only safe value here: with any
 # timeout, redis-py sends each command through asyncio.wait_for, and on Python 3.11 wait_for can
 # swallow a cancellation that lands as the send completes. A consumer closing right after it
@@ -33,6 +42,13 @@ BROKER_BLOCKING_READ_SECONDS = 1
 # 20 s for the close (measured here after a Redis restart). A peer that vanished is found by TCP
 # keepalive below; a Redis that stops answering by messaging.layer_watch, whose own client has a
 # short timeout, and which closes the consumers.
+# The pubsub layer gets None too. Its listener's reads do not depend on it (see the blocking
+# reads above), so a finite value would only bound its commands, and buy them
+# the same wait_for: a consumer's SUBSCRIBE (group_add, in its connect) and UNSUBSCRIBE (its
+# close) are the commands a cancellation lands on. What a finite value would have bounded, a
+# PUBLISH to a Redis that stopped answering (holding its shard's lock in that process meanwhile),
+# layer_watch covers as for core: it closes the consumers and refuses new ones until Redis
+# answers, and the PUBLISH completes then.
 LAYER_SOCKET_TIMEOUT = None
 # kombu's BRPOP: well above its blocking read (ten times it), so a quiet worker never times out;
 # finite, so a broker that stops answering without closing the connection (a frozen host, a
@@ -52,6 +68,10 @@ SOCKET_CONNECT_TIMEOUT = 1
 # over from before a Redis restart is found dead and reconnected (through the retry below) rather
 # than failing its first command with "Connection closed by server". Short enough that a restart
 # is noticed on first use after it; long enough that busy connections never pay for the PING.
+# The pubsub layer's listener PINGs its SUBSCRIBE connection this often too (redis-py's PubSub
+# does, and drops the answer): a Redis host that came back after vanishing answers the PING with
+# a reset, and the listener reconnects and subscribes again within this interval instead of
+# waiting out TCP keepalive.
 HEALTH_CHECK_INTERVAL = 10
 
 # TCP keepalive lets the kernel notice a peer that vanished (host down, network partition) while
@@ -60,11 +80,13 @@ HEALTH_CHECK_INTERVAL = 10
 SOCKET_KEEPALIVE = True
 
 # A command that failed on a connection error or a timeout is retried this many times on a new
-# connection, after a short jittered back-off (at most 0.1, 0.2, 0.4 s: well under a second in
-# all). Enough to replace stale pooled connections after a restart and ride out a blip; short
-# enough that a Redis that stays down is reported within about a second, so REST answers and
-# WebSocket consumers close promptly instead of hanging. Jitter keeps many processes that lost
-# Redis at the same moment from reconnecting in lockstep.
+# connection (for the pubsub layer's SUBSCRIBE connection, redis-py's PubSub reconnects through
+# this retry and subscribes again to every channel and group it had), after a short jittered
+# back-off (at most 0.1, 0.2, 0.4 s: well under a second in all). Enough to replace stale pooled
+# connections after a restart and ride out a blip; short enough that a Redis that stays down is
+# reported within about a second, so REST answers and WebSocket consumers close promptly instead of
+# hanging. Jitter keeps many processes that lost Redis at the same moment from reconnecting in
+# lockstep.
 RETRIES = 3
 BACKOFF_BASE_SECONDS = 0.05
 BACKOFF_CAP_SECONDS = 0.5
@@ -95,7 +117,11 @@ def _common() -> dict[str, Any]:
 
 
 def channel_layer_host(url: str, **extra: Any) -> dict[str, Any]:
-    """A ``hosts`` entry of channels-redis (passed to ``redis.asyncio.ConnectionPool.from_url``)."""
+    """A ``hosts`` entry of channels-redis (passed to ``redis.asyncio.ConnectionPool.from_url``).
+
+    The same for both layers: core and pubsub each build their pool from it (pubsub's PUBLISH
+    and SUBSCRIBE connections share one pool per event loop).
+    """
     return {
         "address": url,
         **_common(),

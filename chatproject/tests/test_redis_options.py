@@ -2,20 +2,25 @@
 
 A dependency bump that moves a blocking read, renames an option or resets a default fails here
 instead of in production (redis-py 8 moving ``socket_timeout`` to 5 s is how idle WebSockets
-started dying). The production settings are built in a fresh process with REDIS_URL set; no
-Redis is contacted.
+started dying). The production settings are built in a fresh process with REDIS_URL set, once
+with the default channel layer (pubsub) and once with CHANNEL_LAYER_BACKEND=core; no Redis is
+contacted. Only the check of the pubsub listener's reads needs a real Redis (REDIS_URL).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 from channels_redis.core import RedisChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer
 from kombu.transport import redis as kombu_redis
 
 from chatproject import redis_options
@@ -31,8 +36,23 @@ from django.core.cache import caches
 from channels.layers import get_channel_layer
 from chatproject.celery import app
 
+from channels_redis.core import RedisChannelLayer
+
 layer = get_channel_layer()
-layer_conn = layer.create_pool(0).make_connection()
+if isinstance(layer, RedisChannelLayer):
+    layer_conn = layer.create_pool(0).make_connection()  # core: one pool per host
+else:
+    # pubsub: a layer per event loop (so built in one), a shard per host, whose PUBLISH and
+    # SUBSCRIBE connections come from one pool.
+    import asyncio
+
+    async def pubsub_connection():
+        shard = layer._get_layer()._shards[0]
+        shard._ensure_redis()
+        assert shard._pubsub.connection_pool is shard._redis.connection_pool
+        return shard._pubsub.connection_pool.make_connection()
+
+    layer_conn = asyncio.run(pubsub_connection())
 cache_client = caches["default"]._cache
 cache_conn = cache_client._get_connection_pool(write=True).make_connection()
 
@@ -49,6 +69,7 @@ def conn_info(conn):
 
 conf = app.conf
 print("INFO=" + json.dumps({
+    "layer_class": type(layer).__name__,
     "layer": conn_info(layer_conn),
     "cache": conn_info(cache_conn),
     "broker_transport": conf.broker_transport,
@@ -67,11 +88,16 @@ print("INFO=" + json.dumps({
 """
 
 
-@pytest.fixture(scope="module")
-def production(tmp_path_factory):
+# CHANNEL_LAYER_BACKEND unset (the default) and core: the options of both layers' connections.
+@pytest.fixture(
+    scope="module", params=[("", "RedisPubSubChannelLayer"), ("core", "RedisChannelLayer")], ids=["pubsub", "core"]
+)
+def production(request, tmp_path_factory):
+    backend, expected_class = request.param
     env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
     env.update(
         REDIS_URL="redis://127.0.0.1:1/0",  # never contacted
+        CHANNEL_LAYER_BACKEND=backend,
         DEBUG="1",
         DJANGO_SETTINGS_MODULE="chatproject.settings",
         VAR_DIR=str(tmp_path_factory.mktemp("var")),
@@ -81,7 +107,9 @@ def production(tmp_path_factory):
     )
     assert result.returncode == 0, result.stderr
     line = next(line for line in result.stdout.splitlines() if line.startswith("INFO="))
-    return json.loads(line.removeprefix("INFO="))
+    info = json.loads(line.removeprefix("INFO="))
+    assert info["layer_class"] == expected_class
+    return info
 
 
 def test_the_blocking_reads_the_timeouts_are_sized_for_have_not_moved():
@@ -90,9 +118,57 @@ def test_the_blocking_reads_the_timeouts_are_sized_for_have_not_moved():
     assert redis_options.BROKER_SOCKET_TIMEOUT > 2 * redis_options.BROKER_BLOCKING_READ_SECONDS
 
 
+class ConnectCounter:
+    def __init__(self) -> None:
+        self.connects = 0
+
+    async def connected(self, _connection: object) -> None:
+        self.connects += 1
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis: the listener's reads are watched live")
+def test_the_pubsub_listener_reads_do_not_use_the_socket_timeout(caplog):
+    """Why the pubsub layer's subscriber survives idle periods whatever socket_timeout is.
+
+    A subscriber is left idle for several times a short socket_timeout. If channels-redis's
+    listener read with it (as core's BZPOPMIN does), each read would time out and the listener
+    would reconnect and subscribe again; it must instead keep its one connection and still
+    deliver the next group event.
+    """
+    url = os.environ["REDIS_URL"]
+    short = 0.2
+    # PUBLISH reaches every database of the server: a unique prefix keeps other runs apart.
+    prefix = f"test-redis-options-{uuid.uuid4().hex}"
+    host = redis_options.channel_layer_host(url, socket_timeout=short)
+
+    async def scenario() -> tuple[int, dict]:
+        receiver = RedisPubSubChannelLayer(hosts=[host], prefix=prefix)
+        sender = RedisPubSubChannelLayer(hosts=[host], prefix=prefix)
+        channel = await receiver.new_channel()
+        await receiver.group_add("idle", channel)
+        shard = receiver._get_layer()._shards[0]
+        counter = ConnectCounter()
+        # redis-py keeps weak references to its connect callbacks: a bound method of a live object.
+        shard._pubsub.connection.register_connect_callback(counter.connected)
+        await asyncio.sleep(8 * short)
+        await sender.group_send("idle", {"type": "after.idle"})
+        async with asyncio.timeout(5):
+            message = await receiver.receive(channel)
+        await receiver.flush()
+        await sender.flush()
+        return counter.connects, message
+
+    with caplog.at_level(logging.ERROR, logger="channels_redis.pubsub"):
+        connects, message = asyncio.run(scenario())
+    assert message == {"type": "after.idle"}
+    assert connects == 0, "the idle subscriber's connection was replaced"
+    assert not [record for record in caplog.records if record.name == "channels_redis.pubsub"]
+
+
 def test_the_channel_layer_reads_never_time_out_and_stale_connections_are_replaced(production):
     layer = production["layer"]
-    # No read timeout: a quiet consumer waits on BZPOPMIN for as long as it likes.
+    # No read timeout: a quiet core consumer waits on BZPOPMIN for as long as it likes; pubsub's
+    # commands (SUBSCRIBE in a consumer's connect) stay out of wait_for (see redis_options).
     assert layer["socket_timeout"] is None
     assert 0 < layer["socket_connect_timeout"] <= 2
     assert layer["socket_keepalive"] is True

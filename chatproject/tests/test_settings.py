@@ -127,7 +127,7 @@ def test_every_process_tells_dspy_and_litellm_to_use_their_own_price_list():
 @pytest.mark.parametrize(
     ("backend", "expected"),
     [
-        ("", "channels_redis.core.RedisChannelLayer"),
+        ("", "channels_redis.pubsub.RedisPubSubChannelLayer"),
         ("core", "channels_redis.core.RedisChannelLayer"),
         ("pubsub", "channels_redis.pubsub.RedisPubSubChannelLayer"),
     ],
@@ -144,7 +144,7 @@ def test_channel_layer_backend_chooses_the_channels_redis_layer(backend, expecte
     name, address, config = json.loads(result.stdout)
     assert (name, address) == (expected, "redis://127.0.0.1:1/3")
     # The pubsub layer has no capacity or expiry (its queues are in the process).
-    assert config == (["hosts"] if backend == "pubsub" else ["capacity", "expiry", "hosts"])
+    assert config == (["hosts"] if expected.endswith("PubSubChannelLayer") else ["capacity", "expiry", "hosts"])
 
 
 @pytest.mark.parametrize(("value", "disabled"), [("", False), ("1", True)])
