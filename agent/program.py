@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -387,22 +387,29 @@ def _text_of(value: Any) -> str:
 
 
 def _price(provider: str, model_name: Any, prompt: int, completion: int) -> float | None:
-    """The price of the tokens in LiteLLM's price list; None when the model is not listed.
-
-    Read from the copy of LiteLLM's list that DSPy ships and prices its own calls with (local
-    only, LITELLM_LOCAL_MODEL_COST_MAP being set): importing LiteLLM itself for this would cost
-    a reply several seconds.
-    """
+    """The price of the tokens in LiteLLM's price list; None when the model is not listed."""
     if not model_name:
         return None
-    try:
-        from dspy.clients.model_metadata import model_info, rate
-
-        info = model_info(provider, str(model_name))
-        per_prompt, per_completion = rate(info, "input_cost_per_token"), rate(info, "output_cost_per_token")
-    except Exception:  # DSPy's price table moved: no price rather than a failed reply
-        return None
+    per_prompt, per_completion = _rates(provider, str(model_name))
     if per_prompt is None or per_completion is None:
         return None
     cost: float = prompt * per_prompt + completion * per_completion
     return cost
+
+
+@lru_cache(maxsize=256)
+def _rates(provider: str, model_name: str) -> tuple[float | None, float | None]:
+    """A model's price per prompt and per completion token, read once per process.
+
+    Read from the copy of LiteLLM's list that DSPy ships and prices its own calls with (local
+    only, LITELLM_LOCAL_MODEL_COST_MAP being set): importing LiteLLM itself for this would cost
+    a reply several seconds. A model the list lacks is looked for among every entry's aliases, a
+    few milliseconds of CPU that each reply paid again.
+    """
+    try:
+        from dspy.clients.model_metadata import model_info, rate
+
+        info = model_info(provider, model_name)
+        return rate(info, "input_cost_per_token"), rate(info, "output_cost_per_token")
+    except Exception:  # DSPy's price table moved: no price rather than a failed reply
+        return None, None

@@ -36,9 +36,11 @@ from threads.models import ChatThread
 logger = logging.getLogger(__name__)
 
 # A delta is sent when this much text has gathered or this long has passed since the last send,
-# whichever comes first: about 20 updates a second still reads as "token by token".
+# whichever comes first: at most about 60 updates a second per reply, and a model that sends a
+# piece every 20 ms (bench/run.py pipeline --gap-ms 20) has each sent as it comes. A reply that
+# falls behind sends what piled up as one chunk anyway (agent.program._ready_batches).
 COALESCE_CHARS = 200
-COALESCE_SECONDS = 0.05
+COALESCE_SECONDS = 0.015
 
 
 @dataclass(frozen=True)

@@ -223,6 +223,8 @@ async def run_replies(stack: Stack, model: TimedModel, people: list[dict], prefi
     for reader in readers:
         await reader
     delays: list[float] = []
+    last_delays: list[float] = []  # the last piece of each reply (see ``_last_pieces``)
+    other_delays: list[float] = []
     missing = 0
     publish_rates: list[float] = []
     publishes = 0
@@ -242,6 +244,7 @@ async def run_replies(stack: Stack, model: TimedModel, people: list[dict], prefi
             end = position + len(marker)
             received = next(at for at, length in when if length >= end)
             delays.append(received - sent)
+            (last_delays if piece == model.pieces - 1 else other_delays).append(received - sent)
         for stream_id, seqs in client.chunks.items():
             events = len(seqs) + 2  # its start, its chunks, its end (no tool steps here)
             publishes += events
@@ -250,6 +253,8 @@ async def run_replies(stack: Stack, model: TimedModel, people: list[dict], prefi
                 publish_rates.append(events / (max(times) - min(times)))
     return {
         "delays": delays,
+        "last_delays": last_delays,
+        "other_delays": other_delays,
         "missing": missing,
         "timeouts": sum(1 for r in results if r["timeout"]),
         "errors": Counter(e["code"] for c in clients for e in c.errors),
@@ -270,6 +275,22 @@ def summary(label: str, run: dict) -> str:
         f" {rate} publishes/stream/s, {run['chunks_per_reply']:.0f} chunks/reply,"
         f" {run['redis_calls_per_publish']:.1f} Redis commands/publish"
         + (f"; errors {dict(run['errors'])}" if run.get("errors") else "")
+        + _last_pieces(run)
+    )
+
+
+def _last_pieces(run: dict) -> str:
+    """The delays of each reply's last piece apart from the others': when replies end together,
+    their last pieces wait for the CPU that the others' ends (storing the message, its metrics,
+    the thread's summary, DSPy's own end of the call) take at that moment."""
+    last = [d * 1000 for d in run["last_delays"]]
+    others = [d * 1000 for d in run["other_delays"]]
+    if not last:
+        return ""
+    return (
+        f"\n{'':<30}all but the last piece of each reply: p50 {percentile(others, 50):.1f} ms,"
+        f" p99 {percentile(others, 99):.1f} ms; the last pieces: p50 {percentile(last, 50):.1f} ms,"
+        f" p99 {percentile(last, 99):.1f} ms"
     )
 
 
@@ -361,11 +382,19 @@ async def measure(stack: Stack, model: TimedModel, args: argparse.Namespace) -> 
     people = stack.create_users(max(args.streams, args.workers * args.concurrency))
     # Warm-up: every pool process's first reply imports LiteLLM (seconds).
     await run_replies(stack, model, people[: args.workers * args.concurrency * 2 or 1], "w", args.timeout)
-    idle: dict[str, Any] = {"delays": [], "missing": 0, "timeouts": 0, "publish_rates": [], "chunks_per_reply": 0}
+    idle: dict[str, Any] = {
+        "delays": [],
+        "last_delays": [],
+        "other_delays": [],
+        "missing": 0,
+        "timeouts": 0,
+        "publish_rates": [],
+        "chunks_per_reply": 0,
+    }
     idle["errors"] = Counter()
     for number in range(args.idle_replies):
         run = await run_replies(stack, model, people[:1], f"i{number}-", args.timeout)
-        for key in ("delays", "publish_rates"):
+        for key in ("delays", "last_delays", "other_delays", "publish_rates"):
             idle[key] += run[key]
         for key in ("missing", "timeouts", "errors"):
             idle[key] += run[key]
