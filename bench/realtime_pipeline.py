@@ -11,12 +11,16 @@ flush). Every piece names its reply and its number (``p7:12;``), so the client t
 in the same process and on the same clock, knows exactly which piece arrived when.
 
 Runs: warm-up (each worker process imports LiteLLM on its first reply), then one reply at a time
-(idle), then ``--streams`` replies sent at once, each in a thread of its own, while the workers'
-memory (RSS and PSS of each worker and its pool children, summed) is sampled. Prints the delay
-p50/p99/max of each run, the channel-layer publishes per stream per second (the events a client
-receives for a reply, over the reply's duration) and Redis commands per publish. With
-``--profile DIR`` a last run of ``--streams`` replies is recorded by py-spy (a worker with its
-pool children, and one Daphne): flame graphs and raw stacks in DIR, the top frames printed.
+(idle), then ``--streams`` replies sent at once, each in a thread of its own (their ReAct steps
+and answers overlap as they come), then ``--streams`` replies streaming at once (the model holds
+every answer until all have asked for theirs, then streams each at a phase of its own over one
+gap), while the workers' memory (RSS and PSS of each worker and its pool children, summed) is
+sampled. Prints the delay p50/p99/max of each run (and apart, of each reply's last piece), the
+channel-layer publishes per stream per second (the events a client receives for a reply, over
+the reply's duration) and Redis commands per publish. With ``--profile DIR`` a last run of
+``--streams`` replies is recorded by py-spy (a worker with its pool children, and one Daphne,
+sampling only the thread holding the GIL): flame graphs and raw stacks in DIR, the top frames
+printed.
 """
 
 from __future__ import annotations
