@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 import mimetypes
 import threading
@@ -24,7 +23,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, Value, When
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
@@ -55,8 +54,6 @@ from .realtime import groups_broadcast, thread_broadcast, thread_group
 from .selectors import attachment_bytes_total, quota_limits, quota_usage_get, reply_in_progress_count, stream_text
 from .serializers import message_payload
 from .signals import reply_finished, user_message_created, user_message_posted
-
-logger = logging.getLogger(__name__)
 
 CLIENT_ID_MAX_CHARS = cast(int, ChatMessage._meta.get_field("client_id").max_length)  # a CharField: always set
 
@@ -721,7 +718,7 @@ class _ChunkWriter:
             self._leading = True
             batch, self._waiting = self._waiting, []
         try:
-            stored = _chunks_insert_retrying(batch)
+            stored = _chunks_insert(batch)
             for each in batch:
                 each.stored = each.stream_id in stored
             sends = [
@@ -776,23 +773,6 @@ INSERT INTO {ReplyChunk._meta.db_table} (stream_id, seq, delta)
 SELECT chunk.stream_id, chunk.seq, chunk.delta FROM chunk JOIN open_stream ON open_stream.id = chunk.stream_id
 RETURNING stream_id
 """
-
-
-def _chunks_insert_retrying(chunks: list[_Chunk], attempts: int = 3) -> set[uuid.UUID]:
-    """``_chunks_insert``, again after a deadlock: the stale sweep ends many streams in one UPDATE,
-    in its own order, and PostgreSQL breaks a deadlock by failing one side (nothing was written)."""
-    for attempt in range(attempts):
-        try:
-            return _chunks_insert(chunks)
-        except OperationalError as exc:
-            if attempt == attempts - 1 or connection.in_atomic_block or not _is_deadlock(exc):
-                raise
-            logger.info("chunk write of %d streams deadlocked; trying again", len(chunks))
-    raise AssertionError("unreachable")
-
-
-def _is_deadlock(exc: OperationalError) -> bool:
-    return getattr(exc.__cause__, "sqlstate", None) == "40P01"
 
 
 def _chunks_insert(chunks: list[_Chunk]) -> set[uuid.UUID]:
